@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= demo-out
+FRESH ?= 0
+
+.PHONY: demo test venv weights bench clean
+
+$(STAMP): pyproject.toml requirements/cpu.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU pins first (torch CPU build), then the package with its extras on top of them
+	$(BIN)/python -m pip install -q -r requirements/cpu.txt
+	$(BIN)/python -m pip install -q -c requirements/cpu.txt -e ".[openvino,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+demo: $(STAMP)
+	$(BIN)/python -m btseg.demo --out $(OUT) $(if $(filter 1,$(FRESH)),--fresh,)
+
+weights: $(STAMP)
+	$(BIN)/python -m btseg.demo --weights-only
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(OUT) build *.egg-info

@@ -1,0 +1,43 @@
+"""The student: LightBTSeg's "Simplified U-Net" (Guo et al., arXiv 2311.11086).
+
+The Attention U-Net with every double convolution replaced by a residual bottleneck
+(1x1 reduce, 3x3, 1x1 expand); the attention gates stay.  The paper gives no widths; the
+``paper`` configuration (the defaults: widths 32..512, expansion 2, 1x1 conv after each
+upsampling) is chosen to meet its published budget: 1.99 M parameters (paper: at most
+2.2 M) and 3.48 GMACs at 256x256, 5.2% of the teacher's 66.35 (torch FlopCounterMode / 2).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+from btseg.models.blocks import Bottleneck
+from btseg.models.registry import register_model
+from btseg.models.unet_base import UNetSkeleton
+
+PAPER_WIDTHS = (32, 64, 128, 256, 512)
+
+
+@register_model("simplified_unet")
+class SimplifiedUNet(UNetSkeleton):
+    """Simplified U-Net student.
+
+    Args:
+        widths: channels per level, shallow to deep.
+        expansion: bottleneck expansion (the 3x3 runs at ``width / expansion`` channels).
+        up_kernel: kernel of the conv after each upsampling (1 keeps the decoder cheap).
+        in_channels, out_channels: image and logit channels.
+
+    Example::
+
+        >>> import torch
+        >>> m = SimplifiedUNet(widths=(8, 16, 32))
+        >>> m(torch.zeros(2, 1, 64, 64)).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(self, widths: Sequence[int] = PAPER_WIDTHS, expansion: int = 2, up_kernel: int = 1,
+                 in_channels: int = 1, out_channels: int = 1) -> None:
+        block = functools.partial(Bottleneck, expansion=expansion)
+        super().__init__(widths, block, in_channels, out_channels, attention=True, up_kernel=up_kernel)

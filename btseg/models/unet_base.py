@@ -1,0 +1,71 @@
+"""One U-Net skeleton; the teacher, the student and the plain-U-Net baseline differ only
+in the block they put at each level and whether the skips carry attention gates."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from btseg.models.blocks import AttentionGate, UpConv
+
+BlockFactory = Callable[[int, int], nn.Module]
+
+
+class UNetSkeleton(nn.Module):
+    """Encoder of ``len(widths)`` levels, decoder with optional attention-gated skips.
+
+    Args:
+        widths: channels per level, shallow to deep (the last is the bottleneck).
+        block: ``block(cin, cout)`` builds each encoder/decoder block.
+        in_channels, out_channels: image channels and logit channels.
+        attention: put an :class:`AttentionGate` on every skip connection.
+        up_kernel: kernel of the conv after each 2x upsampling.
+
+    ``forward(x)`` returns logits (N, out_channels, H, W); ``forward_features(x)`` also
+    returns the bottleneck and every decoder stage's output, deep to shallow, which is
+    what feature distillation matches.  H and W must be divisible by ``2**(len(widths)-1)``.
+    """
+
+    def __init__(self, widths: Sequence[int], block: BlockFactory, in_channels: int = 1,
+                 out_channels: int = 1, attention: bool = True, up_kernel: int = 3) -> None:
+        super().__init__()
+        widths = [int(w) for w in widths]
+        self.widths = widths
+        self.encoders = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.encoders.append(block(cin, w))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.ups = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for deep, shallow in zip(reversed(widths[1:]), reversed(widths[:-1])):
+            self.ups.append(UpConv(deep, shallow, up_kernel))
+            self.gates.append(AttentionGate(shallow, shallow, max(shallow // 2, 1)) if attention else nn.Identity())
+            self.decoders.append(block(2 * shallow, shallow))
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.attention = attention
+
+    @property
+    def feature_channels(self) -> list[int]:
+        """Channels of the tensors :meth:`forward_features` returns, deep to shallow."""
+        return [self.widths[-1], *reversed(self.widths[:-1])]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for i, enc in enumerate(self.encoders):
+            x = enc(x if i == 0 else self.pool(x))
+            skips.append(x)
+        feats = [x]
+        for up, gate, dec, skip in zip(self.ups, self.gates, self.decoders, reversed(skips[:-1])):
+            g = up(x)
+            s = gate(g, skip) if self.attention else skip
+            x = dec(torch.cat([s, g], dim=1))
+            feats.append(x)
+        return self.head(x), feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
