@@ -1,0 +1,282 @@
+"""Synthetic B-mode breast ultrasound, written in the real dataset layouts.
+
+Physics, kept cheap (one FFT-sized pass per image, no per-pixel Python):
+
+1. A tissue model on a linear-probe field of view: skin, subcutaneous fat with Cooper's
+   ligaments, heterogeneous glandular tissue, striated pectoral muscle.  Each tissue has a
+   backscatter amplitude and an attenuation per pixel of depth.
+2. Random scatterers (Gaussian, i.e. many sub-resolution scatterers per cell, plus a few
+   bright point reflectors) weighted by the backscatter map and by two-way attenuation
+   (cumulative along depth), so a strongly attenuating lesion casts a posterior shadow and
+   a weakly attenuating one gives posterior enhancement: physically, not painted on.
+3. RF = scatterers convolved with a Gaussian-modulated PSF (axial cosine carrier); envelope
+   by the Hilbert transform along depth; time-gain compensation of the *average* tissue
+   attenuation; log compression to a random 45-60 dB dynamic range.
+
+Lesions: benign = oval, wider than tall, smooth circumscribed margin, homogeneous and
+hypoechoic, low attenuation (posterior enhancement).  Malignant = irregular, spiculated,
+taller than wide, heterogeneous, echogenic halo, bright foci, high attenuation (shadow).
+
+Every image is seeded from ``(seed, index)``, so output is identical for any ``workers``.
+
+Example::
+
+    >>> summary = synthesize("phantom", n=60, size=128, seed=0)   # doctest: +SKIP
+    >>> open_dataset("phantom").describe()["counts"]               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from scipy.signal import hilbert
+
+from btseg.errors import ConfigError
+from btseg.io import write_json
+
+BUSI_FRACTIONS = (437 / 780, 210 / 780, 133 / 780)  # benign, malignant, normal
+MAX_INTERNAL = 256  # simulate at most this many pixels a side, then resize
+MULTI_LESION_P = 0.08
+
+
+def _smooth(rng: np.random.Generator, n: int, cells: int = 6) -> np.ndarray:
+    """Smooth random field in [0, 1] (n x n): coarse noise upsampled bicubically."""
+    f = cv2.resize(rng.random((cells, cells), dtype=np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+    return np.clip(f, 0.0, 1.0)
+
+
+def _curve(rng: np.random.Generator, x: np.ndarray, mean: float, amp: float) -> np.ndarray:
+    """A smooth, gently wavy layer boundary depth z(x) (normalised units)."""
+    k = rng.uniform(0.5, 2.5, 3)
+    ph = rng.uniform(0, 2 * np.pi, 3)
+    return mean + amp * (np.sin(2 * np.pi * k[:, None] * x[None] + ph[:, None]).sum(0) / 3)
+
+
+def _lesion_geometry(rng: np.random.Generator, malignant: bool, top: float) -> dict:
+    """Random lesion parameters in normalised image coordinates."""
+    if malignant:
+        a = rng.uniform(0.07, 0.13)               # lateral semi-axis
+        b = a * rng.uniform(1.15, 1.6)            # taller than wide
+        harm = [(k, rng.uniform(0.04, 0.12), rng.uniform(0, 2 * np.pi)) for k in rng.integers(3, 11, 4)]
+        spic = [(rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.7), rng.uniform(0.04, 0.1))
+                for _ in range(rng.integers(5, 13))]
+        rot = rng.uniform(-0.25, 0.25)
+    else:
+        a = rng.uniform(0.09, 0.18)
+        b = a * rng.uniform(0.45, 0.75)           # wider than tall
+        harm = [(k, rng.uniform(0.01, 0.05), rng.uniform(0, 2 * np.pi)) for k in rng.integers(2, 4, 2)]
+        spic = []
+        rot = rng.uniform(-0.3, 0.3)
+    cz = rng.uniform(min(top + b + 0.03, 0.6), 0.62)
+    cx = rng.uniform(a + 0.08, 1 - a - 0.08)
+    return dict(cx=cx, cz=cz, a=a, b=b, harm=harm, spic=spic, rot=rot)
+
+
+def _lesion_field(g: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised radius rho, boundary radius R(theta)) on an n x n grid; inside = rho < R."""
+    c = (np.arange(n, dtype=np.float32) + 0.5) / n
+    dx, dz = c[None, :] - g["cx"], c[:, None] - g["cz"]
+    cr, sr = np.cos(g["rot"]), np.sin(g["rot"])
+    u, v = (cr * dx + sr * dz) / g["a"], (-sr * dx + cr * dz) / g["b"]
+    rho, th = np.hypot(u, v), np.arctan2(v, u)
+    R = np.ones_like(rho)
+    for k, amp, ph in g["harm"]:
+        R += amp * np.cos(k * th + ph)
+    for ang, amp, w in g["spic"]:
+        d = np.angle(np.exp(1j * (th - ang)))      # wrapped angular distance
+        R += amp * np.exp(-(d / w) ** 2)
+    return rho, R
+
+
+def render(rng: np.random.Generator, label: str, size: int,
+           n_lesions: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One synthetic image (size x size uint8) and one bool mask per lesion."""
+    n = min(size, MAX_INTERNAL)
+    x = (np.arange(n, dtype=np.float32) + 0.5) / n
+    z = x[:, None]
+    skin = _curve(rng, x, rng.uniform(0.025, 0.045), 0.006)
+    fat = _curve(rng, x, rng.uniform(0.14, 0.26), 0.04)
+    muscle = _curve(rng, x, rng.uniform(0.7, 0.84), 0.04)
+    # backscatter amplitude and attenuation (nepers per image height) per tissue
+    lig = np.exp(-((_smooth(rng, n, 5) - 0.5) / 0.025) ** 2)          # Cooper's ligaments
+    gland = 0.55 + 0.9 * _smooth(rng, n, 9)
+    fibres = 1 + 0.4 * np.cos(2 * np.pi * (z * rng.uniform(18, 30) + 0.05 * x[None] * rng.normal()))
+    amp = np.where(z < skin, 2.2, np.where(z < fat, 0.3 + 1.2 * lig, np.where(z < muscle, gland, 0.45 * fibres)))
+    att = np.where(z < fat, 1.5, np.where(z < muscle, 3.0, 4.0)).astype(np.float32)
+    att0 = att  # the average tissue the TGC compensates; lesions deviate from it
+    masks = []
+    if label != "normal":
+        mal = label == "malignant"
+        for _ in range(n_lesions):
+            g = _lesion_geometry(rng, mal, float(fat.mean()))
+            if masks:  # later lesions are smaller
+                g["a"] *= 0.6; g["b"] *= 0.6
+            rho, R = _lesion_field(g, n)
+            edge = 0.12 if mal else 0.03              # indistinct vs circumscribed margin
+            inside = 1 / (1 + np.exp(np.clip((rho - R) / edge, -50, 50)))
+            if mal:
+                core = rng.uniform(0.06, 0.2) * (0.3 + 1.4 * _smooth(rng, n, 7))
+                foci = (rng.random((n, n)) < 0.004) * rng.uniform(4, 8)  # microcalcifications
+                halo = np.exp(-((rho - R - 0.35) / 0.2) ** 2) * (rho > R) * rng.uniform(0.8, 1.4)
+                amp = amp * (1 + halo)
+                amp = amp * (1 - inside) + (core + foci) * inside
+                att = att * (1 + inside * rng.uniform(1.0, 2.2))
+            else:
+                core = rng.uniform(0.03, 0.2)
+                amp = amp * (1 - inside) + core * inside
+                att = att * (1 - inside * rng.uniform(0.8, 0.95))
+            rho_o, R_o = (rho, R) if n == size else _lesion_field(g, size)
+            masks.append(rho_o < R_o)
+    # two-way attenuation along depth, then TGC for the average tissue only
+    T = np.exp(-2 * np.cumsum(att, axis=0) / n)
+    tgc = np.exp(2 * np.cumsum(att0, axis=0) / n)
+    scat = rng.standard_normal((n, n), dtype=np.float32) + (rng.random((n, n)) < 0.002) * rng.normal(0, 6, (n, n))
+    scat = (scat * amp * T).astype(np.float32)
+    rf = cv2.filter2D(scat, -1, _psf(rng), borderType=cv2.BORDER_REFLECT)
+    # TGC amplifies the received RF before detection, as a scanner does; after the Hilbert
+    # transform it would also amplify the transform's leakage from the bright skin line
+    env = np.abs(hilbert(rf * (tgc * (1 + 0.3 * z)), axis=0))
+    db = 20 * np.log10(env / np.percentile(env, 99.5) + 1e-6) - rng.uniform(4, 10)  # overall gain
+    dr = rng.uniform(45, 60)
+    img = np.clip((db + dr) / dr, 0, 1) ** rng.uniform(1.3, 1.7) * 255  # display gamma: mid-grey tissue
+    if n != size:
+        img = cv2.resize(img.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(img, 0, 255).astype(np.uint8), masks
+
+
+def _psf(rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-modulated PSF: cosine carrier along depth (rows), Gaussian beam laterally."""
+    sz, sx, f0 = rng.uniform(0.9, 1.3), rng.uniform(1.4, 2.2), rng.uniform(0.2, 0.28)
+    zz, xx = np.mgrid[-5:6, -7:8].astype(np.float32)
+    return (np.exp(-zz**2 / (2 * sz**2) - xx**2 / (2 * sx**2)) * np.cos(2 * np.pi * f0 * zz)).astype(np.float32)
+
+
+def _write_png(path: Path, arr: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    buf.tofile(str(path))
+
+
+def sample(seed: int, index: int, label: str, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The image and lesion masks of item ``index`` of a phantom seeded ``seed``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    k = 2 if label != "normal" and rng.random() < MULTI_LESION_P else 1
+    return render(rng, label, size, k)
+
+
+def _busi_job(args: tuple) -> tuple[str, int]:
+    out, seed, index, label, k, size = args
+    img, masks = sample(seed, index, label, size)
+    stem = f"{label} ({k})"
+    _write_png(out / label / f"{stem}.png", img)
+    for j, m in enumerate(masks or [np.zeros((size, size), bool)]):
+        _write_png(out / label / (f"{stem}_mask.png" if j == 0 else f"{stem}_mask_{j}.png"), m.astype(np.uint8) * 255)
+    return label, len(masks)
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # processes already fill the cores
+
+
+def class_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
+    """Images per class for ``n`` images split by ``fractions`` (benign, malignant, normal)."""
+    if n < 1 or len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise ConfigError(f"n={n}, fractions={fractions}: expected n >= 1 and three non-negative fractions")
+    s = sum(fractions)
+    nb, nm = round(n * fractions[0] / s), round(n * fractions[1] / s)
+    nm = min(nm, n - nb)
+    return {"benign": nb, "malignant": nm, "normal": n - nb - nm}
+
+
+def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,
+               fractions: tuple[float, float, float] = BUSI_FRACTIONS, workers: int | None = None,
+               progress: Callable[[int], None] | None = None) -> dict:
+    """Write ``n`` phantom images in the BUSI layout under ``out_dir``; return a summary.
+
+    Args:
+        out_dir: becomes the ``Dataset_BUSI_with_GT`` equivalent (``benign/``, ``malignant/``,
+            ``normal/``), plus ``phantom.json`` with this summary.
+        n, size, seed: image count, side in pixels, seed.
+        fractions: benign, malignant, normal proportions (default BUSI's 437/210/133).
+        workers: processes (default: CPU count); the output does not depend on it.
+        progress: called with the number of images finished since the last call.
+    """
+    if size < 32:
+        raise ConfigError(f"size={size}: expected >= 32")
+    out = Path(out_dir)
+    counts = class_counts(n, fractions)
+    jobs, i = [], 0
+    for label, c in counts.items():
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for k in range(1, c + 1):
+            jobs.append((out, seed, i, label, k, size)); i += 1
+    t0 = time.perf_counter()
+    workers = workers or __import__("os").cpu_count() or 1
+    results = []
+    if workers == 1:
+        for j in jobs:
+            results.append(_busi_job(j))
+            progress and progress(1)
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker) as ex:
+            for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                results.append(r)
+                progress and progress(1)
+    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "counts": counts,
+               "multi_mask": sum(1 for _, k in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
+    write_json(out / "phantom.json", summary)
+    return summary
+
+
+def _lesion_items(n: int, seed: int, size: int):
+    """(index, label, image, merged mask) for n lesion images, ~2:1 benign:malignant like UDIAT."""
+    counts = class_counts(n, (110, 53, 0))
+    labels = ["benign"] * counts["benign"] + ["malignant"] * counts["malignant"]
+    order = np.random.default_rng(seed).permutation(n)  # interleave classes as real ids do
+    for i in range(n):
+        label = labels[order[i]]
+        img, masks = sample(seed, i, label, size)
+        yield i + 1, label, img, np.logical_or.reduce(masks)
+
+
+def write_datasetb(out: str | Path, n: int = 20, seed: int = 0, size: int = 128) -> dict[str, int]:
+    """Write a Dataset B (UDIAT) layout: ``original/``, ``GT/``, ``DatasetB.xlsx``; return counts."""
+    import openpyxl
+
+    out = Path(out)
+    (out / "original").mkdir(parents=True, exist_ok=True)
+    (out / "GT").mkdir(exist_ok=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Image", "Type"])
+    counts = {"benign": 0, "malignant": 0}
+    for i, label, img, mask in _lesion_items(n, seed, size):
+        _write_png(out / "original" / f"{i:06d}.png", img)
+        _write_png(out / "GT" / f"{i:06d}.png", mask.astype(np.uint8) * 255)
+        ws.append([i if i % 2 else f"{i:06d}", label.capitalize()])  # both cell types real files use
+        counts[label] += 1
+    wb.save(out / "DatasetB.xlsx")
+    return counts
+
+
+def write_folder(out: str | Path, n: int = 20, seed: int = 0, size: int = 128, labels: bool = True,
+                 mask_suffix: str = "_mask") -> dict[str, int]:
+    """Write the plain folder layout: ``images/``, ``masks/<stem><mask_suffix>.png``, ``labels.csv``."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+    rows, counts = ["image,label"], {"benign": 0, "malignant": 0}
+    for i, label, img, mask in _lesion_items(n, seed, size):
+        _write_png(out / "images" / f"case_{i:03d}.png", img)
+        _write_png(out / "masks" / f"case_{i:03d}{mask_suffix}.png", mask.astype(np.uint8) * 255)
+        rows.append(f"case_{i:03d}.png,{label}")
+        counts[label] += 1
+    if labels:
+        (out / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return counts
