@@ -1,0 +1,45 @@
+"""btseg.bench: accuracy, latency, memory and FLOPs of every artifact of a model package.
+
+Modules: :mod:`~btseg.bench.flops` (params, MACs), :mod:`~btseg.bench.sysinfo` (the machine),
+:mod:`~btseg.bench.latency` (batch-1 single-stream timing), :mod:`~btseg.bench.memory` (peak
+RSS in a fresh subprocess), :mod:`~btseg.bench.accuracy` (Dice/IoU/HD95 on the test split),
+:mod:`~btseg.bench.runner` (rows = artifacts x backends), :mod:`~btseg.bench.report`
+(table, JSON, CSV, Markdown, plot).  The CLI is ``btseg-bench`` (:mod:`btseg.cli.bench`).
+
+This module stays import-light on purpose: the memory probe imports it in a fresh
+interpreter and everything imported here would count as the "bare interpreter" baseline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def open_segmenter(package: str | Path, backend: str, target: str, precision: str,
+                   device: str = "cpu", threads: int | None = None) -> Any:
+    """Load one (package, target, precision) with one backend through the real runtime.
+
+    ``target == "torch"`` is the package's own weights in PyTorch (the FP32 reference).
+    """
+    from btseg.runtime import Segmenter
+
+    return Segmenter.load(package, target=target, precision=precision, backend=backend,
+                          device=device, threads=threads)
+
+
+def artifact_bytes(package: str | Path, file: str | None) -> int:
+    """Size on disk of an artifact: an OpenVINO ``.xml`` counts with its ``.bin``; the
+    torch "artifact" is ``model.safetensors``; a directory counts all files under it."""
+    root = Path(package)
+    path = root / (file or "model.safetensors")
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    if path.suffix == ".onnx" and path.with_suffix(".onnx.data").exists():
+        size += path.with_suffix(".onnx.data").stat().st_size
+    return size

@@ -1,0 +1,124 @@
+"""Batch-1 single-stream latency: warm up, then time one call at a time.
+
+This is MLPerf's single-stream scenario: one query in flight, the next sent when the last
+returns; its headline latency is the **90th percentile** (p90).  FPS here is single-stream
+throughput, ``1000 / mean_ms``, not the multi-stream throughput a batched server gets.
+
+Two views of the same run (see :func:`time_segmenter`):
+
+* ``e2e``   end to end: ``Segmenter.segment(image)`` on the original-size image, timed
+  outside the call (preprocess + inference + postprocess + Python overhead);
+* ``infer`` inference only: the ``infer_ms`` the Segmenter itself reports for the same calls,
+  with ``preprocess``/``postprocess`` alongside.
+
+Example::
+
+    >>> stats = time_callable(lambda: sum(range(1000)), warmup=2, iters=20)
+    >>> stats.n, stats.p90_ms >= stats.p50_ms
+    (20, True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from btseg.errors import ConfigError
+
+
+@dataclass
+class LatencyStats:
+    """Summary of per-call latencies, in milliseconds."""
+
+    n: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    fps: float
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float] | np.ndarray) -> "LatencyStats":
+        s = np.asarray(samples_ms, dtype=np.float64)
+        if s.size == 0:
+            raise ConfigError("no latency samples: iters/duration too small")
+        p50, p90, p99 = np.percentile(s, [50, 90, 99])
+        mean = float(s.mean())
+        return cls(n=int(s.size), mean_ms=mean, std_ms=float(s.std()), min_ms=float(s.min()), p50_ms=float(p50),
+                   p90_ms=float(p90), p99_ms=float(p99), max_ms=float(s.max()), fps=1000.0 / mean if mean > 0 else 0.0)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def cuda_sync(device: str) -> Callable[[], None] | None:
+    """A synchronise hook for CUDA devices (so a timer never stops before the GPU does)."""
+    if not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.synchronize if torch.cuda.is_available() else None
+
+
+def _loop(call: Callable[[], Any], warmup: int, iters: int | None, duration: float | None,
+          sync: Callable[[], None] | None, on_result: Callable[[Any], None] | None = None) -> list[float]:
+    if iters is None and duration is None:
+        raise ConfigError("give iters or duration")
+    if (iters is not None and iters < 1) or (duration is not None and duration <= 0) or warmup < 0:
+        raise ConfigError(f"bad timing options: warmup={warmup} iters={iters} duration={duration}")
+    for _ in range(warmup):
+        call()
+    if sync:
+        sync()
+    samples: list[float] = []
+    t_end = time.perf_counter() + duration if duration is not None else None
+    while True:
+        t0 = time.perf_counter()
+        result = call()
+        if sync:
+            sync()
+        samples.append((time.perf_counter() - t0) * 1e3)
+        if on_result is not None:
+            on_result(result)
+        if iters is not None and len(samples) >= iters:
+            break
+        if t_end is not None and time.perf_counter() >= t_end:
+            break
+    return samples
+
+
+def time_callable(call: Callable[[], Any], warmup: int = 10, iters: int | None = 100,
+                  duration: float | None = None, sync: Callable[[], None] | None = None) -> LatencyStats:
+    """Time ``call()`` one at a time after ``warmup`` untimed calls.
+
+    With ``duration`` (seconds) it runs until that much time has passed (and at least one
+    call); with ``iters`` it stops after that many; with both, whichever comes first.
+    """
+    return LatencyStats.from_samples(_loop(call, warmup, iters, duration, sync))
+
+
+def time_segmenter(segmenter: Any, image: np.ndarray, warmup: int = 10, iters: int | None = 100,
+                   duration: float | None = None, sync: Callable[[], None] | None = None) -> dict[str, Any]:
+    """End-to-end and per-stage latency of ``segmenter.segment(image)``.
+
+    Returns ``{"e2e": LatencyStats, "infer": ..., "preprocess": ..., "postprocess": ...}``
+    (stages absent from the Segmenter's ``timings`` are left out).
+    """
+    stages: dict[str, list[float]] = {"infer": [], "preprocess": [], "postprocess": []}
+
+    def keep(seg: Any) -> None:
+        timings = getattr(seg, "timings", None) or {}
+        for k in stages:
+            if f"{k}_ms" in timings:
+                stages[k].append(float(timings[f"{k}_ms"]))
+
+    e2e = _loop(lambda: segmenter.segment(image), warmup, iters, duration, sync, keep)
+    out: dict[str, Any] = {"e2e": LatencyStats.from_samples(e2e)}
+    out.update({k: LatencyStats.from_samples(v) for k, v in stages.items() if v})
+    return out
