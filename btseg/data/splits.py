@@ -27,16 +27,18 @@ from btseg.io import read_json, write_json
 DUP_THRESHOLD = 4  # bits of 64; see docs/data.md for why this is conservative
 
 
-def phashes(dataset: Dataset) -> np.ndarray:
-    """64-bit perceptual hash of every image, as uint64 (decodes each image once)."""
+def phash64(image: np.ndarray) -> np.uint64:
+    """64-bit perceptual hash (``imagehash.phash``) of one gray image, as an integer."""
     import imagehash
     from PIL import Image
 
-    out = np.zeros(len(dataset), np.uint64)
-    for i, s in enumerate(dataset):
-        bits = imagehash.phash(Image.fromarray(s.image)).hash.ravel()
-        out[i] = np.uint64(int("".join("1" if b else "0" for b in bits), 2))
-    return out
+    bits = imagehash.phash(Image.fromarray(image)).hash.ravel()
+    return np.packbits(bits).view(">u8")[0].astype(np.uint64)
+
+
+def phashes(dataset: Dataset) -> np.ndarray:
+    """:func:`phash64` of every image (decodes each image once)."""
+    return np.array([phash64(s.image) for s in dataset], dtype=np.uint64).reshape(-1)
 
 
 def find_duplicates(dataset: Dataset, threshold: int = DUP_THRESHOLD,

@@ -1,0 +1,152 @@
+"""``btseg-data``: synthesise, inspect and split datasets.
+
+Examples::
+
+    btseg-data synth --out phantom --n 300 --size 256 --seed 0
+    btseg-data inspect Dataset_BUSI_with_GT --json
+    btseg-data split Dataset_BUSI_with_GT --out splits.json --seed 0 --val 0.15 --test 0.15
+    btseg-data split Dataset_BUSI_with_GT --out folds.json --kfold 5
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from btseg.cli.common import handle_errors
+from btseg.data.dataset import LAYOUTS, open_dataset
+from btseg.data.sample import LABELS
+from btseg.data.splits import DUP_THRESHOLD, find_duplicates, kfold, make_splits, phash64
+
+out = Console()  # tables go to stdout; errors and progress to stderr
+_layout = click.option("--layout", type=click.Choice(("auto",) + LAYOUTS), default="auto", show_default=True)
+_normal = click.option("--include-normal/--exclude-normal", default=True, show_default=True,
+                       help="Keep images labelled normal (empty masks).")
+_skip = click.option("--skip-bad", is_flag=True, help="Skip bad files (each one named in a warning).")
+_dup = click.option("--dup-threshold", type=int, default=DUP_THRESHOLD, show_default=True,
+                    help="Max phash Hamming distance (of 64 bits) for near-duplicates; -1 disables.")
+
+
+@click.group()
+def main() -> None:
+    """Datasets for btseg: BUSI, Dataset B, plain folders and a synthetic phantom."""
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@click.option("--n", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--size", type=click.IntRange(32), default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=None, help="Processes (default: all cores).")
+@handle_errors
+def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None) -> None:
+    """Write a synthetic B-mode dataset in the BUSI layout."""
+    from rich.progress import Progress
+
+    from btseg.data.phantom import synthesize
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("synthesising", total=n)
+        summary = synthesize(out_dir, n=n, size=size, seed=seed, workers=workers,
+                             progress=lambda k: bar.advance(task, k))
+    c = summary["counts"]
+    out.print(f"wrote {n} images ({c['benign']} benign, {c['malignant']} malignant, {c['normal']} normal; "
+              f"{summary['multi_mask']} with two lesions) to {out_dir} in {summary['seconds']:.1f} s")
+
+
+def inspect_dataset(ds, dup_threshold: int) -> dict:
+    """Everything ``inspect`` reports, as one JSON-ready dict (decodes every sample once)."""
+    sizes, cover, multi, hashes = [], {k: [] for k in LABELS}, 0, []
+    for s in ds:
+        hashes.append(phash64(s.image))
+        sizes.append(s.image.shape)
+        cover[s.label].append(float(s.mask.mean()))
+        multi += len(s.mask_paths) > 1
+    hs, ws = np.array([h for h, _ in sizes]), np.array([w for _, w in sizes])
+    uniq, cnt = np.unique(np.stack([hs, ws], 1), axis=0, return_counts=True)
+    top = sorted(zip(cnt.tolist(), uniq.tolist()), reverse=True)[:5]
+    dups = find_duplicates(ds, dup_threshold, np.array(hashes, np.uint64)) if dup_threshold >= 0 else []
+    return {
+        "layout": ds.layout, "root": str(ds.root), "n": len(ds), "counts": ds.counts(),
+        "labels": "inferred" if ds.labels_inferred else "given",
+        "multi_mask": multi,
+        "sizes": {"min_hw": [int(hs.min()), int(ws.min())], "max_hw": [int(hs.max()), int(ws.max())],
+                  "most_common": [{"hw": hw, "count": c} for c, hw in top]},
+        "coverage": {k: ({"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v)),
+                          "empty": int(sum(x == 0 for x in v))} if v else None) for k, v in cover.items()},
+        "duplicates": {"threshold": dup_threshold, "n_groups": len(dups), "n_images": sum(map(len, dups)),
+                       "groups": [[ds.ids[i] for i in g] for g in dups]},
+        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
+    }
+
+
+@main.command()
+@click.argument("root", type=click.Path())
+@_layout
+@_normal
+@_skip
+@_dup
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@handle_errors
+def inspect(root: str, layout: str, include_normal: bool, skip_bad: bool, dup_threshold: int, as_json: bool) -> None:
+    """Report layout, counts per class, sizes, mask coverage and near-duplicates."""
+    ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad)
+    info = inspect_dataset(ds, dup_threshold)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    t = Table(title=f"{info['layout']} dataset at {info['root']}")
+    for col in ("class", "images", "mask coverage mean", "min", "max", "empty masks"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for k in LABELS:
+        c = info["coverage"][k]
+        t.add_row(k, str(info["counts"][k]), *(("-",) * 4 if c is None else
+                  (f"{c['mean']:.3f}", f"{c['min']:.3f}", f"{c['max']:.3f}", str(c["empty"]))))
+    out.print(t)
+    sz, d = info["sizes"], info["duplicates"]
+    out.print(f"images: {info['n']}   labels: {info['labels']}   multi-mask: {info['multi_mask']}   "
+              f"sizes (HxW): {sz['min_hw'][0]}x{sz['min_hw'][1]} .. {sz['max_hw'][0]}x{sz['max_hw'][1]}")
+    out.print(f"near-duplicates (phash distance <= {d['threshold']}): {d['n_groups']} group(s), "
+              f"{d['n_images']} image(s)")
+    for g in d["groups"][:10]:
+        out.print("  " + " = ".join(g), markup=False)
+    if info["skipped"]:
+        out.print(f"skipped {len(info['skipped'])} bad item(s)")
+
+
+@main.command()
+@click.argument("root", type=click.Path())
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Split JSON to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val", type=click.FloatRange(0, 1, max_open=True), default=0.15, show_default=True)
+@click.option("--test", type=click.FloatRange(0, 1, max_open=True), default=0.15, show_default=True)
+@click.option("--kfold", "k", type=click.IntRange(2), default=None, help="Write K folds instead.")
+@_layout
+@_normal
+@_skip
+@_dup
+@handle_errors
+def split(root: str, out_path: str, seed: int, val: float, test: float, k: int | None, layout: str,
+          include_normal: bool, skip_bad: bool, dup_threshold: int) -> None:
+    """Write a stratified, duplicate-aware train/val/test split (or k folds) as JSON."""
+    ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad)
+    if k:
+        res = kfold(ds, k, seed, dup_threshold)
+        parts = {f"fold {i}": f for i, f in enumerate(res.folds)}
+    else:
+        res = make_splits(ds, val, test, seed, dup_threshold)
+        parts = {"train": res.train, "val": res.val, "test": res.test}
+    res.save(out_path)
+    labels = dict(zip(ds.ids, ds.labels))
+    t = Table(title=f"{Path(out_path).name}: seed {seed}, {res.duplicates['n_groups']} duplicate group(s) kept together")
+    for col in ("part", "images", *LABELS):
+        t.add_column(col, justify="left" if col == "part" else "right")
+    for name, ids in parts.items():
+        per = [sum(labels[i] == lab for i in ids) for lab in LABELS]
+        t.add_row(name, str(len(ids)), *map(str, per))
+    out.print(t)
