@@ -1,0 +1,131 @@
+"""OpenVINO backend: an IR (``model.xml`` + ``.bin``) or ONNX artifact on CPU/GPU/NPU/AUTO.
+
+Compiled with ``PERFORMANCE_HINT=LATENCY`` (one stream: the cart segments one frame at a
+time) and ``INFERENCE_NUM_THREADS=threads``.  OpenVINO chooses the precision it really runs:
+on CPUs with AMX (or AVX512-BF16) an FP32 IR may execute in bf16 by default.  :meth:`info`
+reports ``INFERENCE_PRECISION_HINT`` and the per-layer runtime precisions of the compiled
+model, so a benchmark records what ran, not what was exported.  Pass
+``precision_hint="f32"`` to force full precision.
+
+Thread safety: an ``InferRequest`` is not thread-safe, so every calling thread gets its
+own (``threading.local``), created on first use from the shared ``CompiledModel`` (which is
+thread-safe).  Requests die with their threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
+from btseg.runtime.backend import require
+
+_DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO"}
+
+
+def ov_device(device: str) -> str:
+    """btseg device (``cpu``, ``gpu``, ``gpu.1``, ``npu``, ``auto``) -> OpenVINO device name."""
+    kind, dot, idx = device.lower().partition(".")
+    if kind not in _DEVICES:
+        raise ConfigError(f"openvino: device {device!r}; expected one of {', '.join(_DEVICES)} (GPU.N for one GPU)")
+    return _DEVICES[kind] + (dot + idx if idx else "")
+
+
+class OpenVINOBackend:
+    """A compiled OpenVINO model plus one infer request per calling thread."""
+
+    name = "openvino"
+
+    def __init__(self, compiled: Any, artifact: Path, device: str, threads: int | None) -> None:
+        self._compiled = compiled
+        self._artifact = artifact
+        self._device = device
+        self._threads = threads
+        self._local = threading.local()
+        shape = compiled.input(0).get_partial_shape()
+        self._static_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
+
+    @classmethod
+    def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
+             precision_hint: str | None = None, **options: Any) -> "OpenVINOBackend":
+        """Read and compile ``artifact`` (``.xml`` IR or ``.onnx``).
+
+        Args:
+            device: ``cpu``, ``gpu``, ``npu`` or ``auto``.
+            threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's default).
+            precision_hint: ``INFERENCE_PRECISION_HINT`` (``f32``, ``bf16``, ``f16``); None
+                lets OpenVINO choose (and :meth:`info` says what it chose).
+        """
+        ov = require("openvino", "openvino", "openvino")
+        core = ov.Core()
+        name = ov_device(device)
+        base = name.split(".")[0]
+        if base != "AUTO" and not any(d.split(".")[0] == base for d in core.available_devices):
+            raise BackendUnavailableError(f"openvino {ov.__version__}: device {name} not present "
+                                          f"(available: {', '.join(core.available_devices)})")
+        path = Path(artifact)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: OpenVINO artifact not found")
+        if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
+            raise ArtifactError(f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads and base in ("CPU", "AUTO"):
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if precision_hint:
+            config["INFERENCE_PRECISION_HINT"] = precision_hint
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as e:
+            raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e
+        compiled = core.compile_model(model, name, config)
+        return cls(compiled, path, name, threads)
+
+    def _request(self) -> Any:
+        req = getattr(self._local, "request", None)
+        if req is None:
+            req = self._local.request = self._compiled.create_infer_request()
+        return req
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """NCHW float32 -> NCHW float32 logits, on this thread's own infer request."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self._static_batch == 1 and len(x) > 1:
+            return np.concatenate([self.infer(x[i:i + 1]) for i in range(len(x))])
+        req = self._request()
+        req.infer({0: x})
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def runtime_precisions(self) -> dict[str, int]:
+        """How many compute layers of the compiled model run in each precision."""
+        counts: Counter[str] = Counter()
+        for op in self._compiled.get_runtime_model().get_ordered_ops():
+            rt = op.get_rt_info()
+            if "layerType" in rt and rt["layerType"].astype(str) in ("Convolution", "Deconvolution", "FullyConnected"):
+                counts[rt["runtimePrecision"].astype(str) if "runtimePrecision" in rt else "?"] += 1
+        return dict(counts)
+
+    def info(self) -> dict[str, Any]:
+        import openvino as ov
+
+        def prop(key: str) -> Any:
+            try:
+                return self._compiled.get_property(key)
+            except RuntimeError:  # not every device plugin reports every property
+                return None
+
+        hint = prop("INFERENCE_PRECISION_HINT")
+        execution = prop("EXECUTION_DEVICES")
+        layers = self.runtime_precisions()
+        hint_name = hint.get_type_name() if hint is not None else None
+        # what the convolutions really ran in (i8 for an INT8 IR even when the hint says bf16)
+        actual = max(layers, key=layers.get) if layers else hint_name
+        return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
+                "providers": list(execution) if execution else [self._device],
+                "threads": prop("INFERENCE_NUM_THREADS") or self._threads,
+                "performance_hint": str(prop("PERFORMANCE_HINT")),
+                "inference_precision_hint": hint_name, "inference_precision": actual,
+                "runtime_precisions": layers, "version": ov.__version__}

@@ -1,0 +1,155 @@
+"""Logits -> a :class:`Segmentation` at the input image's own size.
+
+One implementation, used by :class:`btseg.runtime.Segmenter` and by export verification
+(``btseg.export.verify``), so a verified artifact is judged on the masks a cart will show.
+
+Steps (the design's output contract):
+
+1. ``prob = sigmoid(logits)`` at the network size (numerically stable, float32);
+2. ``prob`` resized back to the image's (height, width) with
+   :func:`btseg.data.transforms.resize_prob` (bilinear);
+3. ``mask = prob >= threshold``;
+4. optional clean-up from the package's ``postprocess`` spec: ``largest_component``
+   (keep the largest 8-connected component) then ``fill_holes``;
+5. measurements: ``area_px``, ``area_mm2`` (when the pixel spacing is known), ``bbox``
+   (x, y, w, h of the whole mask), ``contour`` (largest external contour, Nx2 x/y),
+   ``confidence`` (mean probability inside the mask; ``1 - max(prob)`` when the mask is
+   empty, i.e. how sure the model is that there is no lesion).
+
+Example::
+
+    >>> import numpy as np
+    >>> logits = np.full((64, 64), -8.0, np.float32); logits[20:40, 10:30] = 8.0
+    >>> seg = postprocess(logits, (128, 128), threshold=0.5, spacing_mm=0.1)
+    >>> seg.area_px, seg.bbox, round(seg.area_mm2, 1)
+    (1600, (20, 40, 40, 40), 16.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+
+from btseg.data.transforms import resize_prob
+from btseg.errors import DataError
+
+
+@dataclass
+class Segmentation:
+    """The result of segmenting one image, at that image's own size.
+
+    Attributes:
+        mask: HxW bool lesion mask.
+        prob: HxW float32 lesion probability.
+        area_px: number of mask pixels.
+        area_mm2: mask area in mm^2, or None when the pixel spacing is unknown.
+        bbox: (x, y, w, h) of the mask in pixels, or None for an empty mask.
+        contour: Nx2 int32 (x, y) points of the largest external contour (0x2 if empty).
+        confidence: mean probability inside the mask, or ``1 - max(prob)`` if empty.
+        spacing_mm: (row, col) pixel spacing used for ``area_mm2``, or None.
+        timings: preprocess_ms, infer_ms, postprocess_ms, total_ms (filled by the Segmenter).
+    """
+
+    mask: np.ndarray
+    prob: np.ndarray
+    area_px: int
+    area_mm2: float | None
+    bbox: tuple[int, int, int, int] | None
+    contour: np.ndarray
+    confidence: float
+    spacing_mm: tuple[float, float] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-able summary (no arrays except the contour as a list)."""
+        return {"area_px": self.area_px, "area_mm2": self.area_mm2,
+                "bbox": list(self.bbox) if self.bbox else None, "confidence": round(self.confidence, 6),
+                "spacing_mm": list(self.spacing_mm) if self.spacing_mm else None,
+                "contour_points": int(len(self.contour)), "height": int(self.mask.shape[0]),
+                "width": int(self.mask.shape[1]),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function in float32 (no overflow warnings)."""
+    x = np.asarray(x, dtype=np.float32)
+    return (0.5 * (np.tanh(0.5 * x) + 1.0)).astype(np.float32, copy=False)
+
+
+def normalize_spacing(spacing_mm: float | tuple[float, float] | None) -> tuple[float, float] | None:
+    """``0.1`` or ``(0.1, 0.12)`` (row, col mm per pixel) -> (row, col); None stays None."""
+    if spacing_mm is None:
+        return None
+    s = np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()
+    if s.size == 1:
+        s = np.repeat(s, 2)
+    if s.size != 2 or not np.isfinite(s).all() or (s <= 0).any():
+        raise DataError(f"spacing_mm {spacing_mm!r}: expected a positive number or (row_mm, col_mm)")
+    return float(s[0]), float(s[1])
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep only the largest 8-connected component of a bool mask."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return labels == keep
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions not connected to the image border."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask
+    flood = padded.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return mask | holes
+
+
+def measure(mask: np.ndarray) -> tuple[int, tuple[int, int, int, int] | None, np.ndarray]:
+    """area_px, bbox (x, y, w, h) or None, largest external contour (Nx2 int32)."""
+    area = int(np.count_nonzero(mask))
+    if area == 0:
+        return 0, None, np.zeros((0, 2), np.int32)
+    m8 = mask.astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(m8)
+    contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    biggest = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
+    return area, (int(x), int(y), int(w), int(h)), biggest.reshape(-1, 2).astype(np.int32)
+
+
+def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: float = 0.5,
+                spec: Mapping[str, Any] | None = None,
+                spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
+    """One logit map -> :class:`Segmentation` at ``image_size`` (height, width).
+
+    Args:
+        logits: HxW, 1xHxW or 1x1xHxW float logits at the network's size.
+        image_size: (height, width) of the original image.
+        threshold: probability threshold (the package's ``threshold``).
+        spec: the package's ``postprocess`` dict: ``largest_component``, ``fill_holes``.
+        spacing_mm: pixel spacing of the *original* image, for ``area_mm2``.
+    """
+    logits = np.asarray(logits)
+    while logits.ndim > 2 and logits.shape[0] == 1:
+        logits = logits[0]
+    if logits.ndim != 2:
+        raise DataError(f"logits: shape {logits.shape}; expected one HxW map")
+    spec = spec or {}
+    spacing = normalize_spacing(spacing_mm)
+    prob = resize_prob(sigmoid(logits), (int(image_size[0]), int(image_size[1])))
+    mask = prob >= threshold
+    if spec.get("largest_component"):
+        mask = largest_component(mask)
+    if spec.get("fill_holes"):
+        mask = fill_holes(mask)
+    area, bbox, contour = measure(mask)
+    confidence = float(prob[mask].mean()) if area else float(1.0 - prob.max())
+    area_mm2 = area * spacing[0] * spacing[1] if spacing else None
+    return Segmentation(mask=mask, prob=prob, area_px=area, area_mm2=area_mm2, bbox=bbox,
+                        contour=contour, confidence=confidence, spacing_mm=spacing)
