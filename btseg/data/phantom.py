@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from scipy.signal import hilbert
 
-from btseg.errors import ConfigError
+from btseg.errors import ConfigError, DataError
 from btseg.io import write_json
 
 BUSI_FRACTIONS = (437 / 780, 210 / 780, 133 / 780)  # benign, malignant, normal
@@ -213,7 +213,10 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
     counts = class_counts(n, fractions)
     jobs, i = [], 0
     for label, c in counts.items():
-        (out / label).mkdir(parents=True, exist_ok=True)
+        try:
+            (out / label).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"{out / label}: cannot create ({e.strerror or e})") from e
         for k in range(1, c + 1):
             jobs.append((out, seed, i, label, k, size)); i += 1
     t0 = time.perf_counter()
