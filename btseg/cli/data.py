@@ -143,10 +143,12 @@ def split(root: str, out_path: str, seed: int, val: float, test: float, k: int |
         parts = {"train": res.train, "val": res.val, "test": res.test}
     res.save(out_path)
     labels = dict(zip(ds.ids, ds.labels))
-    t = Table(title=f"{Path(out_path).name}: seed {seed}, {res.duplicates['n_groups']} duplicate group(s) kept together")
+    t = Table(title=f"{Path(out_path).name} (seed {seed})")
     for col in ("part", "images", *LABELS):
         t.add_column(col, justify="left" if col == "part" else "right")
     for name, ids in parts.items():
         per = [sum(labels[i] == lab for i in ids) for lab in LABELS]
         t.add_row(name, str(len(ids)), *map(str, per))
     out.print(t)
+    d = res.duplicates
+    out.print(f"{d['n_groups']} near-duplicate group(s) ({d['n_images']} images) kept on one side")
