@@ -1,0 +1,189 @@
+"""Benchmark reports: terminal table, JSON, CSV, Markdown and a Dice-vs-latency plot.
+
+Columns (the same in the table, CSV and Markdown):
+
+* ``p50``/``p90`` ms: inference only (the Segmenter's ``infer_ms``), batch 1, one at a time;
+  p90 is MLPerf's single-stream headline.  ``e2e p90``: preprocess + inference +
+  postprocess on an original-size frame.  ``FPS``: ``1000 / mean e2e ms``.
+* ``Dice``: mean over the test split through the runtime; ``% FP32``: Dice as % of the same
+  package's torch/fp32 row (MLPerf's medical gate is 99%).
+* ``peak MB``: peak RSS of a fresh process that loaded and ran the row; ``(+N)``: above
+  that process's baseline after imports (the model's own cost).
+* ``GMACs``: MACs, FLOPs = 2 x MACs, counted by torch FlopCounterMode (conv/matmul only).
+
+Every file goes through :mod:`btseg.io` (atomic writes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from btseg.io import atomic_path, atomic_write, write_json
+
+# (header, key or callable, format)
+CSV_FIELDS = ("status", "model", "role", "architecture", "backend", "target", "precision", "device", "threads",
+              "size_mb", "params", "gmacs", "dice", "dice_std", "dice_pct_fp32", "iou", "prec", "recall", "hd95",
+              "dice_benign", "dice_malignant", "infer_p50_ms", "infer_p90_ms", "infer_p99_ms", "infer_mean_ms",
+              "e2e_p50_ms", "e2e_p90_ms", "fps", "peak_rss_mb", "model_peak_mb", "baseline_rss_mb", "gpu_peak_mb",
+              "inference_precision", "file", "reason")
+
+
+def flatten(r: dict[str, Any]) -> dict[str, Any]:
+    """One row as flat CSV fields (None where not measured)."""
+    lat, mem = r.get("latency") or {}, r.get("memory") or {}
+    inf, e2e = lat.get("infer") or {}, lat.get("e2e") or {}
+    flat = {k: r.get(k) for k in CSV_FIELDS}
+    flat.update(size_mb=(r.get("size_bytes") or 0) / 2**20 if r.get("file") else None,
+                infer_p50_ms=inf.get("p50_ms"), infer_p90_ms=inf.get("p90_ms"), infer_p99_ms=inf.get("p99_ms"),
+                infer_mean_ms=inf.get("mean_ms"), e2e_p50_ms=e2e.get("p50_ms"), e2e_p90_ms=e2e.get("p90_ms"),
+                fps=e2e.get("fps"), peak_rss_mb=mem.get("peak_rss_mb"), model_peak_mb=mem.get("model_peak_mb"),
+                baseline_rss_mb=mem.get("baseline_rss_mb"), gpu_peak_mb=mem.get("gpu_peak_mb"),
+                inference_precision=(r.get("runtime") or {}).get("inference_precision"))
+    if mem.get("status") == "failed":
+        flat["reason"] = (flat["reason"] or "") + f" memory: {mem.get('reason')}"
+    return flat
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the summary table."""
+    head = ["status", "model", "backend", "precision", "size MB", "Dice", "% FP32", "p50 ms", "p90 ms",
+            "e2e p90", "FPS", "peak MB (+model)", "params M", "GMACs"]
+    cells = []
+    for r in result["rows"]:
+        f = flatten(r)
+        peak = "-" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']:.0f} (+{f['model_peak_mb']:.0f})"
+        cells.append([r["status"], r["model"], r["backend"], r["precision"], _f(f["size_mb"], ".2f"),
+                      _f(f["dice"], ".4f"), _f(f["dice_pct_fp32"], ".1f"), _f(f["infer_p50_ms"], ".2f"),
+                      _f(f["infer_p90_ms"], ".2f"), _f(f["e2e_p90_ms"], ".2f"), _f(f["fps"], ".1f"), peak,
+                      _f(r.get("params") and r["params"] / 1e6, ".2f"), _f(r.get("gmacs"), ".2f")])
+    return head, cells
+
+
+def print_table(result: dict[str, Any], console: Any = None) -> None:
+    """The summary table on the terminal (rich), failed rows' reasons below it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    head, cells = display_rows(result)
+    t = Table(title="btseg-bench (batch 1, single stream; latency = inference only unless e2e)")
+    for h in head:
+        t.add_column(h, justify="left" if h in ("status", "model", "backend", "precision") else "right")
+    styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
+    for r, c in zip(result["rows"], cells):
+        t.add_row(*c, style=styles.get(r["status"]))
+    console.print(t)
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            console.print(f"[{styles.get(r['status'], '')}]{r['status']}[/]: {r['model']} {r['backend']} "
+                          f"{r['precision']}: {r['reason']}")
+
+
+def write_csv(path: str | Path, result: dict[str, Any]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    for r in result["rows"]:
+        w.writerow(flatten(r))
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The report as Markdown: machine, settings, table, per-class Dice, failed rows."""
+    from btseg.bench.sysinfo import short
+
+    cfg = result["config"]
+    timing = f"{cfg['duration']} s" if cfg.get("duration") else f"{cfg['iters']} iters"
+    lines = [f"# btseg-bench {result['created']}", "",
+             f"- machine: {short(result['system'])}",
+             f"- device {cfg['device']}, threads {cfg['threads']}, batch {cfg['batch']}, warm-up {cfg['warmup']}, {timing}",
+             f"- test set: {result.get('test_set') or 'none (no --data): no accuracy columns'}",
+             f"- MACs: {result['flops_convention']}",
+             "- p50/p90: inference only; e2e: preprocess + inference + postprocess; FPS = 1000 / mean e2e ms",
+             ""]
+    head, cells = display_rows(result)
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    per_class = [r for r in result["rows"] if r.get("accuracy")]
+    if per_class:
+        lines += ["", "Per class (mean ± std): Dice, IoU, HD95 px", "", "| model | backend | precision | class | n | Dice | IoU | HD95 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in per_class:
+            for lab, m in r["accuracy"]["per_class"].items():
+                lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {lab} | {m['dice']['n']} | "
+                             f"{m['dice']['mean']:.4f} ± {m['dice']['std']:.4f} | {m['iou']['mean']:.4f} | "
+                             f"{_f(m.get('hd95', {}).get('mean'), '.1f')} |")
+    bad = [r for r in result["rows"] if r["status"] != "ok"]
+    if bad:
+        lines += ["", "Rows that did not run:", ""]
+        lines += [f"- {r['status']}: {r['model']} {r['backend']} {r['precision']}: {r['reason']}" for r in bad]
+    return "\n".join(lines) + "\n"
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (latency, dice) points no other point beats on both (lower, higher)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot(path: str | Path, result: dict[str, Any]) -> bool:
+    """PNG of Dice vs p90 inference latency, one labelled point per ok row, Pareto front drawn.
+
+    Returns False (and writes nothing) when no row has both numbers.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["status"] == "ok" and r.get("dice") is not None
+            and (r.get("latency") or {}).get("infer")]
+    if not rows:
+        return False
+    pts = [(r["latency"]["infer"]["p90_ms"], r["dice"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=28, zorder=3)
+    for r, (x, y) in zip(rows, pts):
+        ax.annotate(f"{r['model']} {r['backend']} {r['precision']}", (x, y), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    front = [pts[i] for i in pareto(pts)]
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:red", lw=1.2,
+            label="Pareto front", zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("p90 inference latency, ms (batch 1, log scale)")
+    ax.set_ylabel("Dice (test split)")
+    ax.set_title(f"Dice vs latency, {result['config']['device']}, {result['config']['threads']} threads")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
+
+
+def write_all(out_dir: str | Path, result: dict[str, Any]) -> dict[str, str]:
+    """``bench.json``, ``bench.csv``, ``bench.md`` and ``bench.png`` (if plottable) in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "bench.json", "csv": out / "bench.csv", "markdown": out / "bench.md"}
+    write_json(files["json"], result)
+    write_csv(files["csv"], result)
+    with atomic_write(files["markdown"]) as f:
+        f.write(markdown(result))
+    if plot(out / "bench.png", result):
+        files["plot"] = out / "bench.png"
+    return {k: str(v) for k, v in files.items()}

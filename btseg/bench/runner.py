@@ -1,0 +1,225 @@
+"""Benchmark orchestration: rows = (artifact in the manifest x backend that can run it).
+
+Every package gets a ``torch/fp32`` row (its own weights in PyTorch, the accuracy
+reference) plus one row per (artifact, backend) pair whose target that backend runs
+(``BACKENDS`` in :mod:`btseg.runtime.backend`: an ONNX artifact runs on onnxruntime *and*
+openvino).  A row that cannot run (backend not installed, artifact missing or corrupted,
+device absent) is kept with ``status="failed"`` and the one-line ``reason``; the run goes on.
+
+Example::
+
+    >>> cfg = BenchConfig(models=["runs/demo/student"], data="data/phantom")   # doctest: +SKIP
+    >>> result = run(cfg)                                                       # doctest: +SKIP
+    >>> [(r["backend"], r["precision"], r["status"]) for r in result["rows"]]    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import os
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from btseg.bench import accuracy, artifact_bytes, flops, latency, memory, open_segmenter, sysinfo
+from btseg.errors import BtsegError, ConfigError
+from btseg.package import load_package
+
+ALL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+_LIB = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass
+class BenchConfig:
+    """Everything a benchmark run depends on (saved in the JSON report)."""
+
+    models: list[str] = field(default_factory=list)
+    backends: list[str] = field(default_factory=lambda: list(ALL_BACKENDS))
+    precisions: list[str] = field(default_factory=lambda: ["fp32", "fp16", "int8"])
+    data: str | None = None
+    split: str = "test"
+    device: str = "cpu"
+    threads: int | None = None
+    batch: int = 1
+    warmup: int = 5
+    iters: int | None = 50
+    duration: float | None = None
+    memory: bool = True
+    memory_iters: int = 5
+    compare_teachers: bool = False
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch != 1:
+            raise ConfigError(f"--batch {self.batch}: only batch 1 (single-stream, one frame at a time) is measured")
+        bad = [b for b in self.backends if b not in ALL_BACKENDS]
+        if bad:
+            raise ConfigError(f"unknown backend(s) {', '.join(bad)}; expected {', '.join(ALL_BACKENDS)} or all")
+        if self.threads is None:
+            # fixed and recorded: every backend gets the same count, never its own default
+            self.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_inputs() -> tuple[str, str]:
+    """The bundled default package and samples, or a clear error naming what is missing."""
+    pkg, samples = ASSETS / "default", ASSETS / "samples"
+    missing = [str(p) for p in (pkg / "model.json", samples) if not p.exists()]
+    if missing:
+        raise ConfigError("no --model given and the bundled defaults are missing: " + ", ".join(missing)
+                          + " (run `make weights`, or pass --model PACKAGE [--data DIR])")
+    return str(pkg), str(samples)
+
+
+def with_siblings(models: list[str]) -> list[str]:
+    """``--compare-teachers``: add every sibling package (a directory with ``model.json``)
+    of each given package: teacher-benign, teacher-malignant, baseline-unet, ..."""
+    out = [str(Path(m)) for m in models]
+    seen = {Path(m).resolve() for m in out}
+    for m in models:
+        for d in sorted(Path(m).resolve().parent.iterdir()):
+            if d.is_dir() and (d / "model.json").is_file() and d.resolve() not in seen:
+                seen.add(d.resolve())
+                out.append(str(d))
+    return out
+
+
+def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
+    """The rows of one package, before anything is run (status ``pending`` or ``skipped``)."""
+    from btseg.runtime.backend import BACKENDS
+
+    pkg = load_package(package)
+    base = {"model": Path(package).name, "package": str(package), "role": pkg.config.role,
+            "architecture": pkg.config.architecture, "input_size": list(pkg.config.input_size)}
+    rows = [dict(base, backend="torch", target="torch", precision="fp32", file="model.safetensors",
+                 artifact_id="torch-fp32", status="pending", reason="")] if "torch" in cfg.backends else []
+    artifacts = pkg.artifacts()
+    for backend in cfg.backends:
+        if backend == "torch":
+            continue
+        runnable = [a for a in artifacts if a.target in BACKENDS[backend][2] and a.precision in cfg.precisions]
+        for a in runnable:
+            row = dict(base, backend=backend, target=a.target, precision=a.precision, file=a.file,
+                       artifact_id=a.id, status="pending", reason="", export_verification=a.verification)
+            if a.status != "ok":
+                row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json")
+            rows.append(row)
+        if not runnable:
+            have = ", ".join(sorted({f"{a.target}/{a.precision}" for a in artifacts})) or "none"
+            installed = importlib.util.find_spec(_LIB[backend]) is not None
+            reason = (f"backend {backend!r} is not installed (pip install 'btseg[{backend}]')" if not installed
+                      else f"no artifact {backend} can run at {','.join(cfg.precisions)} (manifest has: {have})")
+            rows.append(dict(base, backend=backend, target="-", precision="-", file=None, artifact_id=None,
+                             status="failed" if not installed else "skipped", reason=reason))
+    return rows
+
+
+def _device_for(backend: str, device: str) -> str:
+    # torch has no OpenVINO device names; its reference row runs on the CPU then
+    if backend == "torch" and not device.startswith("cuda"):
+        return "cpu"
+    return device
+
+
+def _frame(test: accuracy.TestSet | None, size: tuple[int, int]) -> np.ndarray:
+    """The image latency is timed on: the first test image, else a 2x-input-size noise frame."""
+    if test is not None and len(test):
+        return test.images[0]
+    return np.random.default_rng(0).integers(0, 256, (2 * size[0], 2 * size[1]), dtype=np.uint8)
+
+
+def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None) -> dict[str, Any]:
+    """Load, score, time and (in a subprocess) measure one row; failures become its reason."""
+    device = _device_for(row["backend"], cfg.device)
+    row.update(device=device, threads=cfg.threads, size_bytes=artifact_bytes(row["package"], row["file"]))
+    try:
+        seg = open_segmenter(row["package"], row["backend"], row["target"], row["precision"], device, cfg.threads)
+        row["runtime"] = _jsonable(seg.info())
+        if test is not None:
+            summary = accuracy.evaluate(seg, test)
+            row["accuracy"] = summary
+            row.update(accuracy.headline(summary))
+        frame = _frame(test, tuple(row["input_size"]))
+        row["frame_shape"] = list(frame.shape)
+        lat = latency.time_segmenter(seg, frame, cfg.warmup, cfg.iters, cfg.duration, latency.cuda_sync(device))
+        row["latency"] = {k: v.to_dict() for k, v in lat.items()}
+        del seg
+    except BtsegError as e:
+        row.update(status="failed", reason=str(e).splitlines()[0])
+        return row
+    except Exception as e:  # noqa: BLE001 - one broken row must not end the run; keep the type and place
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                                           f"({Path(tb.filename).name}:{tb.lineno})")
+        return row
+    row["status"] = "ok"
+    if cfg.memory:
+        mem = memory.measure_memory(row["package"], row["backend"], row["target"], row["precision"],
+                                    cfg.memory_iters, device, cfg.threads)
+        row["memory"] = mem
+    return row
+
+
+def _jsonable(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {str(k): _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    if isinstance(d, (str, int, float, bool)) or d is None:
+        return d
+    return d.item() if hasattr(d, "item") else str(d)
+
+
+def add_model_facts(rows: list[dict[str, Any]]) -> None:
+    """Params and MACs per package (once each), and Dice as % of the package's FP32 torch row."""
+    facts: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        if r["package"] not in facts:
+            pkg = load_package(r["package"])
+            model = pkg.build_model(load_weights=False)
+            facts[r["package"]] = (flops.count_params(model), flops.count_macs(model, pkg.config.input_size,
+                                                                                   model_in_channels(model)))
+        r["params"], r["macs"] = facts[r["package"]]
+        r["gmacs"] = r["macs"] / 1e9
+    ref = {r["package"]: r.get("dice") for r in rows if r["backend"] == "torch" and r["status"] == "ok"}
+    for r in rows:
+        base = ref.get(r["package"])
+        r["dice_pct_fp32"] = 100.0 * r["dice"] / base if r.get("dice") is not None and base else None
+
+
+def model_in_channels(model: Any) -> int:
+    first = next((m for m in model.modules() if hasattr(m, "in_channels")), None)
+    return int(getattr(first, "in_channels", 1))
+
+
+def run(cfg: BenchConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every row; returns ``{"config", "system", "test_set", "rows", "created"}``."""
+    models = list(cfg.models)
+    if not models:
+        pkg, samples = default_inputs()
+        models = [pkg]
+        if cfg.data is None:
+            cfg.data, cfg.split = samples, "all"
+    if cfg.compare_teachers:
+        models = with_siblings(models)
+    cfg.models = models
+    test = accuracy.load_test_set(cfg.data, models, part=cfg.split, limit=cfg.limit) if cfg.data else None
+    rows = [r for m in models for r in plan_rows(m, cfg)]
+    for r in rows:
+        if r["status"] == "pending":
+            run_row(r, cfg, test)
+        if progress:
+            progress(r)
+    add_model_facts(rows)
+    return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
+            "system": sysinfo.collect(), "test_set": test.source if test is not None else None,
+            "flops_convention": flops.CONVENTION, "rows": rows}
+
+
+def below(result: dict[str, Any], min_dice: float) -> list[dict[str, Any]]:
+    """The ok rows whose Dice is below ``min_dice`` (for ``--min-dice`` gating)."""
+    return [r for r in result["rows"] if r["status"] == "ok" and (r.get("dice") is None or r["dice"] < min_dice)]

@@ -1,0 +1,103 @@
+"""``btseg-bench``: accuracy, latency, memory and FLOPs of every artifact of model packages.
+
+Examples::
+
+    btseg-bench                                        # bundled default package + samples
+    btseg-bench --model runs/demo/student --data phantom --out bench-out
+    btseg-bench --model runs/demo/student --data phantom --compare-teachers --backends all
+    btseg-bench --model runs/demo/student --backends openvino --precisions int8 --duration 10
+    btseg-bench --model runs/demo/student --data phantom --min-dice 0.80   # exit 1 if any row is below
+
+Exit codes: 0 done; 1 ``--min-dice`` gate failed (some ok row below it); 2 bad input
+(one-line error).  Failed rows do not change the exit code: they are reported as rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from btseg.cli.common import handle_errors
+from btseg.errors import ConfigError
+
+out = Console()          # the table goes to stdout
+err = Console(stderr=True)
+
+
+def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if items == ["all"]:
+        return list(allowed)
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise ConfigError(f"--{what} {value!r}: expected a comma list of {', '.join(allowed)} or all")
+    return items
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "models", multiple=True, type=click.Path(file_okay=False),
+              help="Model package directory (repeatable). Default: the bundled package.")
+@click.option("--backends", default="all", show_default=True, help="Comma list of torch,onnxruntime,openvino,tensorrt or all.")
+@click.option("--precisions", default="fp32,fp16,int8", show_default=True, help="Artifact precisions to include.")
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="Data set root (BUSI/Dataset B/folder layout); its test split gives Dice etc.")
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="Test split (splits.json next to the packages, else make_splits seed 0) or all images.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N test images.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (GPU, NPU).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads (default: usable cores).")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Only 1 (single-stream).")
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of timed calls per row (instead of --iters).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write bench.json, bench.csv, bench.md, bench.png here.")
+@click.option("--compare-teachers", is_flag=True,
+              help="Also bench sibling packages (teacher-benign, teacher-malignant, baseline-*).")
+@click.option("--min-dice", type=click.FloatRange(0, 1), default=None,
+              help="Exit 1 if any ok row's Dice is below this (needs --data).")
+@click.option("--no-memory", is_flag=True, help="Skip the per-row peak-memory subprocess.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout instead of the table.")
+@handle_errors
+def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
+         device: str, threads: int | None, batch: int, warmup: int, iters: int | None, duration: float | None,
+         out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool) -> None:
+    """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
+    from btseg.bench import report, runner
+
+    if min_dice is not None and data is None and models:
+        raise ConfigError("--min-dice needs --data (there is no Dice without a test set)")
+    cfg = runner.BenchConfig(
+        models=list(models), backends=_csv(backends, runner.ALL_BACKENDS, "backends"),
+        precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
+        device=device, threads=threads, batch=batch, warmup=warmup,
+        iters=iters if iters is not None or duration is not None else 50, duration=duration,
+        memory=not no_memory, compare_teachers=compare_teachers, limit=limit)
+
+    def progress(row: dict) -> None:
+        err.print(f"[dim]{row['status']:>7}  {row['model']} {row['backend']} {row['precision']}"
+                  + (f": {row['reason']}" if row.get("reason") else "") + "[/]")
+
+    result = runner.run(cfg, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        report.print_table(result, out)
+    if out_dir:
+        files = report.write_all(out_dir, result)
+        err.print("wrote " + ", ".join(files.values()))
+    if min_dice is not None:
+        low = runner.below(result, min_dice)
+        if low:
+            for r in low:
+                err.print(f"[red]below --min-dice {min_dice}[/]: {r['model']} {r['backend']} {r['precision']} "
+                          f"Dice {r.get('dice')}")
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
