@@ -1,0 +1,90 @@
+"""``btseg-export``: a model package -> verified ONNX / OpenVINO / TensorRT artifacts.
+
+Examples::
+
+    btseg-export runs/demo/student --target onnx --precision fp32
+    btseg-export runs/demo/student --target all --precision fp32 --precision fp16 --precision int8 \\
+        --calib-data data/phantom --calib-size 64 --calib-method entropy
+    btseg-export runs/demo/student --target openvino --precision int8 --calib-data data/busi --out dist/cart
+    btseg-export pkg --target tensorrt --precision int8 --from-onnx pkg/student-int8.onnx   # on a Jetson
+
+Exit codes: 0 every requested artifact built and verified (``skipped`` targets of
+``--target all``, e.g. TensorRT without a GPU, do not count); 2 bad input or a failed
+target/verification (one ``error:`` line after the results table).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from btseg.cli.common import handle_errors
+from btseg.errors import BtsegError
+from btseg.export.targets import CALIB_METHODS, PRECISIONS, TARGETS
+
+stdout = Console()  # the results table goes to stdout; errors and warnings to stderr
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    click.echo(f"warning: {message}", err=True)
+
+
+@click.command()
+@click.argument("package_dir", type=click.Path(path_type=Path))
+@click.option("--target", "-t", "targets", multiple=True, default=("onnx",), show_default=True,
+              help=f"{'|'.join(TARGETS)}|all; repeatable.")
+@click.option("--precision", "-p", "precisions", multiple=True, default=("fp32",), show_default=True,
+              help=f"{'|'.join(PRECISIONS)}|all; repeatable.")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration images (dataset dir or image folder).")
+@click.option("--calib-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--calib-method", default="minmax", show_default=True, help="|".join(CALIB_METHODS))
+@click.option("--input-size", nargs=2, type=int, help="H W of the exported input (default: the package's).")
+@click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension (default: static batch 1).")
+@click.option("--opset", type=int, help="ONNX opset (>= 17; default 18).")
+@click.option("--workspace", "workspace_gib", type=float, help="TensorRT workspace limit in GiB.")
+@click.option("--from-onnx", type=click.Path(path_type=Path), help="Build TensorRT from this ONNX (on the board).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write a new package here (weights + config copied).")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Verify every artifact against PyTorch.")
+@click.option("--no-verify-gate", is_flag=True, help="A failed verification marks the artifact failed but exits 0.")
+@click.option("--verify-data", type=click.Path(path_type=Path), help="Verification images (default: --calib-data).")
+@click.option("--verify-n", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--tolerance", "tolerances", multiple=True, metavar="KEY=VALUE",
+              help="Override a verification gate, e.g. fp16=0.99, int8=0.98; repeatable.")
+@handle_errors
+def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...], calib_data: Path | None,
+         calib_size: int, calib_method: str, input_size: tuple[int, int] | None, dynamic_batch: bool,
+         opset: int | None, workspace_gib: float | None, from_onnx: Path | None, out: Path | None,
+         verify: bool, no_verify_gate: bool, verify_data: Path | None, verify_n: int,
+         tolerances: tuple[str, ...]) -> None:
+    """Export PACKAGE_DIR to ONNX / OpenVINO / TensorRT at FP32 / FP16 / INT8, verify every artifact
+    against PyTorch FP32, and record it in PACKAGE_DIR/manifest.json (or --out's)."""
+    from btseg.export import results_table, run_export
+    from btseg.export.quantize import FewImagesWarning
+
+    logging.getLogger("btseg").addHandler(_stderr_handler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", FewImagesWarning)
+        warnings.showwarning = _show_warning
+        try:
+            results = run_export(package_dir, targets, precisions, calib_data=calib_data, calib_size=calib_size,
+                                 calib_method=calib_method, input_size=input_size or None,
+                                 dynamic_batch=dynamic_batch, opset=opset, workspace_gib=workspace_gib,
+                                 from_onnx=from_onnx, out=out, verify=verify, verify_gate=not no_verify_gate,
+                                 verify_data=verify_data, verify_n=verify_n, tolerances=list(tolerances))
+        except BtsegError as e:
+            if getattr(e, "results", None):
+                stdout.print(results_table(e.results))
+            raise
+    stdout.print(results_table(results))
+
+
+def _stderr_handler() -> logging.Handler:
+    h = logging.StreamHandler()
+    h.setFormatter(logging.Formatter("warning: %(message)s"))
+    h.setLevel(logging.WARNING)
+    return h

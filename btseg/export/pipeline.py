@@ -1,0 +1,284 @@
+"""``run_export``: validate everything, build each artifact, verify it, add it to the package.
+
+Order of work (each step only after the one before succeeded):
+
+1. :func:`btseg.export.plan.prepare` checks every option, the package, the weights, the
+   calibration and verification data and the output directory; any problem is one typed
+   error before a single artifact is written.
+2. In a hidden staging directory inside the destination package, each job builds its
+   artifact (ONNX intermediates are built once and shared), is verified through the
+   runtime, then renamed into place and recorded in ``manifest.json`` (add-or-replace by
+   id; other artifacts are untouched).  A job that fails is recorded in the results and
+   the run goes on to the next one; the staging directory is always removed.
+3. If any job failed (a failed verification counts unless ``verify_gate=False``), one
+   typed error is raised at the end carrying ``.results`` for the CLI's table.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from btseg.errors import BtsegError, VerificationError
+from btseg.export import onnx as O
+from btseg.export import verify as V
+from btseg.export.targets import ExportPlan, Job, prepare
+from btseg.io import atomic_path, sha256_file
+from btseg.package import ArtifactRecord
+
+
+@dataclass
+class Built:
+    """A staged artifact: ``staged`` is what a backend loads, ``stage_root`` what gets installed."""
+
+    staged: Path
+    stage_root: Path
+    name: str  # final path relative to the package (a file, or a directory for OpenVINO)
+    main: str  # for a directory: the file the manifest points at
+    opset: int | None
+    inputs: list[dict]
+    outputs: list[dict]
+    extra: dict[str, Any]
+
+
+class Builder:
+    """Builds each job's artifact in ``staging``; ONNX intermediates are built once."""
+
+    def __init__(self, plan: ExportPlan, staging: Path) -> None:
+        self.plan, self.staging = plan, staging
+        self._cache: dict[str, tuple[Path, dict[str, Any]]] = {}
+
+    def onnx_file(self, precision: str) -> tuple[Path, dict[str, Any]]:
+        """The staged ONNX of ``precision`` and how it was made (memoised)."""
+        if precision in self._cache:
+            return self._cache[precision]
+        p, dst = self.plan, self.staging / f"{precision}.onnx"
+        if p.from_onnx is not None and precision in ("fp32", "int8"):
+            info = {"from_onnx": str(p.from_onnx), "from_onnx_sha256": sha256_file(p.from_onnx)}
+            dst = p.from_onnx
+        elif precision == "fp32":
+            info = O.export_onnx(p.model, p.spec.size, dst, p.metadata("fp32"), p.opset, p.dynamic_batch)
+        elif precision == "fp16":
+            info = O.to_fp16(self.onnx_file("fp32")[0], dst, p.metadata("fp16"))
+        else:
+            from btseg.export.quantize import quantize_onnx
+
+            info = quantize_onnx(self.onnx_file("fp32")[0], dst, p.calib_images.inputs(p.spec), p.calib_method,
+                                 p.metadata("int8"))
+            info["calibration"] = p.calib_images.describe()
+        self._cache[precision] = (dst, info)
+        return dst, info
+
+    def build(self, job: Job) -> Built:
+        return getattr(self, f"_build_{job.target}")(job)
+
+    def _onnx_opset(self, path: Path) -> int | None:
+        import onnx
+
+        m = onnx.load(str(path), load_external_data=False)
+        return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+
+    def _build_onnx(self, job: Job) -> Built:
+        path, info = self.onnx_file(job.precision)
+        ins, outs = O.io_signature(path)
+        name = f"{self.plan.src.config.role or 'model'}-{job.precision}.onnx"
+        return Built(path, path, name, name, self._onnx_opset(path), ins, outs,
+                     {**info, "dynamic_batch": self.plan.dynamic_batch})
+
+    def _build_openvino(self, job: Job) -> Built:
+        from btseg.export import openvino as OV
+
+        p = self.plan
+        fp32, info = self.onnx_file("fp32")
+        out = OV.staging_dir(self.staging, f"openvino-{job.precision}")
+        inputs = p.calib_images.inputs(p.spec) if job.precision == "int8" else None
+        extra = OV.export_ir(fp32, out, job.precision, inputs, p.calib_method)
+        if job.precision == "int8":
+            extra["calibration"] = p.calib_images.describe()
+        ins, outs = OV.io_signature(out / OV.XML)
+        return Built(out / OV.XML, out, f"openvino-{job.precision}", OV.XML, info.get("opset"), ins, outs,
+                     {**extra, "exporter": info.get("exporter"), "dynamic_batch": p.dynamic_batch})
+
+    def _build_tensorrt(self, job: Job) -> Built:
+        from btseg.export import tensorrt as TRT
+
+        p = self.plan
+        src, info = self.onnx_file("int8" if job.precision == "int8" else "fp32")
+        name = f"{p.src.config.role or 'model'}-{job.precision}.engine"
+        engine = self.staging / name
+        extra = TRT.build_engine(src, engine, job.precision, p.spec.size, p.dynamic_batch, p.workspace_gib,
+                                 Path(p.dest.root) / TRT.TIMING_CACHE)
+        ins, outs = O.io_signature(src)
+        extra.update({"onnx": {k: v for k, v in info.items() if k != "calibration"}, "dynamic_batch": p.dynamic_batch,
+                      **({"calibration": info["calibration"]} if "calibration" in info else {})})
+        return Built(engine, engine, name, name, self._onnx_opset(src), ins, outs, extra)
+
+    def install(self, built: Built, final: Path) -> None:
+        """Put the staged artifact at ``final`` atomically (files are copied: later jobs
+        may still need the staged ONNX; IR directories are renamed)."""
+        if built.stage_root.is_dir():
+            from btseg.export.openvino import install_dir
+
+            install_dir(built.stage_root, final)
+        else:
+            with atomic_path(final) as tmp:
+                shutil.copyfile(built.stage_root, tmp)
+
+
+@dataclass
+class ExportResult:
+    """One job's outcome: ``status`` is ``ok``, ``failed`` or ``skipped`` (with ``reason``)."""
+
+    target: str
+    precision: str
+    status: str
+    reason: str = ""
+    file: str | None = None
+    size_bytes: int | None = None
+    export_seconds: float | None = None
+    verification: dict[str, Any] = field(default_factory=dict)
+    error: BtsegError | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.status if self.status == "ok" else f"{self.status}: {self.reason}"
+
+    @property
+    def counts_as_failure(self) -> bool:
+        return self.status == "failed"
+
+
+def run_export(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str],
+               calib_data: str | Path | None = None, calib_size: int = 64, calib_method: str = "minmax",
+               input_size: Sequence[int] | None = None, dynamic_batch: bool = False, opset: int | None = None,
+               workspace_gib: float | None = None, from_onnx: str | Path | None = None,
+               out: str | Path | None = None, verify: bool = True, verify_gate: bool = True,
+               verify_data: str | Path | None = None, verify_n: int = 32,
+               tolerances: V.Tolerances | Sequence[str] | dict | None = None) -> list[ExportResult]:
+    """Export a model package to the requested targets x precisions.
+
+    Example::
+
+        >>> run_export("runs/demo/student", ["onnx", "openvino"], ["fp32", "int8"],
+        ...            calib_data="data/phantom")                       # doctest: +SKIP
+
+    Returns one :class:`ExportResult` per job (skipped ones included).
+
+    Raises:
+        ConfigError / ArtifactError / DataError / BackendUnavailableError: bad input, before
+            any work (nothing written).
+        VerificationError: an artifact failed verification (it is kept, marked ``failed``
+            in the manifest) and ``verify_gate`` is on.
+        BtsegError: the first other failure, after every job ran; ``.results`` holds them all.
+    """
+    plan = prepare(package_dir, targets, precisions, calib_data=calib_data, calib_size=calib_size,
+                   calib_method=calib_method, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
+                   workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
+                   verify_data=verify_data, verify_n=verify_n, tolerances=tolerances)
+    plan.materialize()
+    staging = Path(plan.dest.root) / f".export-staging-{os.getpid()}-{int(time.time())}"
+    results: list[ExportResult] = []
+    try:
+        staging.mkdir()
+        vset = _verify_set(plan)
+        builder = Builder(plan, staging)
+        for job in plan.jobs:
+            if job in plan.skipped:
+                results.append(ExportResult(job.target, job.precision, "skipped", plan.skipped[job]))
+                continue
+            results.append(_one(plan, builder, job, vset, verify_gate))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _raise_if_failed(results)
+    return results
+
+
+def _verify_set(plan: ExportPlan) -> V.VerifySet | None:
+    if plan.verify_images is None:
+        return None
+    cfg = plan.dest.config
+    return V.build_verify_set(plan.dest.root, plan.verify_images, plan.spec, cfg.threshold, cfg.postprocess)
+
+
+def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None, gate: bool) -> ExportResult:
+    try:
+        t0 = time.perf_counter()
+        built = builder.build(job)
+        seconds = time.perf_counter() - t0
+        if vset is not None:
+            t1 = time.perf_counter()
+            vr = V.verify_artifact(job.target, job.precision, built.staged, vset, plan.tolerances, plan.device(job))
+            built.extra["verify_seconds"] = round(time.perf_counter() - t1, 3)
+        else:
+            vr = V.VerificationResult(status="skipped", reason="--no-verify")
+        record = _install(plan, builder, job, built, vr, seconds)
+    except BtsegError as e:
+        return ExportResult(job.target, job.precision, "failed", str(e), error=e)
+    res = ExportResult(job.target, job.precision, "ok", file=record.file, size_bytes=record.size_bytes,
+                       export_seconds=record.export_seconds, verification=record.verification)
+    if not vr.passed:
+        res.status, res.reason = ("failed" if gate else "ok"), "verification: " + "; ".join(vr.failures)
+        res.error = vr.error(record.file) if gate else None
+        if not gate:
+            res.status = "failed (not gated)"
+    return res
+
+
+def _install(plan: ExportPlan, builder: Builder, job: Job, built: Any, vr: V.VerificationResult,
+             seconds: float) -> ArtifactRecord:
+    """Rename the staged artifact into the package and add its manifest record."""
+    root = Path(plan.dest.root)
+    final = root / built.name
+    builder.install(built, final)
+    files = [final] if final.is_file() else sorted(p for p in final.iterdir() if p.is_file())
+    main = final if final.is_file() else final / built.main
+    shas = {str(p.relative_to(root)): sha256_file(p) for p in files}
+    extra = dict(built.extra)
+    if vr.backend:
+        vr.backend["artifact"] = str(main.relative_to(root))  # not the staging path it ran from
+    if len(files) > 1:
+        extra["files"] = [{"file": f, "sha256": s, "size_bytes": (root / f).stat().st_size} for f, s in shas.items()]
+    record = ArtifactRecord(
+        id=job.id, target=job.target, precision=job.precision, file=str(main.relative_to(root)),
+        sha256=shas[str(main.relative_to(root))], size_bytes=sum(p.stat().st_size for p in files),
+        status="ok" if vr.passed else "failed", toolchain=plan.toolchain(job), opset=built.opset,
+        inputs=built.inputs, outputs=built.outputs, preprocess=plan.spec.to_dict(),
+        verification=vr.to_dict(), extra=extra, export_seconds=round(seconds, 3))
+    plan.dest.add_artifact(record)
+    return record
+
+
+def _raise_if_failed(results: list[ExportResult]) -> None:
+    failed = [r for r in results if r.counts_as_failure]
+    if not failed:
+        return
+    errors = [r.error for r in failed if r.error is not None]
+    if all(isinstance(e, VerificationError) for e in errors):
+        err: BtsegError = VerificationError("; ".join(str(e) for e in errors))
+    else:
+        first = next(r for r in failed if not isinstance(r.error, VerificationError))
+        more = f" (and {len(failed) - 1} more failed job(s))" if len(failed) > 1 else ""
+        err = type(first.error)(f"{first.target}/{first.precision}: {first.reason}{more}")
+    err.results = results  # type: ignore[attr-defined]
+    raise err
+
+
+def results_table(results: list[ExportResult]) -> Any:
+    """A rich Table: target, precision, status, size MB, Dice vs PyTorch / GT, seconds."""
+    from rich.table import Table
+
+    t = Table(title="btseg export")
+    for col in ("target", "precision", "status", "size MB", "Dice vs torch", "Dice vs GT", "max |Δp|", "export s"):
+        t.add_column(col, justify="left" if col in ("target", "precision", "status") else "right")
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for r in results:
+        v = r.verification or {}
+        colour = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
+        t.add_row(r.target, r.precision, f"[{colour}]{r.label}[/{colour}]",
+                  fmt(r.size_bytes / 1e6 if r.size_bytes else None, ".2f"), fmt(v.get("dice_vs_torch"), ".4f"),
+                  fmt(v.get("dice_gt"), ".4f"), fmt(v.get("max_abs_diff"), ".2g"), fmt(r.export_seconds, ".1f"))
+    return t

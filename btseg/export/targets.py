@@ -1,0 +1,292 @@
+"""What each export target can do, and the checks that run before any work starts.
+
+The capability table is data: one :class:`Capability` per target, listing its precisions
+and, for INT8, the calibration methods it supports.  :func:`plan_jobs` expands the
+requested targets x precisions into jobs and rejects any combination a target cannot do
+with a message that says what it *can* do, so a long export never dies half-way on an
+option it could have refused up front.
+
+Example::
+
+    >>> plan_jobs(["onnx", "openvino"], ["fp32", "int8"], calib_method="minmax")
+    [Job(target='onnx', precision='fp32'), Job(target='onnx', precision='int8'), ...]
+    >>> plan_jobs(["openvino"], ["int8"], calib_method="entropy")
+    Traceback (most recent call last):
+    btseg.errors.ConfigError: openvino/int8 cannot calibrate with 'entropy' ...
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from btseg.errors import ArtifactError, ConfigError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+MIN_OPSET = 17
+DEFAULT_OPSET = 18
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One target: the precisions it builds and the INT8 calibration methods it accepts."""
+
+    target: str
+    precisions: tuple[str, ...]
+    calib_methods: tuple[str, ...]
+    from_onnx: bool  # can build from an ONNX file exported elsewhere (--from-onnx)
+    toolchain: str
+    note: str = ""
+
+    def describe(self) -> str:
+        return (f"{self.target} can do {', '.join(self.precisions)}; INT8 calibration: "
+                f"{', '.join(self.calib_methods)}" + ("; builds from --from-onnx" if self.from_onnx else ""))
+
+
+CAPABILITIES: dict[str, Capability] = {
+    "onnx": Capability("onnx", PRECISIONS, CALIB_METHODS, False, "torch.onnx + onnxslim + onnxruntime.quantization",
+                       "INT8 is an explicit Q/DQ graph (per-channel weights, symmetric activations)"),
+    "openvino": Capability("openvino", PRECISIONS, ("minmax", "percentile"), False, "openvino + nncf",
+                           "nncf has no entropy (KL) range estimator"),
+    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10",
+                           "INT8 comes from the Q/DQ ONNX graph (no TensorRT calibrator)"),
+}
+TARGETS = tuple(CAPABILITIES)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One artifact to build."""
+
+    target: str
+    precision: str
+
+    @property
+    def id(self) -> str:
+        """The artifact id in ``manifest.json`` (add-or-replace key)."""
+        return f"{self.target}-{self.precision}"
+
+
+def normalize(values: Sequence[str], known: Sequence[str], what: str) -> list[str]:
+    """Lower-case, expand ``all``, de-duplicate (order kept); unknown names raise ConfigError."""
+    out: list[str] = []
+    for v in values:
+        v = str(v).strip().lower()
+        names = list(known) if v == "all" else [v]
+        for n in names:
+            if n not in known:
+                raise ConfigError(f"unknown {what} {v!r}; expected one of {', '.join(known)} or all")
+            if n not in out:
+                out.append(n)
+    if not out:
+        raise ConfigError(f"no {what} given; expected one of {', '.join(known)} or all")
+    return out
+
+
+def plan_jobs(targets: Sequence[str], precisions: Sequence[str], calib_method: str = "minmax",
+              from_onnx: bool = False, opset: int | None = None) -> list[Job]:
+    """Expand targets x precisions into jobs, rejecting what a target cannot do.
+
+    Raises:
+        ConfigError: unknown name, unsupported combination, opset below 17, or
+            ``--from-onnx`` with a target that cannot build from an external ONNX.
+    """
+    tnames = normalize(targets, TARGETS, "target")
+    pnames = normalize(precisions, PRECISIONS, "precision")
+    method = str(calib_method).lower()
+    if method not in CALIB_METHODS:
+        raise ConfigError(f"unknown calibration method {calib_method!r}; expected one of {', '.join(CALIB_METHODS)}")
+    if opset is not None and int(opset) < MIN_OPSET:
+        raise ConfigError(f"opset {opset}: expected >= {MIN_OPSET} (default {DEFAULT_OPSET})")
+    jobs = []
+    for t in tnames:
+        cap = CAPABILITIES[t]
+        if from_onnx and not cap.from_onnx:
+            ok = ", ".join(c.target for c in CAPABILITIES.values() if c.from_onnx)
+            raise ConfigError(f"--from-onnx builds {ok} only; {t} exports from the package weights")
+        for p in pnames:
+            if p not in cap.precisions:
+                raise ConfigError(f"{t}/{p} is not supported: {cap.describe()}")
+            if p == "int8" and method not in cap.calib_methods:
+                raise ConfigError(f"{t}/int8 cannot calibrate with {method!r} ({cap.note}): {cap.describe()}")
+            jobs.append(Job(t, p))
+    return jobs
+
+
+def check_input_size(size: Sequence[int], levels: int) -> tuple[int, int]:
+    """(H, W) must be positive and divisible by the U-Net's total downsampling factor."""
+    if len(size) != 2:
+        raise ConfigError(f"--input-size {tuple(size)}: expected two numbers, H W")
+    h, w = int(size[0]), int(size[1])
+    step = 2 ** max(levels - 1, 0)
+    if h < step or w < step or h % step or w % step:
+        raise ConfigError(f"--input-size {h} {w}: each side must be a positive multiple of {step} "
+                          f"(the model downsamples {levels - 1} times)")
+    return h, w
+
+
+def table() -> list[tuple[str, str, str, str]]:
+    """(target, precisions, INT8 calibration, notes) rows for docs and ``--help``."""
+    return [(c.target, ", ".join(c.precisions), ", ".join(c.calib_methods), c.note) for c in CAPABILITIES.values()]
+
+
+# -- the plan: every option checked before any work ---------------------------------------
+
+@dataclass
+class ExportPlan:
+    """Everything :func:`btseg.export.run_export` needs, validated by :func:`prepare`."""
+
+    jobs: list[Job]
+    skipped: dict[Job, str]
+    src: Any  # ModelPackage the weights come from
+    dest: Any  # ModelPackage the artifacts go to (``--out`` or ``src``)
+    model: Any  # torch module, eval mode
+    spec: Any  # PreprocessSpec with the export input size
+    opset: int
+    dynamic_batch: bool
+    workspace_gib: float | None
+    from_onnx: Path | None
+    calib_method: str
+    calib_images: Any  # ImageSet | None
+    verify_images: Any  # ImageSet | None
+    tolerances: Any  # Tolerances
+
+    def materialize(self) -> None:
+        """Create the ``--out`` package: copy ``model.json`` and ``model.safetensors``."""
+        from btseg.io import atomic_path
+        from btseg.package import CONFIG, WEIGHTS
+
+        if Path(self.dest.root).resolve() == Path(self.src.root).resolve():
+            return
+        for name in (WEIGHTS, CONFIG):
+            with atomic_path(Path(self.dest.root) / name) as tmp:
+                shutil.copyfile(Path(self.src.root) / name, tmp)
+
+    def device(self, job: Job) -> str:
+        return "cuda" if job.target == "tensorrt" else "cpu"
+
+    def toolchain(self, job: Job) -> dict[str, str]:
+        names = ["btseg", "torch", "onnx", "onnxruntime", "onnxslim"]
+        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt"]}.get(job.target, [])
+        return {n: _version(n) for n in names}
+
+    def metadata(self, precision: str) -> dict[str, Any]:
+        """``metadata_props`` of every ONNX file (Ultralytics-style self-describing models)."""
+        cfg = self.src.config
+        return {"btseg_version": _version("btseg"), "architecture": cfg.architecture, "role": cfg.role,
+                "preprocess": self.spec.to_dict(), "threshold": cfg.threshold, "postprocess": cfg.postprocess,
+                "input_size": list(self.spec.size), "precision": precision, "dynamic_batch": self.dynamic_batch,
+                "input_name": "image", "output_name": "logits"}
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _unavailable(job: Job) -> str | None:
+    """Why this machine cannot build ``job`` (missing optional package / device), or None."""
+    from btseg.export import tensorrt
+
+    if job.target == "tensorrt":
+        return tensorrt.probe()
+    if job.target == "openvino":
+        for mod in ("openvino", "nncf") if job.precision == "int8" else ("openvino",):
+            if importlib.util.find_spec(mod) is None:
+                return f"{mod} not installed"
+    if job.target == "onnx" and job.precision == "fp16" and importlib.util.find_spec("onnxruntime.transformers") is None:
+        return "onnxruntime.transformers.float16 not importable"
+    return None
+
+
+def _check_writable(path: Path) -> None:
+    p = path
+    while not p.exists():
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise ArtifactError(f"{path}: output directory is not writable ({p} is "
+                            f"{'not a directory' if not p.is_dir() else 'read-only'})")
+
+
+def _check_from_onnx(path: Path, jobs: list[Job]) -> Path:
+    import onnx
+
+    from btseg.export.onnx import has_qdq
+
+    if not path.is_file():
+        raise ArtifactError(f"--from-onnx {path}: file not found")
+    from google.protobuf.message import DecodeError
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as e:
+        raise ArtifactError(f"--from-onnx {path}: not a readable ONNX model ({e})") from e
+    if any(j.precision == "int8" for j in jobs) and not has_qdq(path):
+        raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs an explicit Q/DQ ONNX "
+                          "(export it with --target onnx --precision int8 and copy student-int8.onnx)")
+    return path
+
+
+def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str], *,
+            calib_data: str | Path | None = None, calib_size: int = 64, calib_method: str = "minmax",
+            input_size: Sequence[int] | None = None, dynamic_batch: bool = False, opset: int | None = None,
+            workspace_gib: float | None = None, from_onnx: str | Path | None = None, out: str | Path | None = None,
+            verify: bool = True, verify_data: str | Path | None = None, verify_n: int = 32,
+            tolerances: Any = None) -> ExportPlan:
+    """Validate every option and input; nothing is written.  See :func:`run_export`."""
+    from dataclasses import replace
+
+    from btseg.errors import BackendUnavailableError
+    from btseg.export.quantize import load_images
+    from btseg.export.verify import Tolerances
+    from btseg.package import ModelPackage, load_package
+
+    jobs = plan_jobs(targets, precisions, calib_method, from_onnx is not None, opset)
+    tol = tolerances if isinstance(tolerances, Tolerances) else Tolerances().override(tolerances)
+    wants_all = any(str(t).strip().lower() == "all" for t in targets)
+    skipped = {}
+    for j in jobs:
+        reason = _unavailable(j)
+        if reason and not wants_all:
+            raise BackendUnavailableError(f"{j.target}/{j.precision}: {reason}"
+                                          + ("; --target all would skip it" if j.target == "tensorrt" else ""))
+        if reason:
+            skipped[j] = reason
+    src = load_package(package_dir)
+    model = src.build_model()  # validates the weights file now, not half-way through
+    size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
+    spec = replace(src.config.preprocess, size=size)
+    onnx_path = _check_from_onnx(Path(from_onnx), jobs) if from_onnx is not None else None
+    live = [j for j in jobs if j not in skipped]
+    calib = None
+    if any(j.precision == "int8" and not (j.target == "tensorrt" and onnx_path) for j in live):
+        if calib_data is None:
+            raise ConfigError("int8 needs calibration images: --calib-data DIR")
+        calib = load_images(calib_data, int(calib_size), "calibration")
+    vimages = None
+    if verify and live:
+        vdir = verify_data if verify_data is not None else calib_data
+        if vdir is None:
+            raise ConfigError("verification needs images: --verify-data DIR or --calib-data DIR (or --no-verify)")
+        same = calib is not None and Path(vdir).resolve() == Path(calib.root).resolve()
+        vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else ())
+        vimages.overlaps = same and bool(set(vimages.indices) & set(calib.indices))
+    dest = src
+    if out is not None and Path(out).resolve() != Path(src.root).resolve():
+        _check_writable(Path(out))
+        dest = ModelPackage(Path(out), src.config)
+    else:
+        _check_writable(Path(src.root))
+    if workspace_gib is not None and float(workspace_gib) <= 0:
+        raise ConfigError(f"--workspace {workspace_gib}: expected a positive number of GiB")
+    return ExportPlan(jobs, skipped, src, dest, model, spec, int(opset or DEFAULT_OPSET), bool(dynamic_batch),
+                      workspace_gib, onnx_path, str(calib_method).lower(), calib, vimages, tol)
