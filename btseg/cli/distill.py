@@ -1,0 +1,143 @@
+"""``btseg-distill``: train teachers and students, evaluate model packages.
+
+Examples::
+
+    btseg-distill all --data phantom/ --preset demo --out runs/demo
+    btseg-distill student --data phantom/ --preset demo --out runs/demo --kd none --name student-nokd
+    torchrun --nproc_per_node 2 -m btseg.cli.distill all --data phantom/ --preset tiny --out runs/t
+    btseg-distill eval runs/demo/student --data phantom/ --split test
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from btseg.cli.common import console, handle_errors
+from btseg.errors import DataError
+
+
+def _train_options(fn):
+    opts = [
+        click.option("--data", "data", required=True, help="Data set directory (BUSI, Dataset B or folder layout)."),
+        click.option("--preset", default="demo", show_default=True, help="tiny | demo | paper."),
+        click.option("--out", "out", required=True, help="Output directory (one package per model)."),
+        click.option("--kd", default=None, help="none | response | feature | dual (student; default dual)."),
+        click.option("--teachers", "teacher_mode", default=None,
+                     help="routed | benign | malignant | mean (student; default routed)."),
+        click.option("--epochs", type=int, default=None, help="Override the preset's epochs."),
+        click.option("--seed", type=int, default=None, help="Seed of the split, init and augmentation."),
+        click.option("--device", default=None, help="auto | cpu | cuda."),
+        click.option("--resume", is_flag=True, help="Continue each model from OUT/<model>/train/state.json."),
+        click.option("--teacher-dir", default=None, help="Where teacher-benign/ and teacher-malignant/ are "
+                     "(default: --out)."),
+        click.option("--name", default="student", show_default=True, help="Student package directory name."),
+        click.option("--alpha", type=float, default=None, help="Response-KD weight."),
+        click.option("--beta", type=float, default=None, help="Feature-KD weight."),
+        click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
+        click.option("--no-progress", is_flag=True, help="No progress bar (logs still written)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
+         teacher_dir, name, alpha, beta, temperature, no_progress) -> None:
+    from btseg.distill.config import get_preset
+    from btseg.distill.pipeline import run
+
+    if not Path(data).is_dir():
+        raise DataError(f"{data}: data directory not found")
+    cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
+                                     alpha=alpha, beta=beta, temperature=temperature,
+                                     progress=False if no_progress else None)
+    results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name)
+    if results:
+        click.echo(json.dumps(results, indent=2))
+
+
+@click.group()
+def main() -> None:
+    """Train the benign/malignant teachers and distil them into the student (LightBTSeg)."""
+
+
+@main.command()
+@_train_options
+@handle_errors
+def teachers(**kw) -> None:
+    """Train OUT/teacher-benign and OUT/teacher-malignant."""
+    _run("teachers", **kw)
+
+
+@main.command()
+@_train_options
+@handle_errors
+def student(**kw) -> None:
+    """Train OUT/<name> from the teachers in --teacher-dir (or without KD: --kd none)."""
+    _run("student", **kw)
+
+
+@main.command(name="all")
+@_train_options
+@handle_errors
+def all_(**kw) -> None:
+    """Teachers, then the student."""
+    _run("all", **kw)
+
+
+@main.command(name="eval")
+@click.argument("package")
+@click.option("--data", required=True, help="Data set directory.")
+@click.option("--split", default="test", show_default=True, help="train | val | test | all.")
+@click.option("--splits", "splits_file", default=None, help="splits.json (default: next to the package).")
+@click.option("--no-distances", is_flag=True, help="Skip HD95/ASSD.")
+@click.option("--device", default="cpu", show_default=True)
+@handle_errors
+def eval_(package: str, data: str, split: str, splits_file: str | None, no_distances: bool, device: str) -> None:
+    """Dice / IoU / HD95 of PACKAGE, overall and per class: a table on stderr, JSON on stdout."""
+    from btseg.data import Splits, open_dataset
+    from btseg.distill.ddp import resolve_device
+    from btseg.distill.evaluate import evaluate_package
+    from btseg.errors import ConfigError
+    from btseg.package import load_package
+
+    pkg = load_package(package)
+    if not Path(data).is_dir():
+        raise DataError(f"{data}: data directory not found")
+    dataset = open_dataset(data, include_normal=True)
+    if split == "all":
+        samples = dataset
+    elif split in ("train", "val", "test"):
+        path = Path(splits_file) if splits_file else Path(package).resolve().parent / "splits.json"
+        if not path.exists():
+            raise DataError(f"{path}: split file not found; pass --splits or --split all")
+        samples = Splits.load(path).select(dataset, split)
+    else:
+        raise ConfigError(f"split {split!r}: expected train, val, test or all")
+    summary = evaluate_package(pkg, samples, distances=not no_distances, device=resolve_device(device))
+    summary["split"] = split
+    _print_table(summary)
+    click.echo(json.dumps(summary, indent=2))
+
+
+def _print_table(summary: dict) -> None:
+    from rich.table import Table
+
+    names = [m for m in ("dice", "iou", "hd95", "assd") if m in summary["overall"]]
+    table = Table(title=f"{summary.get('package', 'model')} on {summary['split']} (n={summary['n']})")
+    table.add_column("class")
+    table.add_column("n", justify="right")
+    for m in names:
+        table.add_column(m, justify="right")
+    rows = [("overall", summary["overall"]), *summary["per_class"].items()]
+    for label, block in rows:
+        cells = [f"{block[m]['mean']:.4f} ± {block[m]['std']:.4f}" for m in names]
+        table.add_row(label, str(block["dice"]["n"]), *cells)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

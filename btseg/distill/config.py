@@ -1,0 +1,152 @@
+"""Training configuration: one typed dataclass, saved as JSON, with named presets.
+
+A preset is a :class:`TrainConfig` instance, never a branch in the training code.  The
+CLI starts from a preset and overrides a few fields (``--epochs``, ``--kd``...) with
+:meth:`TrainConfig.replace`, which re-validates.
+
+Example::
+
+    >>> cfg = get_preset("tiny").replace(kd="response", epochs=1)
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from btseg.data.transforms import PreprocessSpec
+from btseg.errors import ConfigError
+
+KD_MODES = ("none", "response", "feature", "dual")
+TEACHER_MODES = ("routed", "benign", "malignant", "mean")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs besides the data.
+
+    Model:
+        image_size: side of the square network input (the preprocessing resize).
+        teacher_arch, teacher_kwargs / student_arch, student_kwargs: registry names and
+            constructor arguments (:func:`btseg.models.create_model`).
+    Optimisation (one loop for teachers and student):
+        epochs, batch_size, lr, weight_decay: AdamW; cosine decay to ``lr * min_lr_ratio``
+            after ``warmup_epochs`` of linear warm-up (fractional epochs allowed).
+        max_steps_per_epoch: cap on optimiser steps per epoch (0 = whole epoch); the tiny
+            preset uses it to stay in seconds.
+        patience: early stopping after this many epochs without a better validation Dice.
+        amp: mixed precision, used only on CUDA.
+    Distillation (student only):
+        kd: ``none | response | feature | dual`` (dual = response + feature).
+        teachers: ``routed`` (each sample learns from the teacher of its class, normal
+            images from the mean of both) or one fixed ``benign | malignant | mean``.
+        alpha, beta, temperature: weights of the response and feature KD terms, and the
+            softening temperature of the response term.
+    Data:
+        val, test: split fractions (:func:`btseg.data.make_splits`).
+        teachers_see_normal: train both teachers on normal images too (see docs/distill.md).
+        hflip, intensity_jitter: augmentation; jitter is the max relative gain change and
+            the max offset in units of full scale.
+    Runtime:
+        seed, device (``auto`` = cuda if available), num_workers, threshold, progress.
+    """
+
+    preset: str = "custom"
+    image_size: int = 128
+    teacher_arch: str = "attention_unet"
+    teacher_kwargs: dict[str, Any] = field(default_factory=lambda: {"widths": [8, 16, 32, 64, 128]})
+    student_arch: str = "simplified_unet"
+    student_kwargs: dict[str, Any] = field(default_factory=lambda: {"widths": [8, 16, 32, 64, 128]})
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    max_steps_per_epoch: int = 0
+    patience: int = 10
+    amp: bool = True
+    kd: str = "dual"
+    teachers: str = "routed"
+    alpha: float = 1.0
+    beta: float = 1.0
+    temperature: float = 2.0
+    val: float = 0.15
+    test: float = 0.15
+    teachers_see_normal: bool = True
+    hflip: bool = True
+    intensity_jitter: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    threshold: float = 0.5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kd not in KD_MODES:
+            raise ConfigError(f"kd mode {self.kd!r}: expected one of {', '.join(KD_MODES)}")
+        if self.teachers not in TEACHER_MODES:
+            raise ConfigError(f"teachers {self.teachers!r}: expected one of {', '.join(TEACHER_MODES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
+        for name in ("epochs", "batch_size", "image_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}: expected >= 1")
+        if self.lr <= 0 or self.temperature <= 0 or self.alpha < 0 or self.beta < 0:
+            raise ConfigError(f"lr={self.lr}, temperature={self.temperature}, alpha={self.alpha}, "
+                              f"beta={self.beta}: expected lr, temperature > 0 and alpha, beta >= 0")
+        if self.image_size % 16:
+            raise ConfigError(f"image_size={self.image_size}: expected a multiple of 16 (4 poolings)")
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        """THE preprocessing of every model this config trains."""
+        return PreprocessSpec(size=(self.image_size, self.image_size))
+
+    @property
+    def uses_response_kd(self) -> bool:
+        return self.kd in ("response", "dual") and self.alpha > 0
+
+    @property
+    def uses_feature_kd(self) -> bool:
+        return self.kd in ("feature", "dual") and self.beta > 0
+
+    def replace(self, **overrides: Any) -> "TrainConfig":
+        """A copy with some fields changed (``None`` values are ignored); re-validated."""
+        unknown = set(overrides) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # tests and CI: three models in seconds; numbers are meaningless
+    "tiny": TrainConfig(preset="tiny", image_size=64, teacher_kwargs={"widths": [8, 16, 32]},
+                        student_kwargs={"widths": [8, 16, 32]}, epochs=2, batch_size=8, lr=3e-3,
+                        warmup_epochs=0.5, max_steps_per_epoch=3, patience=2),
+    # `make demo` on a 2-core CPU: both teachers and two students in about ten minutes
+    "demo": TrainConfig(preset="demo", image_size=128, teacher_kwargs={"widths": [8, 16, 32, 64, 128]},
+                        student_kwargs={"widths": [8, 16, 32, 64, 128]}, epochs=30, batch_size=16,
+                        lr=3e-3, warmup_epochs=1.0, patience=8),
+    # a GPU: the published teacher (34.9 M) and the <= 2.2 M student at 256 px
+    "paper": TrainConfig(preset="paper", image_size=256, teacher_kwargs={}, student_kwargs={},
+                         epochs=200, batch_size=8, lr=1e-3, warmup_epochs=5.0, patience=30, num_workers=4),
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    """The named preset; :class:`ConfigError` listing the names for an unknown one."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,225 @@
+"""Segmentation and knowledge-distillation losses, and the dual-path teacher routing.
+
+The student loss (LightBTSeg, dual-path joint KD)::
+
+    L = BCE + softDice                                   (supervised)
+      + alpha * T^2 * KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T)))   (response KD, per pixel)
+      + beta  * mean_stages || norm(A_k(s_k)) - norm(t_k) ||^2        (feature KD)
+
+where ``t`` is the *routed* teacher: the benign teacher for benign images, the malignant
+teacher for malignant ones, and the mean of both for normal images.
+
+Choices the paper leaves open, fixed here:
+
+* the mean of two teachers is the mean of their **logits** (and of their raw features):
+  for Bernoulli outputs that is the normalised geometric mean of the two distributions,
+  independent of the temperature, and it keeps the KD loss exactly zero for a student
+  that reproduces the target;
+* feature KD is **normalised MSE**: each map (student after its 1x1 adapter, and teacher)
+  is standardised over (C, H, W) per sample before the MSE, so every stage contributes on
+  the same scale whatever the teacher's activation magnitudes, and one ``beta`` serves all
+  presets.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from btseg.errors import ConfigError
+
+LABEL_INDEX = {"benign": 0, "malignant": 1, "normal": 2}
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice per image, averaged; ``smooth`` makes an empty target with an empty
+    prediction cost nothing (normal images)."""
+    p = torch.sigmoid(logits.float()).flatten(1)
+    t = target.float().flatten(1)
+    inter = (p * t).sum(1)
+    return (1 - (2 * inter + smooth) / (p.sum(1) + t.sum(1) + smooth)).mean()
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The supervised term: BCE with logits + soft Dice."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float()) + soft_dice_loss(logits, target)
+
+
+def response_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Pixel-wise binary KL(teacher || student) of temperature-softened sigmoids, times T^2.
+
+    Computed from log-sigmoids of both logit maps, so it is exactly 0 when they are equal
+    and stays finite for saturated logits.
+    """
+    s = student_logits.float() / temperature
+    t = teacher_logits.float() / temperature
+    pt = torch.sigmoid(t)
+    kl = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.mean() * temperature ** 2
+
+
+def _standardise(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    return F.layer_norm(f.float(), f.shape[1:], eps=eps)
+
+
+class FeatureAdapters(nn.Module):
+    """One 1x1 conv per matched stage, student channels -> teacher channels.
+
+    Stages are paired from the shallow end (the decoder output the head reads), so a student
+    shallower than its teacher still matches the teacher's last stages.
+    """
+
+    def __init__(self, student_channels: Sequence[int], teacher_channels: Sequence[int]) -> None:
+        super().__init__()
+        n = min(len(student_channels), len(teacher_channels))
+        if n == 0:
+            raise ConfigError("feature KD: the student or the teacher exposes no feature stage")
+        self.pairs = list(zip(student_channels[-n:], teacher_channels[-n:]))
+        self.convs = nn.ModuleList(nn.Conv2d(cs, ct, 1) for cs, ct in self.pairs)
+
+    @classmethod
+    def identity(cls, channels: Sequence[int]) -> "FeatureAdapters":
+        """Adapters that pass features through unchanged (tests, equal-width pairs)."""
+        a = cls(channels, channels)
+        for conv in a.convs:
+            nn.init.zeros_(conv.bias)
+            with torch.no_grad():
+                conv.weight.copy_(torch.eye(conv.in_channels)[:, :, None, None])
+        return a
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [conv(f) for conv, f in zip(self.convs, feats[-len(self.convs):])]
+
+
+def feature_kd(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
+               adapters: FeatureAdapters | None = None) -> torch.Tensor:
+    """Normalised MSE between adapted student features and teacher features, mean over stages.
+
+    Without ``adapters`` the stages are compared as they are (channels must agree).  A
+    student map of another spatial size is resized (bilinear) to the teacher's.
+    """
+    s = adapters(student_feats) if adapters is not None else list(student_feats)
+    t = list(teacher_feats)[-len(s):]
+    losses = []
+    for fs, ft in zip(s, t):
+        if fs.shape[-2:] != ft.shape[-2:]:
+            fs = F.interpolate(fs, size=ft.shape[-2:], mode="bilinear", align_corners=False)
+        if fs.shape[1] != ft.shape[1]:
+            raise ConfigError(f"feature KD: student stage has {fs.shape[1]} channels, teacher {ft.shape[1]}; "
+                              "use FeatureAdapters")
+        losses.append(F.mse_loss(_standardise(fs), _standardise(ft)))
+    return torch.stack(losses).mean()
+
+
+def teacher_weights(labels: torch.Tensor, mode: str) -> torch.Tensor:
+    """(N, 2) weights of (benign, malignant) teacher per sample.
+
+    ``routed``: benign -> (1, 0), malignant -> (0, 1), normal -> (0.5, 0.5);
+    ``benign`` / ``malignant`` / ``mean``: the same weights for every sample.
+    ``labels`` holds :data:`LABEL_INDEX` codes.
+    """
+    n = labels.shape[0]
+    fixed = {"benign": (1.0, 0.0), "malignant": (0.0, 1.0), "mean": (0.5, 0.5)}
+    if mode in fixed:
+        return torch.tensor(fixed[mode]).expand(n, 2).clone()
+    if mode != "routed":
+        raise ConfigError(f"teachers {mode!r}: expected routed, benign, malignant or mean")
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    return table[labels.long().cpu()]
+
+
+@torch.no_grad()
+def routed_targets(teachers: Sequence[nn.Module], x: torch.Tensor, weights: torch.Tensor,
+                   need_features: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The routed teacher's logits and features for a batch, under no_grad.
+
+    Each teacher runs only on the samples that give it a non-zero weight; the target is
+    the weighted sum, so a weight of exactly 1 returns that teacher's output bit for bit.
+    """
+    logits: torch.Tensor | None = None
+    feats: list[torch.Tensor] = []
+    w = weights.to(x.device)
+    for k, teacher in enumerate(teachers):
+        idx = torch.nonzero(w[:, k] > 0).flatten()
+        if idx.numel() == 0:
+            continue
+        out, fs = teacher.forward_features(x[idx])
+        wk = w[idx, k].view(-1, 1, 1, 1)
+        if logits is None:
+            logits = torch.zeros((x.shape[0], *out.shape[1:]), dtype=out.dtype, device=x.device)
+            feats = [torch.zeros((x.shape[0], *f.shape[1:]), dtype=f.dtype, device=x.device) for f in fs]
+        # all-ones weights skip the multiply, so single-teacher targets are exact
+        logits.index_add_(0, idx, out if bool((wk == 1).all()) else out * wk)
+        if need_features:
+            for acc, f in zip(feats, fs):
+                acc.index_add_(0, idx, f if bool((wk == 1).all()) else f * wk)
+    if logits is None:
+        raise ConfigError("routing: no teacher has a non-zero weight for this batch")
+    return logits, feats if need_features else []
+
+
+class SupervisedObjective(nn.Module):
+    """Teacher training (and the no-KD student): ``forward(x, y, labels) -> (loss, parts)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss = seg_loss(self.model(x), y)
+        return loss, {"seg": loss.detach()}
+
+
+class DistillObjective(nn.Module):
+    """The student's loss: supervised + alpha * response KD + beta * feature KD.
+
+    The teachers are kept in a plain tuple, not registered as submodules, so they are not
+    in this module's ``state_dict``/``parameters`` (nothing to checkpoint, nothing for DDP
+    to synchronise); they are frozen and put in eval mode here, whatever their state.
+    """
+
+    def __init__(self, student: nn.Module, teachers: Sequence[nn.Module], kd: str, teacher_mode: str,
+                 alpha: float, beta: float, temperature: float) -> None:
+        super().__init__()
+        self.model = student
+        self.kd, self.teacher_mode = kd, teacher_mode
+        self.alpha, self.beta, self.temperature = alpha, beta, temperature
+        self.use_response = kd in ("response", "dual") and alpha > 0
+        self.use_feature = kd in ("feature", "dual") and beta > 0
+        for t in teachers:
+            t.eval().requires_grad_(False)
+        self.teachers = tuple(teachers)
+        self.adapters = (FeatureAdapters(student.feature_channels, teachers[0].feature_channels)
+                         if self.use_feature else None)
+
+    def to(self, *args, **kwargs):  # the unregistered teachers follow the student's device
+        for t in self.teachers:
+            t.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def train(self, mode: bool = True):  # teachers stay in eval mode (BN statistics frozen)
+        super().train(mode)
+        for t in self.teachers:
+            t.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        logits, feats = self.model.forward_features(x)
+        seg = seg_loss(logits, y)
+        parts = {"seg": seg.detach()}
+        loss = seg
+        if self.use_response or self.use_feature:
+            w = teacher_weights(labels, self.teacher_mode)
+            t_logits, t_feats = routed_targets(self.teachers, x, w, need_features=self.use_feature)
+            if self.use_response:
+                r = response_kd(logits, t_logits, self.temperature)
+                loss = loss + self.alpha * r
+                parts["kd_resp"] = r.detach()
+            if self.use_feature:
+                f = feature_kd(feats, t_feats, self.adapters)
+                loss = loss + self.beta * f
+                parts["kd_feat"] = f.detach()
+        return loss, parts

@@ -1,0 +1,86 @@
+"""A torch Dataset over btseg Samples: THE preprocessing plus light augmentation.
+
+Inputs go through :func:`btseg.data.transforms.preprocess` (the same code the runtime
+and export calibration use); masks are resized with nearest neighbour.  Augmentation:
+
+* horizontal flip only: a vertical flip would put the transducer at the bottom and turn
+  posterior shadowing/enhancement (a malignant/benign cue) into its opposite;
+* intensity jitter on the raw uint8 image (gain ``1 +- j``, offset ``+- j`` of full
+  scale) before preprocessing, which mimics cart gain settings.
+
+Random draws come from ``(seed, epoch, index)``, not from a global generator, so an
+epoch's augmentation is the same whatever the number of workers or processes, and a
+resumed run sees the same images as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from btseg.data.sample import Sample
+from btseg.data.transforms import PreprocessSpec, preprocess, resize_mask
+from btseg.distill.losses import LABEL_INDEX
+
+
+class SegDataset(Dataset):
+    """``(image 1xHxW float32, mask 1xHxW float32, label code, index)`` per sample.
+
+    Args:
+        samples: any sequence of :class:`Sample` (a :class:`btseg.data.Dataset` or a list).
+        spec: the preprocessing spec of the model being trained.
+        augment: apply flip + jitter (training); off for validation.
+        hflip, jitter: see the module docstring.
+        seed: base of the per-(epoch, index) random draws.
+        cache: keep decoded samples in memory (decode PNGs once, not every epoch).
+    """
+
+    def __init__(self, samples: Sequence[Sample], spec: PreprocessSpec, augment: bool = False,
+                 hflip: bool = True, jitter: float = 0.1, seed: int = 0, cache: bool = True) -> None:
+        self.samples = samples
+        self.spec = spec
+        self.augment = augment
+        self.hflip = hflip
+        self.jitter = float(jitter)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._cache: dict[int, Sample] | None = {} if cache else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentation draws (call before building the iterator)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def sample(self, i: int) -> Sample:
+        if self._cache is None:
+            return self.samples[i]
+        if i not in self._cache:
+            self._cache[i] = self.samples[i]
+        return self._cache[i]
+
+    def labels(self) -> list[str]:
+        """Labels without decoding images when the sequence knows them."""
+        return list(getattr(self.samples, "labels", None) or [s.label for s in self.samples])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        s = self.sample(i)
+        image = s.image
+        flip = False
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            if self.jitter > 0:
+                gain = 1 + rng.uniform(-self.jitter, self.jitter)
+                offset = rng.uniform(-self.jitter, self.jitter) * 255
+                image = np.clip(image.astype(np.float32) * gain + offset, 0, 255).round().astype(np.uint8)
+            flip = self.hflip and rng.random() < 0.5
+        x = preprocess(image, self.spec)
+        y = resize_mask(s.mask, self.spec.size)[None].astype(np.float32)
+        if flip:
+            x, y = x[..., ::-1], y[..., ::-1]
+        return (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)),
+                LABEL_INDEX[s.label], i)
