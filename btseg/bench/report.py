@@ -53,16 +53,17 @@ def _f(v: Any, fmt: str) -> str:
 
 def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the summary table."""
-    head = ["status", "model", "backend", "precision", "size MB", "Dice", "% FP32", "p50 ms", "p90 ms",
+    head = ["status", "model", "backend", "artifact", "ran as", "size MB", "Dice", "% FP32", "p50 ms", "p90 ms",
             "e2e p90", "FPS", "peak MB (+model)", "params M", "GMACs"]
     cells = []
     for r in result["rows"]:
         f = flatten(r)
         peak = "-" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']:.0f} (+{f['model_peak_mb']:.0f})"
-        cells.append([r["status"], r["model"], r["backend"], r["precision"], _f(f["size_mb"], ".2f"),
+        art = "-" if r["target"] == "-" else f"{r['target']}/{r['precision']}"
+        cells.append([r["status"], r["model"], r["backend"], art, f["inference_precision"] or "-", _f(f["size_mb"], ".2f"),
                       _f(f["dice"], ".4f"), _f(f["dice_pct_fp32"], ".1f"), _f(f["infer_p50_ms"], ".2f"),
                       _f(f["infer_p90_ms"], ".2f"), _f(f["e2e_p90_ms"], ".2f"), _f(f["fps"], ".1f"), peak,
-                      _f(r.get("params") and r["params"] / 1e6, ".2f"), _f(r.get("gmacs"), ".2f")])
+                      _f(r.get("params") and r["params"] / 1e6, ".3f"), _f(r.get("gmacs"), ".3f")])
     return head, cells
 
 
@@ -71,19 +72,21 @@ def print_table(result: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = console or Console()
     head, cells = display_rows(result)
     t = Table(title="btseg-bench (batch 1, single stream; latency = inference only unless e2e)")
     for h in head:
-        t.add_column(h, justify="left" if h in ("status", "model", "backend", "precision") else "right")
+        t.add_column(h, justify="left" if h in ("status", "model", "backend", "artifact", "ran as") else "right")
     styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
     for r, c in zip(result["rows"], cells):
         t.add_row(*c, style=styles.get(r["status"]))
     console.print(t)
     for r in result["rows"]:
         if r["status"] != "ok":
-            console.print(f"[{styles.get(r['status'], '')}]{r['status']}[/]: {r['model']} {r['backend']} "
-                          f"{r['precision']}: {r['reason']}")
+            console.print(f"[{styles.get(r['status'], '')}]{r['status']}[/]: {escape(r['model'])} {r['backend']} "
+                          f"{r['precision']}: {escape(str(r['reason']))}")
 
 
 def write_csv(path: str | Path, result: dict[str, Any]) -> None:
@@ -105,9 +108,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# btseg-bench {result['created']}", "",
              f"- machine: {short(result['system'])}",
              f"- device {cfg['device']}, threads {cfg['threads']}, batch {cfg['batch']}, warm-up {cfg['warmup']}, {timing}",
-             f"- test set: {result.get('test_set') or 'none (no --data): no accuracy columns'}",
+             f"- test set: {_test_set(result.get('test_set'))}",
              f"- MACs: {result['flops_convention']}",
-             "- p50/p90: inference only; e2e: preprocess + inference + postprocess; FPS = 1000 / mean e2e ms",
+             "- p50/p90: inference only; e2e: preprocess + inference + postprocess; FPS = 1000 / mean e2e ms; "
+             "ran as: the precision the backend reports it computed in",
              ""]
     head, cells = display_rows(result)
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -126,6 +130,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "Rows that did not run:", ""]
         lines += [f"- {r['status']}: {r['model']} {r['backend']} {r['precision']}: {r['reason']}" for r in bad]
     return "\n".join(lines) + "\n"
+
+
+def _test_set(ts: dict[str, Any] | None) -> str:
+    if not ts:
+        return "none (no --data): no accuracy columns"
+    per = ", ".join(f"{n} {lab}" for lab, n in ts.get("per_class", {}).items())
+    return f"{ts.get('data')}: {ts.get('n')} images ({per}); split: {ts.get('splits')}"
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:

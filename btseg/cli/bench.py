@@ -23,7 +23,8 @@ from rich.console import Console
 from btseg.cli.common import handle_errors
 from btseg.errors import ConfigError
 
-out = Console()          # the table goes to stdout
+# the table goes to stdout; when piped, rich would squeeze it into 80 columns
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 
@@ -79,8 +80,10 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
         memory=not no_memory, compare_teachers=compare_teachers, limit=limit)
 
     def progress(row: dict) -> None:
-        err.print(f"[dim]{row['status']:>7}  {row['model']} {row['backend']} {row['precision']}"
-                  + (f": {row['reason']}" if row.get("reason") else "") + "[/]")
+        from rich.markup import escape
+
+        err.print(f"[dim]{row['status']:>7}  {escape(row['model'])} {row['backend']} {row['target']}/{row['precision']}"
+                  + (f": {escape(str(row['reason']))}" if row.get("reason") else "") + "[/]")
 
     result = runner.run(cfg, progress=progress)
     if as_json:

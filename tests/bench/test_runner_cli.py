@@ -1,0 +1,98 @@
+"""btseg-bench end to end on a tiny exported package: reports, failed rows, gating, memory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from btseg.bench import memory, report, runner
+from btseg.cli.bench import main
+
+FAST = ["--warmup", "1", "--iters", "3", "--limit", "3"]
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_reports_and_failed_backend_row(run_dir, phantom, tmp_path):
+    out = tmp_path / "out"
+    res = _run("--model", str(run_dir / "student"), "--data", str(phantom), "--out", str(out), "--no-memory",
+               "--backends", "all", *FAST)
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "bench.json").read_text())
+    assert {"config", "system", "test_set", "rows", "flops_convention", "created"} <= set(result)
+    assert result["config"]["threads"] >= 1 and result["system"]["cpu"]["cores_logical"] >= 1
+    rows = {(r["backend"], r["target"], r["precision"]): r for r in result["rows"]}
+    # tensorrt is not installed here: a failed row with the reason, and the run went on
+    trt = rows[("tensorrt", "-", "-")]
+    assert trt["status"] == "failed" and "tensorrt" in trt["reason"]
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    assert {r["backend"] for r in ok} >= {"torch", "onnxruntime", "openvino"}
+    ref = rows[("torch", "torch", "fp32")]
+    assert ref["dice_pct_fp32"] == pytest.approx(100.0)
+    for r in ok:
+        assert 0 <= r["dice"] <= 1 and r["latency"]["infer"]["n"] == 3 and r["latency"]["e2e"]["p90_ms"] > 0
+        assert r["params"] > 0 and r["macs"] > 0 and r["runtime"]["inference_precision"]
+        assert set(r["accuracy"]["per_class"]) <= {"benign", "malignant", "normal"}
+    # the FP32 ONNX artifact on onnxruntime matches the torch reference closely
+    assert rows[("onnxruntime", "onnx", "fp32")]["dice_pct_fp32"] == pytest.approx(100.0, abs=2.0)
+
+    with open(out / "bench.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == list(report.CSV_FIELDS) and len(table) == len(result["rows"])
+    assert {t["status"] for t in table} >= {"ok", "failed"}
+
+    md = (out / "bench.md").read_text()
+    assert "| status | model | backend |" in md and "Rows that did not run" in md and "FlopCounterMode" in md
+
+    png = (out / "bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(out / "bench.png")).shape[2] in (3, 4)
+
+
+def test_corrupted_artifact_is_a_failed_row(run_dir):
+    onnx_file = next((run_dir / "student").glob("*.onnx"))
+    onnx_file.write_bytes(onnx_file.read_bytes()[:-64] + b"\0" * 64)
+    cfg = runner.BenchConfig(models=[str(run_dir / "student")], backends=["torch", "onnxruntime"],
+                             precisions=["fp32"], warmup=0, iters=2, memory=False)
+    rows = runner.run(cfg)["rows"]
+    bad = [r for r in rows if r.get("file") == onnx_file.name]
+    assert bad and all(r["status"] == "failed" and "sha256" in r["reason"] for r in bad)
+    assert any(r["status"] == "ok" and r["backend"] == "torch" for r in rows)
+
+
+def test_min_dice_gate_exit_codes(run_dir, phantom):
+    args = ["--model", str(run_dir / "student"), "--data", str(phantom), "--backends", "torch", "--no-memory", *FAST]
+    assert _run(*args, "--min-dice", "0").exit_code == 0
+    low = _run(*args, "--min-dice", "1.0")  # a random-init model is below a perfect Dice
+    assert low.exit_code == 1 and "below --min-dice" in low.output
+    assert _run("--model", str(run_dir / "student"), "--min-dice", "0.5").exit_code == 2  # no --data
+
+
+def test_memory_is_measured_in_a_fresh_process(run_dir):
+    m = memory.measure_memory(run_dir / "student", "onnxruntime", "onnx", "fp32", iters=2, threads=1)
+    assert m["status"] == "ok", m
+    assert m["pid"] != os.getpid() and m["peak_rss_mb"] > 0 and m["baseline_rss_mb"] > 0
+    assert m["peak_rss_mb"] >= m["loaded_rss_mb"] >= m["baseline_rss_mb"] * 0.9
+    bad = memory.measure_memory(run_dir / "student", "onnxruntime", "onnx", "int4", iters=1)
+    assert bad["status"] == "failed" and bad["reason"]
+
+
+def test_compare_teachers_adds_siblings_and_defaults_error(run_dir):
+    models = runner.with_siblings([str(run_dir / "student")])
+    assert [os.path.basename(m) for m in models] == ["student", "teacher-benign"]
+    if not (runner.ASSETS / "default" / "model.json").exists():
+        res = _run()
+        assert res.exit_code == 2 and "bundled defaults are missing" in res.output
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.6), (4.0, 0.9)]
+    assert report.pareto(pts) == [0, 1, 4]
