@@ -15,6 +15,8 @@ export never leaves a half-written IR under the final name.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -44,10 +46,11 @@ def _quantize(model: Any, inputs: list[np.ndarray], method: str) -> tuple[Any, d
     estimators = {"minmax": ("MINMAX", RangeEstimatorParametersSet.MINMAX),
                   "percentile": ("MEAN_QUANTILE", RangeEstimatorParametersSet.MEAN_QUANTILE)}
     est_name, est = estimators[method]
-    quantized = nncf.quantize(
-        model, nncf.Dataset(inputs), preset=nncf.QuantizationPreset.PERFORMANCE,  # symmetric activations
-        subset_size=len(inputs), target_device=nncf.TargetDevice.ANY,
-        advanced_parameters=AdvancedQuantizationParameters(activations_range_estimator_params=est))
+    with contextlib.redirect_stdout(io.StringIO()):  # nncf's rich progress bars
+        quantized = nncf.quantize(
+            model, nncf.Dataset(inputs), preset=nncf.QuantizationPreset.PERFORMANCE,  # symmetric activations
+            subset_size=len(inputs), target_device=nncf.TargetDevice.ANY,
+            advanced_parameters=AdvancedQuantizationParameters(activations_range_estimator_params=est))
     return quantized, {"quantizer": "nncf.quantize", "nncf": nncf.__version__, "preset": "performance",
                        "range_estimator": est_name, "calib_method": method, "calib_images": len(inputs)}
 

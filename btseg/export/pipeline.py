@@ -272,8 +272,9 @@ def results_table(results: list[ExportResult]) -> Any:
     from rich.table import Table
 
     t = Table(title="btseg export")
-    for col in ("target", "precision", "status", "size MB", "Dice vs torch", "Dice vs GT", "max |Δp|", "export s"):
-        t.add_column(col, justify="left" if col in ("target", "precision", "status") else "right")
+    for col in ("target", "prec", "status", "MB", "Dice/torch", "Dice/GT", "max|Δp|", "sec"):
+        left = col in ("target", "prec", "status")
+        t.add_column(col, justify="left" if left else "right", no_wrap=col != "status")
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in results:
         v = r.verification or {}

@@ -13,7 +13,9 @@ both, and their ratio.  Gates (:class:`Tolerances`, overridable as ``fp16=0.99``
 * fp32, fp16: Dice vs PyTorch >= ``fp32`` / ``fp16`` (0.999 / 0.995);
 * int8: ground-truth Dice >= ``int8`` x PyTorch's (0.99: MLPerf's 99% of FP32 rule); when
   the images have no masks, or PyTorch's own GT Dice is below ``min_reference_dice`` (an
-  untrained model), Dice vs PyTorch >= ``int8_agreement`` instead.
+  untrained model), Dice vs PyTorch >= ``int8_agreement`` instead;
+* any precision: max probability difference <= ``max_abs_diff`` (1.0: off by default, since
+  the masks are what a cart shows; tighten it to catch drift before it flips pixels).
 
 Every check runs; all failures are collected into one result (Optimum style) whose
 :meth:`VerificationResult.error` is a single :class:`~btseg.errors.VerificationError`
@@ -44,6 +46,7 @@ class Tolerances:
     int8: float = 0.99
     int8_agreement: float = 0.95
     min_reference_dice: float = 0.05
+    max_abs_diff: float = 1.0  # probability difference gate for every precision; 1.0 = off
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -116,7 +119,8 @@ class VerificationResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+        # 6 significant digits, not decimals: a 6e-8 difference must not print as 0
+        return {k: (float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
     @property
     def passed(self) -> bool:
@@ -196,5 +200,8 @@ def _gate(r: VerificationResult, precision: str, t: Tolerances) -> None:
         r.gate, r.thresholds = "dice_vs_torch", {"dice_vs_torch": need}
         if r.dice_vs_torch < need:
             r.failures.append(f"{precision} Dice vs PyTorch masks {r.dice_vs_torch:.4f} < {need}")
+    if r.max_abs_diff > t.max_abs_diff:
+        r.thresholds["max_abs_diff"] = t.max_abs_diff
+        r.failures.append(f"max probability difference {r.max_abs_diff:.3g} > {t.max_abs_diff}")
     if r.failures:
         r.status = "failed"
