@@ -1,0 +1,165 @@
+"""``btseg-predict``: segment images, DICOM files (every cine frame) and videos.
+
+For each input frame it writes, into ``--out``::
+
+    <stem>_mask.png      0/255 lesion mask at the input's own size
+    <stem>_overlay.png   the image with the lesion contour drawn (--no-overlay: skipped)
+    <stem>.json          area (px, mm^2 when the spacing is known), bbox, confidence,
+                         timings, backend
+
+``<stem>`` is the input file's stem, ``<stem>_f0003`` for frame 3 of a cine or video.
+A bad input is reported in one line, counted and skipped; the others go on and the exit
+code is 1.  A bad model/option is one line and exit code 2.  ``--json`` prints one JSON
+record per frame on stdout (everything else goes to stderr).
+
+Example::
+
+    btseg-predict scans/*.png cine.dcm --model runs/demo/student --out preds --threads 2
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import cv2
+import numpy as np
+from rich.progress import Progress
+from rich.table import Table
+
+from btseg.cli.common import console, handle_errors
+from btseg.errors import BtsegError, DataError
+from btseg.io import atomic_write, write_json
+from btseg.runtime.backend import BACKENDS
+from btseg.runtime.inputs import DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, iter_frames
+
+_KNOWN = IMAGE_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES
+
+
+def expand(inputs: tuple[Path, ...]) -> list[Path]:
+    """Files as given; a directory contributes its image/DICOM/video files (sorted)."""
+    out: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _KNOWN)
+        else:
+            out.append(p)
+    return out
+
+
+def display_bgr(image: np.ndarray) -> np.ndarray:
+    """Any supported frame -> HxWx3 uint8 BGR for the overlay."""
+    img = image[..., :3] if image.ndim == 3 and image.shape[2] >= 3 else (image[..., 0] if image.ndim == 3 else image)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype.kind == "f":
+        lo, hi = float(img.min()), float(img.max())
+        img = img if (lo >= 0 and hi <= 1) else (img - lo) / max(hi - lo, 1e-12)
+        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Encode and write atomically."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"{path}: PNG encoding failed")
+    with atomic_write(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
+def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict[str, Any]) -> dict[str, Any]:
+    """Write mask / overlay / JSON for one frame; return its JSON record."""
+    name = frame.name
+    write_png(out / f"{name}_mask.png", seg.mask.astype(np.uint8) * 255)
+    record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
+                              "mask": f"{name}_mask.png", "backend": backend}
+    if overlay:
+        canvas = display_bgr(frame.image)
+        contours, _ = cv2.findContours(seg.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, contours, -1, (0, 255, 0), max(1, min(canvas.shape[:2]) // 200))
+        write_png(out / f"{name}_overlay.png", canvas)
+        record["overlay"] = f"{name}_overlay.png"
+    write_json(out / f"{name}.json", record)
+    return record
+
+
+def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
+    t = Table(title=f"btseg-predict: {info['backend']} {info['target']}/{info['precision']} on "
+                    f"{info['device']} (runs {info['inference_precision']})")
+    for col in ("input", "frames", "area px", "area mm²", "confidence", "p50 ms", "status"):
+        t.add_column(col, justify="left" if col in ("input", "status") else "right")
+    for r in rows:
+        t.add_row(r["input"], str(r["frames"]), r.get("area", "-"), r.get("mm2", "-"), r.get("conf", "-"),
+                  r.get("ms", "-"), r["status"])
+    return t
+
+
+def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
+                backend: dict[str, Any], as_json: bool, used: dict[str, Path]) -> dict[str, Any]:
+    """Segment every frame of one input; returns its summary row (raises BtsegError)."""
+    recs = []
+    for frame in iter_frames(path):
+        if used.setdefault(frame.name, path) != path:
+            raise DataError(f"{path}: output name {frame.name!r} already used by {used[frame.name]}; rename one")
+        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None)
+        rec = save_outputs(frame, seg, out, overlay, backend)
+        recs.append(rec)
+        if as_json:
+            click.echo(json.dumps(rec, default=float))
+    areas = [r["area_px"] for r in recs]
+    mm2 = [r["area_mm2"] for r in recs if r["area_mm2"] is not None]
+    return {"input": path.name, "frames": len(recs), "status": "ok",
+            "area": f"{statistics.median(areas):.0f}", "mm2": f"{statistics.median(mm2):.1f}" if mm2 else "-",
+            "conf": f"{statistics.mean(r['confidence'] for r in recs):.3f}",
+            "ms": f"{statistics.median(r['timings']['total_ms'] for r in recs):.1f}"}
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="Model package directory.")
+@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
+@click.option("--target", default=None, type=click.Choice(["onnx", "openvino", "tensorrt", "torch"]),
+              help="Artifact target (default: the fastest verified one).")
+@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("predictions"), show_default=True)
+@click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write <stem>_overlay.png.")
+@click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="mm per pixel for inputs that do not carry it (DICOM does).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
+@handle_errors
+def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
+         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool) -> None:
+    """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package."""
+    from btseg.runtime.segmenter import Segmenter
+
+    segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
+                               threads=threads)
+    info = segmenter.info()
+    backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
+    paths = expand(inputs)
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    used: dict[str, Path] = {}
+    with Progress(console=console, transient=True, disable=len(paths) < 2) as progress:
+        task = progress.add_task("segmenting", total=len(paths))
+        for path in paths:
+            try:
+                rows.append(predict_one(path, segmenter, out, overlay, spacing, backend_rec, as_json, used))
+            except BtsegError as e:
+                failed += 1
+                progress.console.print(f"[red]skipped[/red] {path}: {e}", highlight=False, soft_wrap=True)
+                rows.append({"input": path.name, "frames": 0, "status": "failed"})
+            progress.advance(task)
+    console.print(summary_table(rows, info))
+    console.print(f"{len(paths) - failed} of {len(paths)} inputs segmented, {failed} failed; outputs in {out}")
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,221 @@
+"""The runtime API: a model package + one backend -> :class:`Segmentation` per image.
+
+Pipeline per frame: :func:`btseg.data.transforms.preprocess` (THE preprocessing, the
+package's spec) -> ``backend.infer`` -> :func:`btseg.runtime.postprocess.postprocess`
+(sigmoid, resize back, threshold, optional clean-up, measurements).
+
+Artifact choice (``backend="auto"``): artifacts with ``status == "failed"`` or a failed
+verification are never used; verified (``passed``) ones come before unverified ones; within
+each group the order is :data:`PREFERENCE` for the device class (fastest first).  The first
+one whose backend is installed and can run on ``device`` is loaded; if none can, the
+package weights run on the torch backend.
+
+Thread safety: a Segmenter is safe to share between threads.  ``segment`` keeps no state
+on the Segmenter; the backends guard their own (onnxruntime sessions are thread-safe,
+OpenVINO keeps one InferRequest per thread, torch eager forward is re-entrant, TensorRT
+and compiled torch serialise with a lock).
+
+Example::
+
+    >>> seg = Segmenter.load("runs/demo/student", threads=2)   # doctest: +SKIP
+    >>> out = seg.segment(image, spacing_mm=0.1)               # doctest: +SKIP
+    >>> out.area_mm2, out.bbox, out.timings["total_ms"]        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from btseg.data.transforms import preprocess
+from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError, DataError
+from btseg.package import ArtifactRecord, ModelPackage, load_package
+from btseg.runtime.backend import BACKENDS, Backend, load_backend
+from btseg.runtime.inputs import Frame, check_image
+from btseg.runtime.postprocess import Segmentation, postprocess
+
+# (backend, target, precision), fastest first, per device class
+PREFERENCE: dict[str, list[tuple[str, str, str]]] = {
+    "cuda": [("tensorrt", "tensorrt", "fp16"), ("tensorrt", "tensorrt", "int8"), ("tensorrt", "tensorrt", "fp32"),
+             ("onnxruntime", "onnx", "fp16"), ("onnxruntime", "onnx", "fp32")],
+    "cpu": [("openvino", "openvino", "int8"), ("openvino", "openvino", "fp16"), ("openvino", "openvino", "fp32"),
+            ("onnxruntime", "onnx", "int8"), ("onnxruntime", "onnx", "fp32"), ("openvino", "onnx", "fp32")],
+    "openvino": [("openvino", "openvino", "int8"), ("openvino", "openvino", "fp16"),
+                 ("openvino", "openvino", "fp32"), ("openvino", "onnx", "fp32")],
+}
+# targets outside PREFERENCE still run, after it, on this backend
+FALLBACK: dict[str, dict[str, str]] = {"cuda": {"tensorrt": "tensorrt", "onnx": "onnxruntime"},
+                                       "cpu": {"onnx": "onnxruntime", "openvino": "openvino"},
+                                       "openvino": {"openvino": "openvino", "onnx": "openvino"}}
+
+
+def device_class(device: str) -> str:
+    """``cuda[:N]`` -> cuda; ``gpu``/``npu``/``auto`` (OpenVINO devices) -> openvino; else cpu."""
+    d = device.lower()
+    if d.startswith("cuda") or d.startswith("tensorrt"):
+        return "cuda"
+    return "openvino" if d.split(".")[0] in ("gpu", "npu", "auto") else "cpu"
+
+
+def _verified(rec: ArtifactRecord) -> str:
+    return str((rec.verification or {}).get("status", "unverified")).lower()
+
+
+def _usable(rec: ArtifactRecord) -> str | None:
+    """Why ``rec`` must not run, or None."""
+    if rec.status != "ok":
+        return f"{rec.target}/{rec.precision} has status {rec.status!r} in the manifest"
+    if _verified(rec) == "failed":
+        return f"{rec.target}/{rec.precision} failed verification against PyTorch"
+    return None
+
+
+class Segmenter:
+    """Segment ultrasound images with one artifact of a model package.
+
+    Use :meth:`load`; then :meth:`segment`, :meth:`segment_batch`, :meth:`stream`, :meth:`info`.
+    """
+
+    def __init__(self, package: ModelPackage, backend: Backend, record: ArtifactRecord | None,
+                 tried: list[str] | None = None) -> None:
+        self.package = package
+        self.backend = backend
+        self.record = record
+        self.spec = package.config.preprocess
+        self.threshold = float(package.config.threshold)
+        self.post_spec = dict(package.config.postprocess or {})
+        self._tried = tried or []
+
+    @classmethod
+    def load(cls, package_dir: str | Path, target: str | None = None, precision: str | None = None,
+             backend: str = "auto", device: str = "cpu", threads: int | None = None,
+             **options: Any) -> "Segmenter":
+        """Open ``package_dir`` and load the chosen artifact.
+
+        Args:
+            target, precision: restrict the artifact (``onnx``/``openvino``/``tensorrt``;
+                ``fp32``/``fp16``/``int8``).
+            backend: ``auto``, ``torch`` (package weights, no artifact), ``onnxruntime``,
+                ``openvino`` or ``tensorrt``.
+            device: ``cpu``, ``cuda[:N]``, or an OpenVINO device (``gpu``, ``npu``, ``auto``).
+            threads: inference threads (intra-op / INFERENCE_NUM_THREADS / torch threads).
+            options: passed to the backend's ``load`` (e.g. ``precision_hint="f32"``).
+
+        Raises:
+            ArtifactError: no matching artifact, status failed, sha256 mismatch.
+            BackendUnavailableError: the asked-for backend is not installed / no device.
+        """
+        pkg = load_package(package_dir)
+        if backend == "torch":
+            if target not in (None, "torch"):
+                raise ConfigError(f"backend 'torch' runs the package weights; target {target!r} needs another backend")
+            return cls(pkg, load_backend("torch", pkg.root, device, threads, **options), None)
+        if backend != "auto" and backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
+        tried: list[str] = []
+        for name, rec in cls._candidates(pkg, target, precision, backend, device):
+            path = pkg.artifact_path(rec, check_sha=True)  # a tampered file is an error, not a skip
+            extra = {"extra": rec.extra} if name == "tensorrt" else {}
+            try:
+                be = load_backend(name, path, device, threads, **extra, **options)
+            except BackendUnavailableError as e:
+                if backend != "auto":
+                    raise
+                tried.append(f"{name} {rec.target}/{rec.precision}: {e}")
+                continue
+            return cls(pkg, be, rec, tried)
+        if backend == "auto" and target in (None, "torch") and precision in (None, "fp32"):
+            return cls(pkg, load_backend("torch", pkg.root, device, threads), None, tried)
+        raise BackendUnavailableError(f"{pkg.root}: nothing can run here; tried: " + "; ".join(tried))
+
+    @staticmethod
+    def _candidates(pkg: ModelPackage, target: str | None, precision: str | None, backend: str,
+                    device: str) -> list[tuple[str, ArtifactRecord]]:
+        """(backend name, record) in the order to try; raises if an explicit choice is unusable."""
+        records = [r for r in pkg.artifacts() if (target is None or r.target == target)
+                   and (precision is None or r.precision == precision)]
+        if target is not None and precision is not None:
+            for r in records:
+                if why := _usable(r):
+                    raise ArtifactError(f"{pkg.root}: refusing {why}; re-export it")
+        usable = [r for r in records if _usable(r) is None]
+        dclass = device_class(device)
+        ranked = []
+        for r in usable:
+            if backend != "auto":
+                if r.target in BACKENDS[backend][2]:
+                    ranked.append((_verified(r) != "passed", 0, backend, r))
+                continue
+            order = PREFERENCE[dclass]
+            hits = [(i, name) for i, (name, t, p) in enumerate(order) if (t, p) == (r.target, r.precision)]
+            if not hits and r.target in FALLBACK[dclass]:  # e.g. onnx/fp16 on a CPU: slow but runnable
+                hits = [(len(order), FALLBACK[dclass][r.target])]
+            ranked += [(_verified(r) != "passed", i, name, r) for i, name in hits]
+        if not ranked and (backend != "auto" or target not in (None, "torch")):
+            have = ", ".join(f"{r.target}/{r.precision}({r.status})" for r in pkg.artifacts()) or "none"
+            want = "/".join(x for x in (target, precision) if x) or "any"
+            raise ArtifactError(f"{pkg.root}: no usable {want} artifact for backend {backend!r} on {device!r} "
+                                f"(manifest has: {have})")
+        return [(name, r) for _, _, name, r in sorted(ranked, key=lambda x: x[:2])]
+
+    # -- inference -------------------------------------------------------------------
+    def _split(self, image: Any, spacing_mm: Any) -> tuple[np.ndarray, Any]:
+        if isinstance(image, Frame):
+            return image.image, spacing_mm if spacing_mm is not None else image.spacing_mm
+        return check_image(image), spacing_mm
+
+    def segment(self, image: np.ndarray | Frame, spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
+        """Segment one image (array or :class:`Frame`); result at the image's own size."""
+        t0 = time.perf_counter()
+        img, spacing = self._split(image, spacing_mm)
+        x = preprocess(img, self.spec)[None]
+        t1 = time.perf_counter()
+        logits = self.backend.infer(x)
+        t2 = time.perf_counter()
+        seg = postprocess(logits[0], img.shape[:2], self.threshold, self.post_spec, spacing)
+        t3 = time.perf_counter()
+        seg.timings = {"preprocess_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3,
+                       "postprocess_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
+        return seg
+
+    def segment_batch(self, images: Iterable[np.ndarray | Frame],
+                      spacing_mm: float | tuple[float, float] | None = None) -> list[Segmentation]:
+        """Segment several images in one ``infer`` call; timings are the batch's, per image."""
+        t0 = time.perf_counter()
+        pairs = [self._split(im, spacing_mm) for im in images]
+        if not pairs:
+            raise DataError("images: empty batch; expected at least one image")
+        x = np.stack([preprocess(img, self.spec) for img, _ in pairs])
+        t1 = time.perf_counter()
+        logits = self.backend.infer(x)
+        t2 = time.perf_counter()
+        out = [postprocess(lg, img.shape[:2], self.threshold, self.post_spec, sp)
+               for lg, (img, sp) in zip(logits, pairs)]
+        t3 = time.perf_counter()
+        n = len(out)
+        for seg in out:
+            seg.timings = {"preprocess_ms": (t1 - t0) * 1e3 / n, "infer_ms": (t2 - t1) * 1e3 / n,
+                           "postprocess_ms": (t3 - t2) * 1e3 / n, "total_ms": (t3 - t0) * 1e3 / n,
+                           "batch_size": n}
+        return out
+
+    def stream(self, frames: Iterable[np.ndarray | Frame],
+               spacing_mm: float | tuple[float, float] | None = None) -> Iterator[Segmentation]:
+        """Segment a cine loop frame by frame (lazily: one frame in memory at a time)."""
+        for frame in frames:
+            yield self.segment(frame, spacing_mm)
+
+    def info(self) -> dict[str, Any]:
+        """Backend, artifact, precision, providers/device, threads, actual inference precision."""
+        b = self.backend.info()
+        rec = self.record
+        return {"backend": b.get("backend"), "package": str(self.package.root),
+                "artifact": rec.file if rec else None, "target": rec.target if rec else "torch",
+                "precision": rec.precision if rec else "fp32",
+                "verification": _verified(rec) if rec else "reference",
+                "device": b.get("device"), "providers": b.get("providers"), "threads": b.get("threads"),
+                "inference_precision": b.get("inference_precision"), "input_size": list(self.spec.size),
+                "threshold": self.threshold, "skipped": list(self._tried), "backend_info": b}
