@@ -44,13 +44,10 @@ def exported(tmp_path_factory, phantom) -> Path:
     """A run dir with ``student`` (onnx fp32/int8 + openvino fp32) and ``teacher-benign`` (no artifacts)."""
     run = tmp_path_factory.mktemp("run")
     pkg = make_package(run / "student")
-    try:
-        from btseg.export import run_export
-    except ImportError:  # TEMPORARY until btseg.export lands: same low-level export functions
-        _export_low_level(pkg)
-    else:
-        # verification of a random-init model against ground truth is meaningless: no gate
-        run_export(pkg, ["onnx", "openvino"], ["fp32", "int8"], calib_data=phantom, calib_size=8, verify=False)
+    from btseg.export import run_export
+
+    # verification of a random-init model against ground truth is meaningless: no gate
+    run_export(pkg, ["onnx", "openvino"], ["fp32", "int8"], calib_data=phantom, calib_size=8, verify=False)
     make_package(run / "teacher-benign", seed=1, role="teacher", widths=(8, 16))
     return run
 
@@ -62,17 +59,3 @@ def run_dir(exported, tmp_path) -> Path:
     shutil.copytree(exported, dst)
     return dst
 
-
-def _export_low_level(pkg: Path) -> None:
-    from btseg.export.onnx import export_onnx
-    from btseg.export.openvino import export_ir
-    from btseg.io import sha256_file
-    from btseg.package import ArtifactRecord, load_package
-
-    p = load_package(pkg)
-    export_onnx(p.build_model(), (SIZE, SIZE), pkg / "model-fp32.onnx", {}, 17)
-    export_ir(pkg / "model-fp32.onnx", pkg / "openvino-fp32", "fp32")
-    for rid, target, prec, file in [("onnx-fp32", "onnx", "fp32", "model-fp32.onnx"),
-                                    ("openvino-fp32", "openvino", "fp32", "openvino-fp32/model.xml")]:
-        p.add_artifact(ArtifactRecord(id=rid, target=target, precision=prec, file=file,
-                                      sha256=sha256_file(pkg / file), size_bytes=(pkg / file).stat().st_size))

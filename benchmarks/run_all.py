@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""Reproduce benchmarks/RESULTS.md: every artifact of the demo run, plus OpenVINO's own
+``benchmark_app`` on the same IRs as a cross-check of our latency harness.
+
+Steps (each a CLI a user can run by hand; the commands are printed and recorded):
+
+1. ``--build``: a phantom data set and the demo run (``btseg-data synth``, ``btseg-distill
+   all --preset demo``) if ``--run`` has no student yet;
+2. ``btseg-export`` of every package in the run (student, teachers, baselines) to ONNX and
+   OpenVINO at FP32/FP16/INT8, where its manifest has no artifacts yet;
+3. a copy of the student served at 256x256 (same weights, ``model.json`` input size 256;
+   the network is fully convolutional), exported the same way;
+4. ``btseg-bench --compare-teachers`` on the run, and ``btseg-bench`` on the 256 student;
+5. ``benchmark_app -api sync -nireq 1 -hint latency -nthreads T -niter N`` on each student IR;
+6. ``summary.json`` (ratios, cross-check) and ``RESULTS.md`` in ``--out``.
+
+Usage::
+
+    .venv/bin/python benchmarks/run_all.py --build --run /tmp/bench-run/run --data /tmp/bench-run/data \
+        --out /tmp/bench-run/results --iters 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+COMMANDS: list[str] = []
+
+
+def sh(*cmd: str, log: Path | None = None) -> str:
+    """Run a command, echo it, keep it for the report; stop on failure."""
+    line = " ".join(shlex.quote(str(c)) for c in cmd)
+    COMMANDS.append(line)
+    print(f"$ {line}", flush=True)
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if log:
+        log.write_text(r.stdout + r.stderr)
+    if r.returncode not in (0, 1):  # 1 = --min-dice gate, not used here
+        sys.exit(f"failed ({r.returncode}): {line}\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def build(run: Path, data: Path) -> None:
+    if not (data / "phantom.json").exists():
+        sh(BIN / "btseg-data", "synth", "--out", data, "--n", "300", "--size", "256", "--seed", "0")
+    if not (run / "student" / "model.json").exists():
+        sh(BIN / "btseg-distill", "all", "--preset", "demo", "--data", data, "--out", run, "--no-progress")
+
+
+def export(pkg: Path, data: Path) -> None:
+    man = pkg / "manifest.json"
+    if man.exists() and json.loads(man.read_text()).get("artifacts"):
+        return
+    # --no-verify-gate: a failed verification is recorded in the manifest (and the bench row), not fatal
+    sh(BIN / "btseg-export", pkg, "-t", "onnx", "-t", "openvino", "-p", "all", "--calib-data", data,
+       "--no-verify-gate")
+
+
+def at_256(student: Path, dst: Path) -> Path:
+    """Copy weights + config with the input size set to 256x256 (no artifacts)."""
+    from btseg.data.transforms import PreprocessSpec
+    from btseg.io import write_json
+    from btseg.package import ModelConfig
+
+    if not (dst / "model.json").exists():
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(student / "model.safetensors", dst / "model.safetensors")
+        cfg = ModelConfig.from_dict(json.loads((student / "model.json").read_text()))
+        cfg.preprocess = PreprocessSpec.from_dict({**cfg.preprocess.to_dict(), "size": [256, 256]})
+        cfg.notes = f"{student} weights served at 256x256 for the latency benchmark"
+        write_json(dst / "model.json", cfg.to_dict())
+    return dst
+
+
+def benchmark_app(xml: Path, iters: int, threads: int, log: Path) -> dict:
+    """OpenVINO's own latency for one IR (sync API, one request, latency hint)."""
+    out = sh(BIN / "benchmark_app", "-m", xml, "-d", "CPU", "-api", "sync", "-nireq", "1", "-niter", str(iters),
+             "-hint", "latency", "-nthreads", str(threads), log=log)
+    text = log.read_text()
+    vals = {k.lower(): float(v) for k, v in re.findall(r"(Median|Average|Min|Max):\s+([\d.]+)\s*ms", text)}
+    fps = re.search(r"Throughput:\s+([\d.]+)\s*FPS", text)
+    prec = re.search(r"INFERENCE_PRECISION_HINT:\s*(\S+)", text)
+    return {"median_ms": vals.get("median"), "mean_ms": vals.get("average"), "min_ms": vals.get("min"),
+            "max_ms": vals.get("max"), "fps": float(fps.group(1)) if fps else None,
+            "inference_precision": prec.group(1) if prec else None, "stdout_lines": len(out.splitlines())}
+
+
+def bench(models: list[Path], data: Path, out: Path, iters: int, threads: int, teachers: bool) -> dict:
+    cmd = [BIN / "btseg-bench", *sum((["--model", m] for m in models), []), "--data", data, "--out", out,
+           "--iters", str(iters), "--warmup", "10", "--threads", str(threads), "--backends", "all"]
+    sh(*cmd, *(["--compare-teachers"] if teachers else []), log=out.parent / f"{out.name}.log")
+    return json.loads((out / "bench.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=Path("/tmp/bench-run/run"))
+    ap.add_argument("--data", type=Path, default=Path("/tmp/bench-run/data"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench-run/results"))
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--build", action="store_true", help="create the data and the demo run if missing")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.build:
+        build(a.run, a.data)
+    if not (a.run / "student" / "model.json").exists():
+        sys.exit(f"{a.run}/student: no demo run (pass --build, or `make demo`)")
+    pkgs = sorted(d for d in a.run.iterdir() if (d / "model.json").exists())
+    for p in pkgs:
+        export(p, a.data)
+    s256 = at_256(a.run / "student", a.out / "student-256" / "student")
+    export(s256, a.data)
+    # splits.json next to the 256 copy: same test images as the run
+    if (a.run / "splits.json").exists():
+        shutil.copy2(a.run / "splits.json", s256.parent / "splits.json")
+
+    demo = bench([a.run / "student"], a.data, a.out / "demo", a.iters, a.threads, teachers=True)
+    big = bench([s256], a.data, a.out / "student256", a.iters, a.threads, teachers=False)
+
+    cross = []
+    for res in (demo, big):
+        for r in res["rows"]:
+            if r["status"] == "ok" and r["backend"] == "openvino" and r["target"] == "openvino" and r["role"] == "student":
+                xml = Path(r["package"]) / r["file"]
+                ba = benchmark_app(xml, a.iters, a.threads, a.out / f"benchmark_app-{r['input_size'][0]}-{r['precision']}.log")
+                ours = r["latency"]["infer"]
+                cross.append({"ir": str(xml), "input": r["input_size"], "precision": r["precision"],
+                              "ours_p50_ms": ours["p50_ms"], "ours_mean_ms": ours["mean_ms"],
+                              "ours_ran_as": r["runtime"].get("inference_precision"), "benchmark_app": ba,
+                              "median_ratio": ours["p50_ms"] / ba["median_ms"] if ba["median_ms"] else None})
+    summary = {"ratios": ratios(demo), "fastest_256": fastest(big), "benchmark_app": cross, "commands": COMMANDS,
+               "system": demo["system"], "created": demo["created"]}
+    from btseg.io import write_json
+
+    write_json(a.out / "summary.json", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("commands", "system")}, indent=1))
+
+
+def ratios(res: dict) -> list[dict]:
+    """Student / teacher p90 inference latency and peak memory, per (backend, target, precision)."""
+    rows = [r for r in res["rows"] if r["status"] == "ok"]
+    key = lambda r: (r["backend"], r["target"], r["precision"])  # noqa: E731
+    out = []
+    for s in (r for r in rows if r["role"] == "student"):
+        for t in (r for r in rows if r["model"].startswith("teacher") and key(r) == key(s)):
+            mem = lambda r: (r.get("memory") or {}).get("model_peak_mb")  # noqa: E731
+            out.append({"student": s["model"], "teacher": t["model"], "backend": s["backend"], "target": s["target"],
+                        "precision": s["precision"], "student_p90_ms": s["latency"]["infer"]["p90_ms"],
+                        "teacher_p90_ms": t["latency"]["infer"]["p90_ms"],
+                        "p90_ratio": s["latency"]["infer"]["p90_ms"] / t["latency"]["infer"]["p90_ms"],
+                        "student_model_peak_mb": mem(s), "teacher_model_peak_mb": mem(t),
+                        "peak_ratio": mem(s) / mem(t) if mem(s) and mem(t) else None,
+                        "student_peak_rss_mb": (s.get("memory") or {}).get("peak_rss_mb"),
+                        "teacher_peak_rss_mb": (t.get("memory") or {}).get("peak_rss_mb")})
+    return out
+
+
+def fastest(res: dict) -> dict | None:
+    ok = [r for r in res["rows"] if r["status"] == "ok"]
+    if not ok:
+        return None
+    r = min(ok, key=lambda r: r["latency"]["infer"]["p90_ms"])
+    return {"backend": r["backend"], "target": r["target"], "precision": r["precision"],
+            "ran_as": r["runtime"].get("inference_precision"), "p90_ms": r["latency"]["infer"]["p90_ms"],
+            "e2e_p90_ms": r["latency"]["e2e"]["p90_ms"], "dice": r.get("dice"), "dice_pct_fp32": r.get("dice_pct_fp32")}
+
+
+if __name__ == "__main__":
+    main()
