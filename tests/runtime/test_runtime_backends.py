@@ -63,7 +63,7 @@ def test_info_reports_what_runs(exported_package):
 
 def test_batch_inference_equals_single(exported_package, images):
     for name in ("onnxruntime", "openvino", "torch"):
-        seg = Segmenter.load(exported_package, backend=name, threads=2)
+        seg = Segmenter.load(exported_package, backend=name, threads=1)
         batch = seg.segment_batch(images)
         for im, b in zip(images, batch):
             np.testing.assert_allclose(seg.segment(im).prob, b.prob, atol=1e-5)

@@ -1,0 +1,49 @@
+"""Build small DICOM files with pydicom for the tests (uncompressed, Explicit VR Little Endian)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+
+
+def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
+                pixel_spacing: tuple[float, float] | None = (0.1, 0.1), region_delta_cm: tuple[float, float] | None = None,
+                pixels: bool = True) -> Path:
+    """``frames``: HxW[xC] or NxHxW[xC] uint8/uint16; N > 1 writes a multi-frame cine."""
+    multi = frames.ndim == 4 or (frames.ndim == 3 and frames.shape[-1] not in (3,))
+    arr = frames if multi else frames[None]
+    n, rows, cols = arr.shape[:3]
+    samples = arr.shape[3] if arr.ndim == 4 else 1
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = US_MULTIFRAME if n > 1 else US_IMAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, samples
+    ds.PhotometricInterpretation = photometric
+    bits = arr.dtype.itemsize * 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits_stored or bits, (bits_stored or bits) - 1
+    ds.PixelRepresentation = 0
+    if samples == 3:
+        ds.PlanarConfiguration = 0
+    if n > 1:
+        ds.NumberOfFrames = n
+    if pixel_spacing:
+        ds.PixelSpacing = list(pixel_spacing)
+    if region_delta_cm:
+        region = Dataset()
+        region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
+        region.PhysicalDeltaX, region.PhysicalDeltaY = region_delta_cm
+        ds.SequenceOfUltrasoundRegions = [region]
+    if pixels:
+        ds.PixelData = np.ascontiguousarray(arr).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
