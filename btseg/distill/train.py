@@ -145,7 +145,7 @@ def _progress(enabled: bool):
 
 def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sample], cfg: TrainConfig,
         workdir: str | Path, ctx: ddp.DistContext | None = None, *, resume: bool = False,
-        name: str = "model") -> FitResult:
+        name: str = "model", stop_after: int | None = None) -> FitResult:
     """Train ``objective.model`` on ``train_set``; select by Dice on ``val_samples``.
 
     Args:
@@ -158,6 +158,8 @@ def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sampl
         resume: continue from ``workdir/state.json`` when it exists (a finished run returns
             at once with its best weights loaded).
         name: shown in the progress bar.
+        stop_after: return after this many epochs of this call, unfinished, as an
+            interrupted run would (time-sliced jobs; the resume test).
     """
     ctx = ctx or ddp.DistContext(device=ddp.resolve_device(cfg.device))
     workdir = Path(workdir)
@@ -187,6 +189,8 @@ def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sampl
     resumed_from = None
     if resume and (workdir / "state.json").exists():
         st.update({k: v for k, v in load_state(workdir, objective, opt).items() if k in st})
+        # more --epochs than the saved run had: carry on (the cosine stretches to the new end)
+        st["finished"] = st["stopped_early"] or st["epoch"] >= cfg.epochs
         resumed_from = st["epoch"]
         if (workdir / "log.jsonl").exists():
             history = [json.loads(line) for line in (workdir / "log.jsonl").read_text().splitlines() if line]
@@ -261,7 +265,7 @@ def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sampl
                 save_state(workdir, objective, opt, {**st, "config": cfg.to_dict(), "name": name})
                 _write_logs(workdir, history)
             bar.update(task, dice=f"{val:.4f} (best {st['best_val_dice']:.4f})")
-            if st["stopped_early"]:
+            if st["stopped_early"] or (stop_after is not None and epoch - (resumed_from or 0) >= stop_after):
                 break
     ddp.barrier(ctx)
     _load_best(workdir, model)
