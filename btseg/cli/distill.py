@@ -37,6 +37,7 @@ def _train_options(fn):
         click.option("--alpha", type=float, default=None, help="Response-KD weight."),
         click.option("--beta", type=float, default=None, help="Feature-KD weight."),
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: one per core)."),
         click.option("--no-progress", is_flag=True, help="No progress bar (logs still written)."),
     ]
     for opt in reversed(opts):
@@ -45,14 +46,14 @@ def _train_options(fn):
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
-         teacher_dir, name, alpha, beta, temperature, no_progress) -> None:
+         teacher_dir, name, alpha, beta, temperature, threads, no_progress) -> None:
     from btseg.distill.config import get_preset
     from btseg.distill.pipeline import run
 
     if not Path(data).is_dir():
         raise DataError(f"{data}: data directory not found")
     cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
-                                     alpha=alpha, beta=beta, temperature=temperature,
+                                     alpha=alpha, beta=beta, temperature=temperature, threads=threads,
                                      progress=False if no_progress else None)
     results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name)
     if results:

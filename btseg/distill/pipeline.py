@@ -150,6 +150,8 @@ def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
     if stage not in ("teachers", "student", "all"):
         raise ConfigError(f"stage {stage!r}: expected teachers, student or all")
     ctx = ddp.init_distributed(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     try:
         t0 = time.perf_counter()
         dataset, splits = prepare(data_dir, out_dir, cfg, ctx)
