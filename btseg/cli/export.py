@@ -16,6 +16,7 @@ target/verification (one ``error:`` line after the results table).
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from btseg.cli.common import handle_errors
 from btseg.errors import BtsegError
 from btseg.export.targets import CALIB_METHODS, PRECISIONS, TARGETS
 
-stdout = Console()  # the results table goes to stdout; errors and warnings to stderr
+
+
+def _stdout() -> Console:
+    """The results table goes to stdout (wide when piped, so reasons stay on one line)."""
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -78,9 +83,9 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
                                  verify_data=verify_data, verify_n=verify_n, tolerances=list(tolerances))
         except BtsegError as e:
             if getattr(e, "results", None):
-                stdout.print(results_table(e.results))
+                _stdout().print(results_table(e.results))
             raise
-    stdout.print(results_table(results))
+    _stdout().print(results_table(results))
 
 
 def _stderr_handler() -> logging.Handler:
