@@ -73,7 +73,7 @@ def torch_to_onnx(model: Any, input_size: tuple[int, int], path: Path, opset: in
             return "dynamo"
         except ImportError as e:  # onnxscript missing: the dynamo exporter cannot run at all
             log.warning("dynamo ONNX exporter unavailable (%s); using the TorchScript exporter", e)
-        except (RuntimeError, torch.export.UnsupportedOperatorException, TypeError, ValueError) as e:
+        except (torch.onnx.OnnxExporterError, RuntimeError, TypeError, ValueError) as e:
             log.warning("dynamo ONNX exporter failed (%s); using the TorchScript exporter",
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
         _export(model, dummy, path, opset, dynamic_batch, dynamo=False)
