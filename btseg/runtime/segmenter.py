@@ -144,16 +144,17 @@ class Segmenter:
         usable = [r for r in records if _usable(r) is None]
         dclass = device_class(device)
         ranked = []
+        order = PREFERENCE[dclass]
         for r in usable:
             if backend != "auto":
-                if r.target in BACKENDS[backend][2]:
-                    ranked.append((_verified(r) != "passed", 0, backend, r))
+                if r.target in BACKENDS[backend][2]:  # its own format first, then PREFERENCE
+                    rank = next((i for i, c in enumerate(order) if c == (backend, r.target, r.precision)), len(order))
+                    ranked.append((_verified(r) != "passed", (BACKENDS[backend][2].index(r.target), rank), backend, r))
                 continue
-            order = PREFERENCE[dclass]
             hits = [(i, name) for i, (name, t, p) in enumerate(order) if (t, p) == (r.target, r.precision)]
             if not hits and r.target in FALLBACK[dclass]:  # e.g. onnx/fp16 on a CPU: slow but runnable
                 hits = [(len(order), FALLBACK[dclass][r.target])]
-            ranked += [(_verified(r) != "passed", i, name, r) for i, name in hits]
+            ranked += [(_verified(r) != "passed", (0, i), name, r) for i, name in hits]
         if not ranked and (backend != "auto" or target not in (None, "torch")):
             have = ", ".join(f"{r.target}/{r.precision}({r.status})" for r in pkg.artifacts()) or "none"
             want = "/".join(x for x in (target, precision) if x) or "any"

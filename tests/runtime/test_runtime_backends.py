@@ -57,6 +57,7 @@ def test_info_reports_what_runs(exported_package):
     assert ort["providers"] == ["CPUExecutionProvider"] and ort["threads"] == 2
     assert ort["backend"] == "onnxruntime" and ort["target"] == "onnx" and ort["precision"] == "fp32"
     ov = Segmenter.load(exported_package, backend="openvino", threads=2).info()
+    assert ov["target"] == "openvino", "backend=openvino prefers its own IR over the ONNX file"
     assert ov["inference_precision"] in ("f32", "bf16", "f16") and ov["providers"] == ["CPU"]
     assert sum(ov["backend_info"]["runtime_precisions"].values()) > 0
 
