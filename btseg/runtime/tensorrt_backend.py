@@ -95,8 +95,11 @@ class TensorRTBackend:
         path = Path(artifact)
         if not path.is_file():
             raise ArtifactError(f"{path}: TensorRT engine not found")
-        cuda.init()
-        dev = cuda.Device(int(idx or 0))
+        try:
+            cuda.init()
+            dev = cuda.Device(int(idx or 0))
+        except cuda.Error as e:
+            raise BackendUnavailableError(f"tensorrt: no usable CUDA device {device!r} ({e})") from e
         check_compatible(extra if extra is not None else _manifest_extra(path), trt.__version__,
                          dev.name(), dev.compute_capability())
         ctx = dev.retain_primary_context()
@@ -108,17 +111,18 @@ class TensorRTBackend:
                 raise ArtifactError(f"{path}: TensorRT could not deserialize it; rebuild on the target")
             context = engine.create_execution_context()
             stream = cuda.Stream()
-            inputs, outputs, buffers = [], [], {}
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            outputs = [n for n in names if n not in inputs]
+            buffers = {}
+            for name in inputs + outputs:  # inputs first: output shapes follow the input shapes set
                 dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-                shape = tuple(engine.get_tensor_shape(name))
-                if is_input and -1 in shape:
-                    shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # the profile's max
+                if name in inputs:
+                    shape = tuple(engine.get_tensor_shape(name))
+                    if -1 in shape:
+                        shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # the profile's max
                     context.set_input_shape(name, shape)
-                (inputs if is_input else outputs).append(name)
-                if not is_input:
+                else:
                     shape = tuple(context.get_tensor_shape(name))
                 host = cuda.pagelocked_empty(shape, dtype)
                 mem = cuda.mem_alloc(host.nbytes)
