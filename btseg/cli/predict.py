@@ -28,6 +28,7 @@ from typing import Any
 import click
 import cv2
 import numpy as np
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -156,7 +157,8 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
                 rows.append(predict_one(path, segmenter, out, overlay, spacing, backend_rec, as_json, used))
             except BtsegError as e:
                 failed += 1
-                progress.console.print(f"[red]skipped[/red] {path}: {e}", highlight=False, soft_wrap=True)
+                msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+                progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
                 rows.append({"input": path.name, "frames": 0, "status": "failed"})
             progress.advance(task)
     console.print(summary_table(rows, info))
