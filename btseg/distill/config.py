@@ -38,6 +38,9 @@ class TrainConfig:
             after ``warmup_epochs`` of linear warm-up (fractional epochs allowed).
         max_steps_per_epoch: cap on optimiser steps per epoch (0 = whole epoch); the tiny
             preset uses it to stay in seconds.
+        min_epoch_samples: repeat a small training set (differently augmented) up to at
+            least this many samples per epoch, so the malignant teacher, with half the
+            benign teacher's images, gets as many steps (0 = off).
         patience: early stopping after this many epochs without a better validation Dice.
         amp: mixed precision, used only on CUDA.
     Distillation (student only):
@@ -71,6 +74,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
     max_steps_per_epoch: int = 0
+    min_epoch_samples: int = 0
     patience: int = 10
     amp: bool = True
     kd: str = "dual"
@@ -142,7 +146,8 @@ PRESETS: dict[str, TrainConfig] = {
     # `make demo` on a 2-core CPU: both teachers and two students in about ten minutes
     "demo": TrainConfig(preset="demo", image_size=128, teacher_kwargs={"widths": [8, 16, 32, 64, 128]},
                         student_kwargs={"widths": [8, 16, 32, 64, 128]}, epochs=20, batch_size=16,
-                        lr=3e-3, warmup_epochs=1.0, patience=6),
+                        lr=3e-3, warmup_epochs=1.0, patience=6,
+                        min_epoch_samples=150),
     # a GPU: the published teacher (34.9 M) and the <= 2.2 M student at 256 px
     "paper": TrainConfig(preset="paper", image_size=256, teacher_kwargs={}, student_kwargs={},
                          epochs=200, batch_size=8, lr=1e-3, warmup_epochs=5.0, patience=30, num_workers=4),

@@ -62,7 +62,9 @@ def _part(dataset: Dataset, splits: Splits, part: str, labels: tuple[str, ...]) 
 
 
 def _train_set(samples: Dataset, cfg: TrainConfig) -> SegDataset:
-    return SegDataset(samples, cfg.spec, augment=True, hflip=cfg.hflip, jitter=cfg.intensity_jitter, seed=cfg.seed)
+    repeat = -(-cfg.min_epoch_samples // max(1, len(samples)))  # ceil
+    return SegDataset(samples, cfg.spec, augment=True, hflip=cfg.hflip, jitter=cfg.intensity_jitter,
+                      seed=cfg.seed, repeat=repeat)
 
 
 def _finish(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: TrainConfig, out: Path,

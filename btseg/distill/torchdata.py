@@ -36,10 +36,13 @@ class SegDataset(Dataset):
         hflip, jitter: see the module docstring.
         seed: base of the per-(epoch, index) random draws.
         cache: keep decoded samples in memory (decode PNGs once, not every epoch).
+        repeat: show every sample this many times per epoch, each with its own draw (the
+            small malignant set gets as many optimiser steps per epoch as the benign one).
     """
 
     def __init__(self, samples: Sequence[Sample], spec: PreprocessSpec, augment: bool = False,
-                 hflip: bool = True, jitter: float = 0.1, seed: int = 0, cache: bool = True) -> None:
+                 hflip: bool = True, jitter: float = 0.1, seed: int = 0, cache: bool = True,
+                 repeat: int = 1) -> None:
         self.samples = samples
         self.spec = spec
         self.augment = augment
@@ -47,6 +50,7 @@ class SegDataset(Dataset):
         self.jitter = float(jitter)
         self.seed = int(seed)
         self.epoch = 0
+        self.repeat = max(1, int(repeat))
         self._cache: dict[int, Sample] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:
@@ -54,9 +58,10 @@ class SegDataset(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * self.repeat
 
     def sample(self, i: int) -> Sample:
+        i %= len(self.samples)
         if self._cache is None:
             return self.samples[i]
         if i not in self._cache:
@@ -65,7 +70,8 @@ class SegDataset(Dataset):
 
     def labels(self) -> list[str]:
         """Labels without decoding images when the sequence knows them."""
-        return list(getattr(self.samples, "labels", None) or [s.label for s in self.samples])
+        labels = getattr(self.samples, "labels", None) or [s.label for s in self.samples]
+        return list(labels) * self.repeat
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         s = self.sample(i)

@@ -39,6 +39,9 @@ def test_seg_dataset_preprocesses_augments_and_keeps_masks_binary(phantom_dir, t
     assert torch.equal(x, again[0])  # same (seed, epoch, index): same draw
     ds.set_epoch(5)
     assert any(not torch.equal(ds[k][0], SegDataset(ds.samples, ds.spec)[k][0]) for k in range(4))
+    twice = SegDataset(ds.samples, ds.spec, augment=True, repeat=2)
+    n = len(ds.samples)
+    assert len(twice) == 2 * n and torch.equal(twice[n][1].sum(), twice[0][1].sum())  # same mask, new draw
 
 
 def test_tiny_distillation_lowers_the_loss(phantom_dir, tiny_cfg, tmp_path):
