@@ -64,6 +64,13 @@ def _verified(rec: ArtifactRecord) -> str:
     return str((rec.verification or {}).get("status", "unverified")).lower()
 
 
+def verified_options(rec: ArtifactRecord, backend: str) -> dict[str, Any]:
+    """The backend options the artifact was verified with (e.g. OpenVINO ``precision_hint``),
+    so that by default the runtime runs exactly what export verification measured."""
+    ver = (rec.verification or {}).get("backend") or {}
+    return dict(ver.get("options") or {}) if ver.get("backend") == backend else {}
+
+
 def _usable(rec: ArtifactRecord) -> str | None:
     """Why ``rec`` must not run, or None."""
     if rec.status != "ok":
@@ -102,7 +109,8 @@ class Segmenter:
                 ``openvino`` or ``tensorrt``.
             device: ``cpu``, ``cuda[:N]``, or an OpenVINO device (``gpu``, ``npu``, ``auto``).
             threads: inference threads (intra-op / INFERENCE_NUM_THREADS / torch threads).
-            options: passed to the backend's ``load`` (e.g. ``precision_hint="f32"``).
+            options: passed to the backend's ``load`` (e.g. ``precision_hint="bf16"``); they
+                override the options the artifact was verified with, which apply by default.
 
         Raises:
             ArtifactError: no matching artifact, status failed, sha256 mismatch.
@@ -118,9 +126,9 @@ class Segmenter:
         tried: list[str] = []
         for name, rec in cls._candidates(pkg, target, precision, backend, device):
             path = pkg.artifact_path(rec, check_sha=True)  # a tampered file is an error, not a skip
-            extra = {"extra": rec.extra} if name == "tensorrt" else {}
+            opts = {**verified_options(rec, name), **({"extra": rec.extra} if name == "tensorrt" else {}), **options}
             try:
-                be = load_backend(name, path, device, threads, **extra, **options)
+                be = load_backend(name, path, device, threads, **opts)
             except BackendUnavailableError as e:
                 if backend != "auto":
                     raise

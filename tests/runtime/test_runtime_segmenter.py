@@ -143,3 +143,15 @@ def test_bad_arrays_are_data_errors(tiny_package, bad, match):
     seg = Segmenter.load(tiny_package, backend="torch", threads=1)
     with pytest.raises(DataError, match=match):
         seg.segment(bad)
+
+
+def test_runs_with_the_options_it_was_verified_with(exported_package):
+    """OpenVINO may pick bf16 on this CPU; the runtime reuses the hint export verified with."""
+    from btseg.runtime.segmenter import verified_options
+
+    rec = load_package(exported_package).artifact("openvino", "fp32")
+    hint = verified_options(rec, "openvino").get("precision_hint")
+    if hint is None:
+        pytest.skip("export recorded no OpenVINO options")
+    info = Segmenter.load(exported_package, backend="openvino", target="openvino", threads=1).info()
+    assert info["backend_info"]["inference_precision_hint"] == hint
