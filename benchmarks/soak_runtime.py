@@ -49,8 +49,10 @@ def latency(pkg: Path, iters: int, threads: int) -> list[dict]:
     from btseg.runtime import Segmenter
 
     imgs, rows = frames(), []
-    for backend in ("torch", "onnxruntime", "openvino"):
-        seg = Segmenter.load(pkg, backend=backend, threads=threads)
+    # OpenVINO twice: as it chooses (bf16 on AMX / AVX512-BF16 CPUs) and forced to f32
+    runs = [("torch", {}), ("onnxruntime", {}), ("openvino", {}), ("openvino", {"precision_hint": "f32"})]
+    for backend, options in runs:
+        seg = Segmenter.load(pkg, backend=backend, threads=threads, **options)
         for im in imgs * 2:  # warm-up
             seg.segment(im)
         t = [seg.segment(imgs[i % len(imgs)]).timings for i in range(iters)]
