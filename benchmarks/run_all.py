@@ -11,7 +11,10 @@ Steps (each a CLI a user can run by hand; the commands are printed and recorded)
 3. a copy of the student served at 256x256 (same weights, ``model.json`` input size 256;
    the network is fully convolutional), exported the same way;
 4. ``btseg-bench --compare-teachers`` on the run, and ``btseg-bench`` on the 256 student;
-5. ``benchmark_app -api sync -nireq 1 -hint latency -nthreads T -niter N`` on each student IR;
+5. ``benchmark_app -api sync -nireq 1 -hint none -nstreams 1 -nthreads T -niter N`` on each
+   student IR (benchmark_app refuses ``-nthreads`` together with ``-hint latency``: "fine tune
+   options ... explicitly set -hint option to none"; one stream on T threads is what the
+   latency hint picks and what our OpenVINO backend runs);
 6. ``summary.json`` (ratios, cross-check) and ``RESULTS.md`` in ``--out``.
 
 Usage::
@@ -81,16 +84,16 @@ def at_256(student: Path, dst: Path) -> Path:
 
 
 def benchmark_app(xml: Path, iters: int, threads: int, log: Path) -> dict:
-    """OpenVINO's own latency for one IR (sync API, one request, latency hint)."""
+    """OpenVINO's own latency for one IR (sync API, one request, one stream, T threads)."""
     out = sh(BIN / "benchmark_app", "-m", xml, "-d", "CPU", "-api", "sync", "-nireq", "1", "-niter", str(iters),
-             "-hint", "latency", "-nthreads", str(threads), log=log)
+             "-hint", "none", "-nstreams", "1", "-nthreads", str(threads), log=log)
     text = log.read_text()
     vals = {k.lower(): float(v) for k, v in re.findall(r"(Median|Average|Min|Max):\s+([\d.]+)\s*ms", text)}
     fps = re.search(r"Throughput:\s+([\d.]+)\s*FPS", text)
-    prec = re.search(r"INFERENCE_PRECISION_HINT:\s*(\S+)", text)
+    prec = re.search(r"INFERENCE_PRECISION_HINT:\s*(.+)", text)
     return {"median_ms": vals.get("median"), "mean_ms": vals.get("average"), "min_ms": vals.get("min"),
             "max_ms": vals.get("max"), "fps": float(fps.group(1)) if fps else None,
-            "inference_precision": prec.group(1) if prec else None, "stdout_lines": len(out.splitlines())}
+            "inference_precision": prec.group(1).strip() if prec else None, "stdout_lines": len(out.splitlines())}
 
 
 def bench(models: list[Path], data: Path, out: Path, iters: int, threads: int, teachers: bool) -> dict:

@@ -165,20 +165,29 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     if not rows:
         return False
     pts = [(r["latency"]["infer"]["p90_ms"], r["dice"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
-    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=28, zorder=3)
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    # colour = package, marker = backend: labels alone overlap when rows cluster
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    markers = {"torch": "o", "onnxruntime": "s", "openvino": "^", "tensorrt": "D"}
     for r, (x, y) in zip(rows, pts):
-        ax.annotate(f"{r['model']} {r['backend']} {r['precision']}", (x, y), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+        ax.scatter([x], [y], s=36, color=colors[r["model"]], marker=markers.get(r["backend"], "x"), zorder=3)
+        ax.annotate(f"{r['target']}/{r['precision']}", (x, y), fontsize=6.5, xytext=(4, 3),
+                    textcoords="offset points", color=colors[r["model"]])
     front = [pts[i] for i in pareto(pts)]
-    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:red", lw=1.2,
-            label="Pareto front", zorder=2)
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:red", lw=1.2, zorder=2)
+    ax.scatter([p[0] for p in front], [p[1] for p in front], s=110, facecolors="none", edgecolors="tab:red",
+               zorder=4, label="Pareto front")
+    for m in models:
+        ax.scatter([], [], color=colors[m], marker="o", label=m)
+    for b in dict.fromkeys(r["backend"] for r in rows):
+        ax.scatter([], [], color="gray", marker=markers.get(b, "x"), label=b)
     ax.set_xscale("log")
     ax.set_xlabel("p90 inference latency, ms (batch 1, log scale)")
     ax.set_ylabel("Dice (test split)")
     ax.set_title(f"Dice vs latency, {result['config']['device']}, {result['config']['threads']} threads")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
