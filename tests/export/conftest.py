@@ -106,7 +106,3 @@ def cli():
 
     return run
 
-
-def files_under(root: Path) -> set[str]:
-    """Every file (hidden ones included) below ``root``, relative."""
-    return {str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()}

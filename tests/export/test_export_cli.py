@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 
+from pathlib import Path
+
 import pytest
-from conftest import files_under
 
 from btseg.io import sha256_file
 from btseg.package import load_package
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file (hidden ones included) below ``root``, relative."""
+    return {str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()}
 
 
 def _manifest(root):
