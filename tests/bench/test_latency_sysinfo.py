@@ -22,7 +22,8 @@ def test_time_callable_iters_and_duration():
     s = time_callable(lambda: calls.append(1), warmup=3, iters=7)
     assert s.n == 7 and len(calls) == 10
     s = time_callable(lambda: time.sleep(0.002), warmup=0, iters=None, duration=0.05)
-    assert 5 <= s.n <= 30 and s.min_ms >= 2.0
+    # a loaded machine may fit only one 2 ms sleep into 50 ms; an idle one at most 25
+    assert 1 <= s.n <= 26 and s.min_ms >= 2.0
     with pytest.raises(ConfigError):
         time_callable(lambda: None, iters=None, duration=None)
 
