@@ -33,6 +33,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise ArtifactError(f"{target.parent}: cannot write here ({e.strerror})") from e
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates 0600; a cart service running as another user must read artifacts
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb") as f:
@@ -76,6 +78,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(o: Any) -> Any:

@@ -38,3 +38,15 @@ def test_json_handles_numpy_scalars(tmp_path):
     np = pytest.importorskip("numpy")
     write_json(tmp_path / "n.json", {"a": np.float32(0.5), "b": np.int64(3)})
     assert json.loads((tmp_path / "n.json").read_text()) == {"a": 0.5, "b": 3}
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
