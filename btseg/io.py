@@ -81,7 +81,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    # os.umask can only be read by setting it; read it from /proc where possible so that
+    # no other thread ever sees a zero umask
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
