@@ -21,13 +21,14 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from btseg.data.transforms import PreprocessSpec
 from btseg.errors import ArtifactError, BtsegError
 from btseg.io import atomic_path, read_json, sha256_file, write_json
+
+if TYPE_CHECKING:  # torch is imported only by build_model/save_package: an ONNX/OpenVINO-only cart needs no torch
+    import torch
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -110,7 +111,7 @@ class ModelPackage:
         self.config = config
 
     # -- weights ---------------------------------------------------------------------
-    def build_model(self, load_weights: bool = True) -> torch.nn.Module:
+    def build_model(self, load_weights: bool = True) -> "torch.nn.Module":
         """Rebuild the model from ``model.json`` and load ``model.safetensors`` (eval mode)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -176,8 +177,13 @@ class ModelPackage:
         return path
 
 
-def load_package(root: str | Path) -> ModelPackage:
-    """Open a model package directory (validates ``model.json``; weights load lazily)."""
+def load_package(root: str | Path, check_architecture: bool = True) -> ModelPackage:
+    """Open a model package directory (validates ``model.json``; weights load lazily).
+
+    ``check_architecture=False`` skips checking the architecture name against the model
+    registry, which imports torch: the runtime passes it so that a cart running only an
+    ONNX or OpenVINO artifact needs no torch (``build_model`` still checks).
+    """
     root = Path(root)
     if not root.is_dir():
         raise ArtifactError(f"{root}: model package directory not found")
@@ -186,14 +192,16 @@ def load_package(root: str | Path) -> ModelPackage:
         config = ModelConfig.from_dict(raw)
     except (TypeError, KeyError, BtsegError) as e:
         raise ArtifactError(f"{root / CONFIG}: not a btseg model config ({e})") from e
-    from btseg.models import list_models
+    if check_architecture:
+        from btseg.models import list_models
 
-    if config.architecture not in list_models():
-        raise ArtifactError(f"{root / CONFIG}: unknown model {config.architecture!r}; known: {', '.join(list_models())}")
+        if config.architecture not in list_models():
+            raise ArtifactError(f"{root / CONFIG}: unknown model {config.architecture!r}; "
+                                f"known: {', '.join(list_models())}")
     return ModelPackage(root, config)
 
 
-def save_package(root: str | Path, model: torch.nn.Module, config: ModelConfig) -> ModelPackage:
+def save_package(root: str | Path, model: "torch.nn.Module", config: ModelConfig) -> ModelPackage:
     """Write ``model.safetensors`` and ``model.json`` atomically into ``root``."""
     from safetensors.torch import save_file
 

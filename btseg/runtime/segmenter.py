@@ -116,7 +116,7 @@ class Segmenter:
             ArtifactError: no matching artifact, status failed, sha256 mismatch.
             BackendUnavailableError: the asked-for backend is not installed / no device.
         """
-        pkg = load_package(package_dir)
+        pkg = load_package(package_dir, check_architecture=False)  # torch-free for ONNX/OpenVINO carts
         if backend == "torch":
             if target not in (None, "torch"):
                 raise ConfigError(f"backend 'torch' runs the package weights; target {target!r} needs another backend")

@@ -57,24 +57,6 @@ def tiny_package(tmp_path_factory, images) -> Path:
     return _build_package(tmp_path_factory.mktemp("pkg") / "tiny", images)
 
 
-def _export_here(root: Path) -> None:
-    """Fallback exporter used only while btseg.export.run_export is unavailable."""
-    import openvino as ov
-
-    pkg = load_package(root)
-    model = pkg.build_model()
-    onnx_path = root / "student-fp32.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, *SPEC.size),), str(onnx_path), input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-                      dynamo=False, opset_version=17)
-    xml = root / "openvino-fp32" / "model.xml"
-    ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
-    for target, path in (("onnx", onnx_path), ("openvino", xml)):
-        pkg.add_artifact(ArtifactRecord(id=f"{target}-fp32", target=target, precision="fp32",
-                                        file=str(path.relative_to(root)), sha256=sha256_file(path),
-                                        size_bytes=path.stat().st_size, verification={"status": "passed"}))
-
-
 @pytest.fixture(scope="session")
 def image_dir(tmp_path_factory, images) -> Path:
     """The test images as PNG files (verification data for the exporter, CLI inputs)."""
@@ -85,12 +67,9 @@ def image_dir(tmp_path_factory, images) -> Path:
 
 
 def export(root: Path, image_dir: Path, targets: list[str], precisions: list[str]) -> None:
-    """Export through btseg.export (the one implementation); a local stand-in until it exists."""
-    try:
-        from btseg.export import run_export
-    except ImportError:
-        _export_here(root)
-        return
+    """Export through btseg.export (the one implementation)."""
+    from btseg.export import run_export
+
     run_export(root, targets=targets, precisions=precisions, verify_data=image_dir, verify_n=6,
                dynamic_batch=True)
 
