@@ -48,6 +48,24 @@ def providers_for(device: str) -> list[tuple[str, dict[str, Any]]]:
     raise ConfigError(f"onnxruntime: device {device!r}; expected cpu, cuda[:N], tensorrt[:N] or openvino[:DEVICE]")
 
 
+def graph_precision(path: Path) -> str | None:
+    """What the graph computes in: ``int8`` (Q/DQ nodes), ``fp16`` (FP16 weights behind FP32
+    I/O, as export writes it) or ``fp32``; None when the ``onnx`` package is absent.
+
+    The input dtype alone says fp32 for an FP16 graph with FP32 I/O, which is misleading.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
 class OnnxRuntimeBackend:
     """One ``onnxruntime.InferenceSession`` over an ONNX artifact (FP32, FP16 or INT8 QDQ)."""
 
@@ -65,6 +83,7 @@ class OnnxRuntimeBackend:
         self._output = session.get_outputs()[0].name
         batch_dim = inp.shape[0] if inp.shape else None
         self._static_batch = batch_dim if isinstance(batch_dim, int) else None
+        self._precision = graph_precision(artifact) or ("fp16" if self._input_type == np.float16 else "fp32")
 
     @classmethod
     def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
@@ -123,8 +142,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         used = self._session.get_providers()
-        precision = "fp16" if self._input_type == np.float16 else "fp32"
         return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
                 "providers": used, "threads": self._threads, "inter_op_threads": 1,
-                "graph_optimization": self._opt_level, "inference_precision": precision,
+                "graph_optimization": self._opt_level, "inference_precision": self._precision,
                 "version": ort.__version__}

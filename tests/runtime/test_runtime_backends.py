@@ -128,3 +128,19 @@ def test_tensorrt_engine_parity_on_a_gpu(copy_package, images, image_dir):
         assert float(np.abs(a.prob - b.prob).max()) < 1e-2
     batch = trt.segment_batch(images)
     assert all(_dice(x.mask, trt.segment(im).mask) == 1.0 for x, im in zip(batch, images))
+
+
+def test_onnxruntime_reports_the_graph_precision_not_the_io_dtype(tmp_path, tiny_package, image_dir):
+    import shutil
+
+    from btseg.export import run_export
+    from btseg.package import load_package
+    from btseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    root = tmp_path / "pkg"
+    shutil.copytree(tiny_package, root)
+    run_export(root, ["onnx"], ["fp16", "int8"], calib_data=image_dir, calib_size=6, verify=False)
+    pkg = load_package(root)
+    for precision in ("fp16", "int8"):
+        be = OnnxRuntimeBackend.load(pkg.artifact_path(pkg.artifact("onnx", precision)), threads=1)
+        assert be.info()["inference_precision"] == precision
