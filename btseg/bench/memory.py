@@ -12,8 +12,8 @@ which prints one JSON line.  Fields (MiB = 2**20 bytes):
 * ``baseline_rss_mb``  RSS after importing numpy, btseg's runtime/package code and the
   backend's library, before any model is loaded: what the interpreter costs anyway;
 * ``loaded_rss_mb``    RSS after the Segmenter is loaded;
-* ``peak_rss_mb``      ``getrusage(RUSAGE_SELF).ru_maxrss``: the process's high-water mark
-  after loading and ``iters`` calls of ``segment()``;
+* ``peak_rss_mb``      the process's RSS high-water mark after loading and ``iters`` calls
+  of ``segment()`` (``VmHWM`` on Linux, see :func:`_maxrss_mb` for why not ``ru_maxrss``);
 * ``model_peak_mb``    ``peak_rss_mb - baseline_rss_mb``: the model's own cost;
 * ``gpu_peak_mb``      ``torch.cuda.max_memory_allocated`` (torch backend on CUDA only).
 
@@ -42,10 +42,23 @@ def _rss_mb() -> float:
 
 
 def _maxrss_mb() -> float:
+    """This process's peak RSS.
+
+    Linux: ``VmHWM`` from /proc/self/status, the high-water mark of *this* address space.
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark into the child across
+    vfork + exec (what ``subprocess`` uses), so a child spawned by a 2 GB parent would
+    report >= 2 GB.  Elsewhere ``getrusage`` is all there is (macOS reports bytes).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 

@@ -77,9 +77,17 @@ def test_min_dice_gate_exit_codes(run_dir, phantom):
 
 
 def test_memory_is_measured_in_a_fresh_process(run_dir):
+    import numpy as np
+    import psutil
+
+    # a big parent: ru_maxrss would carry its high-water mark into the child across exec
+    ballast = np.ones(1024 * 2**20 // 8)
+    parent_mb = psutil.Process().memory_info().rss / 2**20
     m = memory.measure_memory(run_dir / "student", "onnxruntime", "onnx", "fp32", iters=2, threads=1)
+    del ballast
     assert m["status"] == "ok", m
     assert m["pid"] != os.getpid() and m["peak_rss_mb"] > 0 and m["baseline_rss_mb"] > 0
+    assert m["peak_rss_mb"] < parent_mb - 500, (m, parent_mb)
     assert m["peak_rss_mb"] >= m["loaded_rss_mb"] >= m["baseline_rss_mb"] * 0.9
     bad = memory.measure_memory(run_dir / "student", "onnxruntime", "onnx", "int4", iters=1)
     assert bad["status"] == "failed" and bad["reason"]
