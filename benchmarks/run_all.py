@@ -131,7 +131,7 @@ def main() -> None:
 
     cross = [crosscheck(r, a.iters, a.threads, a.out) for res in (demo, big) for r in res["rows"]
              if r["status"] == "ok" and r["backend"] == "openvino" and r["target"] == "openvino"
-             and r["role"] == "student"]
+             and r["model"] == "student"]
     summary = {"ratios": ratios(demo), "fastest_256": fastest(big), "benchmark_app": cross, "commands": COMMANDS,
                "system": demo["system"], "created": demo["created"]}
     from btseg.io import write_json
