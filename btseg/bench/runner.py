@@ -104,9 +104,12 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
         runnable = [a for a in artifacts if a.target in BACKENDS[backend][2] and a.precision in cfg.precisions]
         for a in runnable:
             row = dict(base, backend=backend, target=a.target, precision=a.precision, file=a.file,
-                       artifact_id=a.id, status="pending", reason="", export_verification=a.verification)
+                       artifact_id=a.id, status="pending", reason="", export_verification=a.verification,
+                       size_bytes=artifact_bytes(package, a.file))
             if a.status != "ok":
-                row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json")
+                why = ((a.verification or {}).get("failures") or [""])[0]
+                row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json"
+                           + (f": {why}" if why else ""))
             rows.append(row)
         if not runnable:
             have = ", ".join(sorted({f"{a.target}/{a.precision}" for a in artifacts})) or "none"
