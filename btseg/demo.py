@@ -59,24 +59,96 @@ def make_data(out: Path, n: int, size: int, seed: int, fresh: bool) -> Path:
     return data
 
 
-def train(data: Path, run: Path, preset: str, seed: int, fresh: bool) -> dict[str, Any]:
-    """Teachers, then the student with dual KD, then the two references without KD."""
-    from btseg.distill.config import get_preset
+def _train_job(stage: str, data: str, run: str, cfg: dict[str, Any], name: str, kinds: tuple[str, ...]) -> None:
+    """One model in a worker process (module level so that it pickles)."""
+    from btseg.distill.config import TrainConfig
     from btseg.distill.pipeline import run as distill
 
-    cfg = get_preset(preset).replace(seed=seed)
-    plans = [("teachers", cfg, "student", ("teacher-benign", "teacher-malignant")),
-             ("student", cfg.replace(kd="dual", teachers="routed"), "student", ("student",)),
-             ("student", cfg.replace(kd="none"), "student-nokd", ("student-nokd",)),
-             # the baseline a user would otherwise pick: a plain U-Net, same data, same loop
-             ("student", cfg.replace(kd="none", student_arch="unet", student_kwargs=cfg.teacher_kwargs),
-              "baseline-unet", ("baseline-unet",))]
-    for stage, c, name, outputs in plans:
-        if not fresh and all((run / o / "model.json").exists() for o in outputs):
-            console.print(f"train: reusing {', '.join(outputs)}")
-            continue
-        distill(stage, data, run, c, name=name)
+    distill(stage, data, run, TrainConfig.from_dict(cfg), name=name, teacher_kinds=kinds)
+
+
+def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: int = 2) -> dict[str, Any]:
+    """Teachers, the student with dual KD, and two references without KD (the same student,
+    and a plain U-Net the size of a teacher), trained ``workers`` at a time.
+
+    Small models use two cores better as two single-threaded processes than as one process
+    with two threads, so independent models train side by side; the students wait for both
+    teachers.  The workers print nothing; this process shows one bar per model from the
+    ``train/log.jsonl`` each one rewrites every epoch.
+    """
+    from btseg.data import make_splits, open_dataset
+    from btseg.distill.config import get_preset
+    from btseg.distill.pipeline import SPLITS_FILE
+
+    cfg = get_preset(preset).replace(seed=seed, progress=False, threads=1)
+    student = cfg.replace(kd="dual", teachers="routed")
+    jobs = {  # name -> (stage, config, student dir name, teacher kinds, needs the teachers)
+        "teacher-benign": ("teachers", cfg, "student", ("benign",), False),
+        "teacher-malignant": ("teachers", cfg, "student", ("malignant",), False),
+        "baseline-unet": ("student", cfg.replace(kd="none", student_arch="unet", student_kwargs=cfg.teacher_kwargs),
+                          "baseline-unet", (), False),
+        "student": ("student", student, "student", (), True),
+        "student-nokd": ("student", cfg.replace(kd="none"), "student-nokd", (), False),
+    }
+    todo = {m: j for m, j in jobs.items() if fresh or not (run / m / "model.json").exists()}
+    for m in set(jobs) - set(todo):
+        console.print(f"train: reusing {m}")
+    if todo:
+        run.mkdir(parents=True, exist_ok=True)
+        if fresh or not (run / SPLITS_FILE).exists():  # once, before the workers race for it
+            make_splits(open_dataset(data), val=cfg.val, test=cfg.test, seed=seed).save(run / SPLITS_FILE)
+        _run_jobs(todo, data, run, workers)
     return {m: read_model(run / m) for m in MODELS if (run / m / "model.json").exists()}
+
+
+def _run_jobs(todo: dict[str, tuple], data: Path, run: Path, workers: int) -> None:
+    import json
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    teachers_pending = [m for m in todo if m.startswith("teacher-")]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool, \
+            Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                     TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+        bars = {m: progress.add_task(m, total=j[1].epochs, status="waiting") for m, j in todo.items()}
+        running: dict[Any, str] = {}
+
+        def submit(m: str) -> None:
+            stage, c, name, kinds, _ = todo[m]
+            running[pool.submit(_train_job, stage, str(data), str(run), c.to_dict(), name, kinds)] = m
+            progress.update(bars[m], status="training")
+
+        for m, j in todo.items():
+            if not (j[4] and teachers_pending):
+                submit(m)
+        while running:
+            done, _ = wait(list(running), timeout=2.0, return_when=FIRST_COMPLETED)
+            for m in running.values():
+                log = run / m / "train" / "log.jsonl"
+                if log.exists():
+                    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+                    if rows:
+                        progress.update(bars[m], completed=rows[-1]["epoch"],
+                                        status=f"loss {rows[-1]['train_loss']:.3f}  val Dice {rows[-1]['val_dice']:.3f}")
+            for fut in done:
+                m = running.pop(fut)
+                fut.result()  # a failed model stops the demo with its own error
+                progress.update(bars[m], completed=todo[m][1].epochs, status=f"done ({read_dice(run / m)})")
+                if m in teachers_pending:
+                    teachers_pending.remove(m)
+                    if not teachers_pending:
+                        for w, j in todo.items():
+                            if j[4]:
+                                submit(w)
+
+
+def read_dice(pkg_dir: Path) -> str:
+    from btseg.io import read_json
+
+    d = read_json(pkg_dir / "model.json").get("metrics", {}).get("test", {}).get("overall", {}).get("dice", {})
+    return f"test Dice {d.get('mean', float('nan')):.3f}"
 
 
 def read_model(pkg_dir: Path) -> dict[str, Any]:

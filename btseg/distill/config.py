@@ -145,9 +145,8 @@ PRESETS: dict[str, TrainConfig] = {
                         warmup_epochs=0.5, max_steps_per_epoch=3, patience=2),
     # `make demo` on a 2-core CPU: both teachers and two students in about ten minutes
     "demo": TrainConfig(preset="demo", image_size=128, teacher_kwargs={"widths": [8, 16, 32, 64, 128]},
-                        student_kwargs={"widths": [8, 16, 32, 64, 128]}, epochs=20, batch_size=16,
-                        lr=3e-3, warmup_epochs=1.0, patience=6,
-                        min_epoch_samples=150),
+                        student_kwargs={"widths": [8, 16, 32, 64, 128]}, epochs=20, batch_size=8,
+                        lr=3e-3, warmup_epochs=1.0, patience=8, min_epoch_samples=160, threads=1),
     # a GPU: the published teacher (34.9 M) and the <= 2.2 M student at 256 px
     "paper": TrainConfig(preset="paper", image_size=256, teacher_kwargs={}, student_kwargs={},
                          epochs=200, batch_size=8, lr=1e-3, warmup_epochs=5.0, patience=30, num_workers=4),

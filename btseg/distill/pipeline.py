@@ -144,8 +144,12 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
 
 
 def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
-        teacher_dir: str | Path | None = None, name: str = "student") -> dict[str, Any]:
+        teacher_dir: str | Path | None = None, name: str = "student",
+        teacher_kinds: tuple[str, ...] = TEACHERS) -> dict[str, Any]:
     """``teachers``, ``student`` or ``all``; works the same under ``torchrun``.
+
+    ``teacher_kinds`` trains only some teachers (``("benign",)``), so that two processes
+    can train the two teachers side by side on a 2-core machine.
 
     Returns ``{model name: {"package", "val", "test", "seconds", ...}}`` (empty off rank 0).
     """
@@ -159,7 +163,7 @@ def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
         dataset, splits = prepare(data_dir, out_dir, cfg, ctx)
         results: dict[str, Any] = {}
         if stage in ("teachers", "all"):
-            for kind in TEACHERS:
+            for kind in teacher_kinds:
                 results[f"teacher-{kind}"] = train_teacher(kind, dataset, splits, cfg, out_dir, ctx, resume)
         if stage in ("student", "all"):
             results[name] = train_student(dataset, splits, cfg, out_dir, ctx, resume, teacher_dir, name)
