@@ -91,6 +91,8 @@ def probe(model: str, backend: str, target: str, precision: str, iters: int = 20
     for _ in range(max(1, iters)):
         seg.segment(image)
     out = {"pid": os.getpid(), "baseline_rss_mb": round(baseline, 1), "loaded_rss_mb": round(loaded, 1),
+           # torch costs ~200 MB RSS: say when loading a non-torch artifact pulled it in
+           "torch_imported": "torch" in sys.modules,
            "peak_rss_mb": round(_maxrss_mb(), 1), "load_s": round(load_s, 3), "iters": iters}
     out["model_peak_mb"] = round(out["peak_rss_mb"] - out["baseline_rss_mb"], 1)
     out["gpu_peak_mb"] = None
