@@ -83,10 +83,15 @@ def at_256(student: Path, dst: Path) -> Path:
     return dst
 
 
-def benchmark_app(xml: Path, iters: int, threads: int, log: Path) -> dict:
-    """OpenVINO's own latency for one IR (sync API, one request, one stream, T threads)."""
+def benchmark_app(xml: Path, iters: int, threads: int, log: Path, precision: str | None = None) -> dict:
+    """OpenVINO's own latency for one IR (sync API, one request, one stream, T threads).
+
+    ``precision``: the inference precision our backend reported (f32/f16/bf16).  Without it
+    benchmark_app runs an FP32 IR in bf16 on avx512_bf16/AMX CPUs while our backend asks for
+    f32, and the two disagree by 2x for that reason alone (measured: RESULTS.md)."""
+    extra = ["-infer_precision", precision] if precision in ("f32", "f16", "bf16") else []
     out = sh(BIN / "benchmark_app", "-m", xml, "-d", "CPU", "-api", "sync", "-nireq", "1", "-niter", str(iters),
-             "-hint", "none", "-nstreams", "1", "-nthreads", str(threads), log=log)
+             "-hint", "none", "-nstreams", "1", "-nthreads", str(threads), *extra, log=log)
     text = log.read_text()
     vals = {k.lower(): float(v) for k, v in re.findall(r"(Median|Average|Min|Max):\s+([\d.]+)\s*ms", text)}
     fps = re.search(r"Throughput:\s+([\d.]+)\s*FPS", text)
@@ -154,7 +159,7 @@ def crosscheck(row: dict, iters: int, threads: int, out: Path) -> dict:
         return r["latency"]["infer"]
 
     first = ours()
-    ba = benchmark_app(xml, iters, threads, out / f"benchmark_app-{tag}.log")
+    ba = benchmark_app(xml, iters, threads, out / f"benchmark_app-{tag}.log", row["runtime"].get("inference_precision"))
     second = ours()
     p50 = (first["p50_ms"] + second["p50_ms"]) / 2
     return {"ir": str(xml), "input": row["input_size"], "precision": row["precision"],
