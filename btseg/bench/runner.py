@@ -67,12 +67,9 @@ class BenchConfig:
 
 def default_inputs() -> tuple[str, str]:
     """The bundled default package and samples, or a clear error naming what is missing."""
-    pkg, samples = ASSETS / "default", ASSETS / "samples"
-    missing = [str(p) for p in (pkg / "model.json", samples) if not p.exists()]
-    if missing:
-        raise ConfigError("no --model given and the bundled defaults are missing: " + ", ".join(missing)
-                          + " (run `make weights`, or pass --model PACKAGE [--data DIR])")
-    return str(pkg), str(samples)
+    from btseg.defaults import default_package, samples_dir
+
+    return str(default_package()), str(samples_dir())
 
 
 def with_siblings(models: list[str]) -> list[str]:
