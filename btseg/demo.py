@@ -136,6 +136,8 @@ def _run_jobs(todo: dict[str, tuple], data: Path, run: Path, workers: int) -> No
                 m = running.pop(fut)
                 fut.result()  # a failed model stops the demo with its own error
                 progress.update(bars[m], completed=todo[m][1].epochs, status=f"done ({read_dice(run / m)})")
+                if not console.is_terminal:  # piped (make demo | tee): no live bars, so a line per model
+                    console.print(f"train: {m} done ({read_dice(run / m)})")
                 if m in teachers_pending:
                     teachers_pending.remove(m)
                     if not teachers_pending:
@@ -320,8 +322,6 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int
     from btseg.data import open_dataset
 
     t0 = time.perf_counter()
-    if weights_only:
-        out = out / "weights"
     run = out / "run"
     step("1/5 data")
     data = make_data(out, n_images, size, seed, fresh)

@@ -39,7 +39,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 @click.command()
-@click.argument("package_dir", type=click.Path(path_type=Path))
+@click.argument("package_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--target", "-t", "targets", multiple=True, default=("onnx",), show_default=True,
               help=f"{'|'.join(TARGETS)}|all; repeatable.")
 @click.option("--precision", "-p", "precisions", multiple=True, default=("fp32",), show_default=True,
@@ -52,7 +52,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--opset", type=int, help="ONNX opset (>= 17; default 18).")
 @click.option("--workspace", "workspace_gib", type=float, help="TensorRT workspace limit in GiB.")
 @click.option("--from-onnx", type=click.Path(path_type=Path), help="Build TensorRT from this ONNX (on the board).")
-@click.option("--out", type=click.Path(path_type=Path), help="Write a new package here (weights + config copied).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write a new package here (weights + config copied). Default with no PACKAGE_DIR: ./btseg-export.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Verify every artifact against PyTorch.")
 @click.option("--no-verify-gate", is_flag=True, help="A failed verification marks the artifact failed but exits 0.")
 @click.option("--verify-data", type=click.Path(path_type=Path), help="Verification images (default: --calib-data).")
@@ -66,8 +67,17 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
          verify: bool, no_verify_gate: bool, verify_data: Path | None, verify_n: int,
          tolerances: tuple[str, ...]) -> None:
     """Export PACKAGE_DIR to ONNX / OpenVINO / TensorRT at FP32 / FP16 / INT8, verify every artifact
-    against PyTorch FP32, and record it in PACKAGE_DIR/manifest.json (or --out's)."""
+    against PyTorch FP32, and record it in PACKAGE_DIR/manifest.json (or --out's).
+
+    With no PACKAGE_DIR: the bundled model, calibrated and verified on the bundled samples,
+    written to a new package in ./btseg-export (the installed package is never modified)."""
+    from btseg import defaults
     from btseg.export import results_table, run_export
+
+    if package_dir is None:
+        package_dir = defaults.default_package()
+        out = out or Path("btseg-export")
+        calib_data = calib_data or defaults.samples_dir()
     from btseg.export.quantize import FewImagesWarning
 
     logging.getLogger("btseg").addHandler(_stderr_handler())

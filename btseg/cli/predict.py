@@ -123,8 +123,9 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="Model package directory.")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "-m", default=None, type=click.Path(path_type=Path),
+              help="Model package directory. Default: the bundled model (synthetic phantoms; not for clinical use).")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
 @click.option("--target", default=None, type=click.Choice(["onnx", "openvino", "tensorrt", "torch"]),
               help="Artifact target (default: the fastest verified one).")
@@ -139,8 +140,17 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool) -> None:
-    """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package."""
+    """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package.
+
+    With no INPUT and no --model, segments the bundled sample images with the bundled model.
+    """
+    from btseg import defaults
     from btseg.runtime.segmenter import Segmenter
+
+    if model is None:
+        model = defaults.default_package()
+    if not inputs:
+        inputs = tuple(defaults.sample_images())
 
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
                                threads=threads)
