@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from btseg.data.transforms import preprocess
+from btseg.data.transforms import PreprocessSpec, preprocess
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError, DataError
 from btseg.package import ArtifactRecord, ModelPackage, load_package
 from btseg.runtime.backend import BACKENDS, Backend, load_backend
@@ -91,7 +91,9 @@ class Segmenter:
         self.package = package
         self.backend = backend
         self.record = record
-        self.spec = package.config.preprocess
+        # an artifact exported at another --input-size carries its own spec in the manifest
+        self.spec = (PreprocessSpec.from_dict(record.preprocess) if record is not None and record.preprocess
+                     else package.config.preprocess)
         self.threshold = float(package.config.threshold)
         self.post_spec = dict(package.config.postprocess or {})
         self._tried = tried or []

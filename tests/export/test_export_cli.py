@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,12 @@ def test_rerun_replaces_one_artifact_and_keeps_the_others(exported, tmp_path, ph
     after = _manifest(pkg)
     assert set(after) == set(before)
     assert after["onnx-fp32"]["inputs"][0]["shape"] == [1, 1, 32, 32]
+    # the runtime preprocesses for the artifact it runs, not for model.json's size
+    from btseg.runtime import Segmenter
+
+    seg = Segmenter.load(pkg, target="onnx", precision="fp32")
+    assert seg.spec.size == (32, 32)
+    assert seg.segment(np.zeros((50, 70), np.uint8)).mask.shape == (50, 70)
     assert after["onnx-fp32"]["sha256"] == sha256_file(pkg / "student-fp32.onnx") != before["onnx-fp32"]["sha256"]
     for k in before:
         if k != "onnx-fp32":
