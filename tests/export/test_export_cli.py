@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-
-import numpy as np
-
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from btseg.io import sha256_file
