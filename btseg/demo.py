@@ -67,7 +67,8 @@ def _train_job(stage: str, data: str, run: str, cfg: dict[str, Any], name: str, 
     distill(stage, data, run, TrainConfig.from_dict(cfg), name=name, teacher_kinds=kinds)
 
 
-def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: int = 2) -> dict[str, Any]:
+def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: int = 2,
+          only: tuple[str, ...] = MODELS) -> dict[str, Any]:
     """Teachers, the student with dual KD, and two references without KD (the same student,
     and a plain U-Net the size of a teacher), trained ``workers`` at a time.
 
@@ -90,8 +91,9 @@ def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: i
         "student": ("student", student, "student", (), True),
         "student-nokd": ("student", cfg.replace(kd="none"), "student-nokd", (), False),
     }
+    jobs = {m: j for m, j in jobs.items() if m in only}
     todo = {m: j for m, j in jobs.items() if fresh or not (run / m / "model.json").exists()}
-    for m in set(jobs) - set(todo):
+    for m in sorted(set(jobs) - set(todo)):
         console.print(f"train: reusing {m}")
     if todo:
         run.mkdir(parents=True, exist_ok=True)
@@ -326,7 +328,8 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int
     step("1/5 data")
     data = make_data(out, n_images, size, seed, fresh)
     step("2/5 teachers and students")
-    models = train(data, run, preset, seed, fresh)
+    # make weights needs only what it bundles: the teachers and the distilled student
+    models = train(data, run, preset, seed, fresh, only=MODELS[:3] if weights_only else MODELS)
     table, train_md = training_table(models)
     out_console.print(table)
     write_json(out / "results.json", models)
