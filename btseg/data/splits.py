@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -90,8 +90,26 @@ def _dup_report(dataset: Dataset, dups: list[list[int]], threshold: int) -> dict
             "groups": [[ids[i] for i in g] for g in dups]}
 
 
+class _JsonFile:
+    """save/load for the split dataclasses; ``KIND`` guards against loading the wrong file."""
+
+    KIND = ""
+    DESCRIPTION = ""
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON atomically."""
+        write_json(path, asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def load(cls, path: str | Path):  # type: ignore[no-untyped-def]
+        d = read_json(path)
+        if d.get("kind") != cls.KIND:
+            raise DataError(f"{path}: not a {cls.DESCRIPTION} file (kind={d.get('kind')!r})")
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})  # type: ignore[attr-defined]
+
+
 @dataclass
-class Splits:
+class Splits(_JsonFile):
     """A train/val/test split: lists of sample ids (image paths relative to the root)."""
 
     train: list[str]
@@ -102,6 +120,8 @@ class Splits:
     duplicates: dict
     dataset: dict = field(default_factory=dict)
     kind: str = "holdout"
+    KIND: ClassVar[str] = "holdout"
+    DESCRIPTION: ClassVar[str] = "train/val/test split"
 
     def select(self, dataset: Dataset, part: str) -> Dataset:
         """The ``train``, ``val`` or ``test`` part of ``dataset``."""
@@ -109,20 +129,10 @@ class Splits:
             raise ConfigError(f"part {part!r}: expected train, val or test")
         return dataset.subset(getattr(self, part))
 
-    def save(self, path: str | Path) -> None:
-        """Write as JSON atomically."""
-        write_json(path, asdict(self))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Splits":
-        d = read_json(path)
-        if d.get("kind") != "holdout":
-            raise DataError(f"{path}: not a train/val/test split file (kind={d.get('kind')!r})")
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass
-class KFold:
+class KFold(_JsonFile):
     """k disjoint folds of sample ids covering the dataset once; fold i is validation."""
 
     folds: list[list[str]]
@@ -130,6 +140,8 @@ class KFold:
     duplicates: dict
     dataset: dict = field(default_factory=dict)
     kind: str = "kfold"
+    KIND: ClassVar[str] = "kfold"
+    DESCRIPTION: ClassVar[str] = "k-fold"
 
     def fold(self, i: int) -> tuple[list[str], list[str]]:
         """(train ids, validation ids) for fold ``i``."""
@@ -137,16 +149,6 @@ class KFold:
             raise ConfigError(f"fold {i}: expected 0..{len(self.folds) - 1}")
         return [x for j, f in enumerate(self.folds) if j != i for x in f], list(self.folds[i])
 
-    def save(self, path: str | Path) -> None:
-        """Write as JSON atomically."""
-        write_json(path, asdict(self))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "KFold":
-        d = read_json(path)
-        if d.get("kind") != "kfold":
-            raise DataError(f"{path}: not a k-fold file (kind={d.get('kind')!r})")
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def make_splits(dataset: Dataset, val: float = 0.15, test: float = 0.15, seed: int = 0,
