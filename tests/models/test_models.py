@@ -19,6 +19,12 @@ def test_unet_baseline_matches_published_34_52m():
     assert n_params(UNet()) == pytest.approx(34.52e6, rel=0.01)
 
 
+def test_unext_baseline_close_to_published_1_47m():
+    from btseg.models import UNeXt
+
+    assert n_params(UNeXt()) == pytest.approx(1.47e6, rel=0.03)
+
+
 def test_student_paper_config_within_budget():
     student, teacher = SimplifiedUNet(), AttentionUNet()
     assert n_params(student) <= 2.2e6
@@ -29,14 +35,15 @@ def test_student_paper_config_within_budget():
 
 @pytest.mark.parametrize("name,kw", [("attention_unet", {"widths": [8, 16, 32]}),
                                      ("simplified_unet", {"widths": [8, 16, 32, 64]}),
-                                     ("unet", {"widths": [8, 16]})])
+                                     ("unet", {"widths": [8, 16]}),
+                                     ("unext", {"widths": [8, 16, 24, 32, 48]})])
 def test_forward_shapes_and_features(name, kw):
     m = create_model(name, **kw).eval()
-    x = torch.randn(2, 1, 64, 48)
+    x = torch.randn(2, 1, 64, 96)
     logits, feats = m.forward_features(x)
-    assert logits.shape == (2, 1, 64, 48)
+    assert logits.shape == (2, 1, 64, 96)
     assert [f.shape[1] for f in feats] == m.feature_channels
-    assert feats[0].shape[-1] == 48 // 2 ** (len(kw["widths"]) - 1)
+    assert feats[0].shape[-1] == 96 // 2 ** (len(kw["widths"]) - (0 if name == "unext" else 1))
     assert torch.equal(m(x), logits)
 
 
