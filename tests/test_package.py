@@ -1,6 +1,5 @@
 """The model package contract: round trip, atomic writes, refusal of bad files."""
 
-import numpy as np
 import pytest
 import torch
 

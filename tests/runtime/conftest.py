@@ -16,9 +16,8 @@ import pytest
 import torch
 
 from btseg.data.transforms import PreprocessSpec, preprocess
-from btseg.io import sha256_file
 from btseg.models import SimplifiedUNet
-from btseg.package import ArtifactRecord, ModelConfig, load_package, save_package
+from btseg.package import ModelConfig, save_package
 
 SPEC = PreprocessSpec(size=(64, 64))
 
