@@ -139,7 +139,9 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
         extra["teacher_packages"] = [str(tdir / f"teacher-{k}") for k in TEACHERS]
     result = fit(objective, _train_set(_part(dataset, splits, "train", labels), cfg),
                  _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume, name=name)
-    return _finish(student, cfg.student_arch, cfg.student_kwargs, "student", cfg, out, dataset, splits,
+    # a reference trained by the student path (baseline-unet, baseline-unext) says what it is
+    role = "baseline" if name.startswith("baseline") else "student"
+    return _finish(student, cfg.student_arch, cfg.student_kwargs, role, cfg, out, dataset, splits,
                    labels, result, extra, ctx)
 
 
