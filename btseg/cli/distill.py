@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from btseg.cli.common import console, handle_errors
-from btseg.errors import DataError
+from btseg.errors import ConfigError, DataError
 
 
 def _train_options(fn):
@@ -34,6 +34,9 @@ def _train_options(fn):
         click.option("--teacher-dir", default=None, help="Where teacher-benign/ and teacher-malignant/ are "
                      "(default: --out)."),
         click.option("--name", default="student", show_default=True, help="Student package directory name."),
+        click.option("--arch", default=None, help="Student architecture from the model registry "
+                     "(e.g. unet, unext for a baseline trained with --kd none); default: the preset's."),
+        click.option("--widths", default=None, help="Comma list of the student's widths, e.g. 8,16,64,80,128."),
         click.option("--alpha", type=float, default=None, help="Response-KD weight."),
         click.option("--beta", type=float, default=None, help="Feature-KD weight."),
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
@@ -46,15 +49,25 @@ def _train_options(fn):
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
-         teacher_dir, name, alpha, beta, temperature, threads, no_progress) -> None:
+         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress) -> None:
     from btseg.distill.config import get_preset
     from btseg.distill.pipeline import run
 
     if not Path(data).is_dir():
         raise DataError(f"{data}: data directory not found")
+    if arch is not None:
+        from btseg.models import list_models
+
+        if arch not in list_models():
+            raise ConfigError(f"--arch {arch!r}: unknown model; known: {', '.join(list_models())}")
     cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
                                      alpha=alpha, beta=beta, temperature=temperature, threads=threads,
-                                     progress=False if no_progress else None)
+                                     progress=False if no_progress else None, student_arch=arch)
+    if widths is not None:
+        try:
+            cfg = cfg.replace(student_kwargs={**cfg.student_kwargs, "widths": [int(w) for w in widths.split(",")]})
+        except ValueError as e:
+            raise ConfigError(f"--widths {widths!r}: expected a comma list of integers") from e
     results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name)
     if results:
         click.echo(json.dumps(results, indent=2))

@@ -44,6 +44,8 @@ def test_all_writes_three_packages_and_eval_reads_one(phantom_dir, tmp_path):
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--kd", "bogus"], "kd mode 'bogus'"),
     (["--teachers", "both"], "teachers 'both'"),
+    (["--arch", "resnet"], "--arch 'resnet': unknown model"),
+    (["--widths", "8,x"], "--widths '8,x'"),
 ])
 def test_bad_input_exits_2_with_one_line(phantom_dir, tmp_path, args, message):
     base = {"--data": str(phantom_dir), "--preset": "tiny", "--out": str(tmp_path / "o")}
@@ -52,6 +54,16 @@ def test_bad_input_exits_2_with_one_line(phantom_dir, tmp_path, args, message):
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+
+
+def test_a_baseline_trains_from_the_cli(phantom_dir, tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["student", "--data", str(phantom_dir), "--preset", "tiny", "--out", str(out),
+                                  "--kd", "none", "--arch", "unext", "--widths", "8,8,16,16,16",
+                                  "--name", "baseline-unext", "--no-progress", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    cfg = load_package(out / "baseline-unext").config
+    assert cfg.architecture == "unext" and cfg.kwargs["widths"] == [8, 8, 16, 16, 16] and cfg.role == "baseline"
 
 
 def test_eval_of_a_missing_package_exits_2(phantom_dir, tmp_path):
