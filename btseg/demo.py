@@ -17,7 +17,6 @@ default that ``btseg-predict``, ``btseg-export`` and ``btseg-bench`` use with no
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import time
@@ -86,8 +85,7 @@ def bench(run: Path, data: Path, out: Path, iters: int) -> dict[str, Any]:
     from btseg.bench import report, runner
 
     # only the backends installed here: a missing optional one (tensorrt) is not a demo failure
-    installed = [b for b in runner.ALL_BACKENDS if importlib.util.find_spec(b) is not None]
-    cfg = runner.BenchConfig(models=[str(run / "student")], backends=installed, data=str(data),
+    cfg = runner.BenchConfig(models=[str(run / "student")], backends=runner.installed_backends(), data=str(data),
                              compare_teachers=True, iters=iters)
     result = runner.run(cfg, progress=lambda r: console.print(
         f"bench: {r.get('model')} {r.get('backend')} {r.get('precision')}: {r.get('status')}"))

@@ -65,6 +65,11 @@ class BenchConfig:
             self.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def installed_backends() -> list[str]:
+    """The backends whose Python package imports here (the CLI's default)."""
+    return [b for b in ALL_BACKENDS if importlib.util.find_spec(_LIB[b]) is not None]
+
+
 def default_inputs() -> tuple[str, str]:
     """The bundled default package and samples, or a clear error naming what is missing."""
     from btseg.defaults import default_package, samples_dir

@@ -41,7 +41,9 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "models", multiple=True, type=click.Path(file_okay=False),
               help="Model package directory (repeatable). Default: the bundled package.")
-@click.option("--backends", default="all", show_default=True, help="Comma list of torch,onnxruntime,openvino,tensorrt or all.")
+@click.option("--backends", default="installed", show_default=True,
+              help="Comma list of torch,onnxruntime,openvino,tensorrt; 'installed' (the ones importable "
+                   "here) or 'all' (a missing one becomes a failed row).")
 @click.option("--precisions", default="fp32,fp16,int8", show_default=True, help="Artifact precisions to include.")
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Data set root (BUSI/Dataset B/folder layout); its test split gives Dice etc.")
@@ -73,7 +75,8 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     if min_dice is not None and data is None and models:
         raise ConfigError("--min-dice needs --data (there is no Dice without a test set)")
     cfg = runner.BenchConfig(
-        models=list(models), backends=_csv(backends, runner.ALL_BACKENDS, "backends"),
+        models=list(models), backends=(runner.installed_backends() if backends.strip().lower() == "installed"
+                                       else _csv(backends, runner.ALL_BACKENDS, "backends")),
         precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
         device=device, threads=threads, batch=batch, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,
