@@ -28,6 +28,7 @@ import numpy as np
 from btseg.bench import accuracy, artifact_bytes, flops, latency, memory, open_segmenter, sysinfo
 from btseg.errors import BtsegError, ConfigError
 from btseg.package import load_package
+from btseg.runtime.segmenter import failed_on
 
 ALL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 _LIB = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
@@ -112,6 +113,9 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
                 why = ((a.verification or {}).get("failures") or [""])[0]
                 row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json"
                            + (f": {why}" if why else ""))
+            elif failed_on(a, backend):
+                why = (a.extra["also_verified"][backend].get("failures") or [""])[0]
+                row.update(status="skipped", reason=f"failed export verification on {backend}: {why}")
             rows.append(row)
         if not runnable:
             have = ", ".join(sorted({f"{a.target}/{a.precision}" for a in artifacts})) or "none"

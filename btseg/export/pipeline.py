@@ -16,6 +16,7 @@ Order of work (each step only after the one before succeeded):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -212,6 +213,7 @@ def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None,
         if vset is not None:
             t1 = time.perf_counter()
             vr = V.verify_artifact(job.target, job.precision, built.staged, vset, plan.tolerances, plan.device(job))
+            built.extra["also_verified"] = _also_verify(job, built.staged, vset, plan)
             built.extra["verify_seconds"] = round(time.perf_counter() - t1, 3)
         else:
             vr = V.VerificationResult(status="skipped", reason="--no-verify")
@@ -226,6 +228,22 @@ def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None,
         if not gate:
             res.status = "failed (not gated)"
     return res
+
+
+def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) -> dict[str, Any]:
+    """Verify on the other installed backends that can run this target (e.g. ONNX on
+    OpenVINO): recorded per backend in ``extra.also_verified``; the runtime and the bench
+    refuse that backend for this artifact where it failed.  It does not gate the export."""
+    out: dict[str, Any] = {}
+    for name in V.ALSO_RUNS_ON.get(job.target, ()):
+        if importlib.util.find_spec(name) is None:
+            continue
+        try:
+            r = V.verify_artifact(job.target, job.precision, artifact, vset, plan.tolerances, plan.device(job), name)
+            out[name] = {k: v for k, v in r.to_dict().items() if k != "backend"}
+        except BtsegError as e:
+            out[name] = {"status": "failed", "failures": [str(e)]}
+    return out
 
 
 def _install(plan: ExportPlan, builder: Builder, job: Job, built: Any, vr: V.VerificationResult,

@@ -39,6 +39,8 @@ BACKEND_FOR_TARGET = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt":
 # masks (Dice vs PyTorch ~0.98 on the test student); verify the artifact itself in f32 and
 # record the hint.  A cart that wants bf16 must be verified with that hint (btseg-bench).
 BACKEND_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"precision_hint": "f32"}}
+# other backends that can run a target's artifacts: verified too (recorded, not gating)
+ALSO_RUNS_ON: dict[str, tuple[str, ...]] = {"onnx": ("openvino",)}
 
 
 @dataclass
@@ -172,15 +174,21 @@ def build_verify_set(package_root: Path, images: Any, spec: Any, threshold: floa
 
 
 def verify_artifact(target: str, precision: str, artifact: Path, vs: VerifySet, tolerances: Tolerances,
-                    device: str = "cpu") -> VerificationResult:
-    """Run ``artifact`` on ``vs`` through its runtime backend and gate it (module docstring)."""
+                    device: str = "cpu", backend_name: str | None = None) -> VerificationResult:
+    """Run ``artifact`` on ``vs`` through a runtime backend and gate it (module docstring).
+
+    ``backend_name`` defaults to the target's own runtime; export also runs ONNX artifacts
+    on OpenVINO (:data:`ALSO_RUNS_ON`), because the runtime and the bench can run them there.
+    """
     from btseg.runtime.backend import load_backend
 
-    backend = load_backend(BACKEND_FOR_TARGET[target], artifact, device=device, **BACKEND_OPTIONS.get(target, {}))
+    name = backend_name or BACKEND_FOR_TARGET[target]
+    options = BACKEND_OPTIONS.get(name, {})
+    backend = load_backend(name, artifact, device=device, **options)
     probs, masks = _run(backend, vs)
     diffs = [np.abs(p - q) for p, q in zip(probs, vs.ref_probs)]
     worst = int(np.argmax([d.max() for d in diffs]))
-    info = {**backend.info(), **({"options": BACKEND_OPTIONS[target]} if target in BACKEND_OPTIONS else {})}
+    info = {**backend.info(), **({"options": options} if options else {})}
     r = VerificationResult(status="passed", n_images=len(vs.inputs), backend=info, data=vs.data,
                            max_abs_diff=float(diffs[worst].max()),
                            mean_abs_diff=float(np.mean([d.mean() for d in diffs])), worst_image=vs.ids[worst])

@@ -71,6 +71,11 @@ def verified_options(rec: ArtifactRecord, backend: str) -> dict[str, Any]:
     return dict(ver.get("options") or {}) if ver.get("backend") == backend else {}
 
 
+def failed_on(rec: ArtifactRecord, backend: str) -> bool:
+    """Export verified ``rec`` on this other backend too (e.g. ONNX on OpenVINO), and it failed."""
+    return ((rec.extra or {}).get("also_verified") or {}).get(backend, {}).get("status") == "failed"
+
+
 def _usable(rec: ArtifactRecord) -> str | None:
     """Why ``rec`` must not run, or None."""
     if rec.status != "ok":
@@ -157,6 +162,11 @@ class Segmenter:
         order = PREFERENCE[dclass]
         for r in usable:
             if backend != "auto":
+                if failed_on(r, backend):
+                    if target is not None and precision is not None:
+                        raise ArtifactError(f"{pkg.root}: refusing {r.target}/{r.precision} on {backend}: it failed "
+                                            f"verification against PyTorch on that backend at export")
+                    continue
                 if r.target in BACKENDS[backend][2]:  # its own format first, then PREFERENCE
                     rank = next((i for i, c in enumerate(order) if c == (backend, r.target, r.precision)), len(order))
                     ranked.append((_verified(r) != "passed", (BACKENDS[backend][2].index(r.target), rank), backend, r))
@@ -164,7 +174,7 @@ class Segmenter:
             hits = [(i, name) for i, (name, t, p) in enumerate(order) if (t, p) == (r.target, r.precision)]
             if not hits and r.target in FALLBACK[dclass]:  # e.g. onnx/fp16 on a CPU: slow but runnable
                 hits = [(len(order), FALLBACK[dclass][r.target])]
-            ranked += [(_verified(r) != "passed", (0, i), name, r) for i, name in hits]
+            ranked += [(_verified(r) != "passed", (0, i), name, r) for i, name in hits if not failed_on(r, name)]
         if not ranked and (backend != "auto" or target not in (None, "torch")):
             have = ", ".join(f"{r.target}/{r.precision}({r.status})" for r in pkg.artifacts()) or "none"
             want = "/".join(x for x in (target, precision) if x) or "any"

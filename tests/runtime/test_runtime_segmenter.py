@@ -155,3 +155,18 @@ def test_runs_with_the_options_it_was_verified_with(exported_package):
         pytest.skip("export recorded no OpenVINO options")
     info = Segmenter.load(exported_package, backend="openvino", target="openvino", threads=1).info()
     assert info["backend_info"]["inference_precision_hint"] == hint
+
+
+def test_onnx_artifact_is_also_verified_on_openvino_and_refused_there_if_it_failed(copy_package):
+    root = copy_package()
+    man = json.loads((root / "manifest.json").read_text())
+    onnx = next(a for a in man["artifacts"] if a["id"] == "onnx-fp32")
+    assert onnx["extra"]["also_verified"]["openvino"]["status"] == "passed"
+    assert onnx["extra"]["also_verified"]["openvino"]["dice_vs_torch"] > 0.999
+    onnx["extra"]["also_verified"]["openvino"]["status"] = "failed"
+    (root / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ArtifactError, match="failed verification against PyTorch on that backend"):
+        Segmenter.load(root, backend="openvino", target="onnx", precision="fp32")
+    # onnxruntime, where it passed, still runs it; openvino falls back to its own IR
+    assert Segmenter.load(root, backend="onnxruntime").info()["target"] == "onnx"
+    assert Segmenter.load(root, backend="openvino").info()["target"] == "openvino"
