@@ -83,12 +83,12 @@ def export(run: Path, data: Path, fresh: bool) -> list[Any]:
     return results
 
 
-def bench(run: Path, data: Path, out: Path, iters: int) -> dict[str, Any]:
+def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> dict[str, Any]:
     from btseg.bench import report, runner
 
     # only the backends installed here: a missing optional one (tensorrt) is not a demo failure
     cfg = runner.BenchConfig(models=[str(run / "student")], backends=runner.installed_backends(), data=str(data),
-                             compare_teachers=True, iters=iters)
+                             compare_teachers=True, iters=iters, memory=memory)
     result = runner.run(cfg, progress=lambda r: console.print(
         f"bench: {r.get('model')} {r.get('backend')} {r.get('precision')}: {r.get('status')}"))
     report.print_table(result, out_console)
@@ -104,9 +104,10 @@ def bench(run: Path, data: Path, out: Path, iters: int) -> dict[str, Any]:
 @click.option("--iters", type=click.IntRange(5), default=100, show_default=True, help="Timed calls per bench row.")
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
 @click.option("--weights-only", is_flag=True, help="make weights: train + export, then refresh btseg/assets.")
+@click.option("--no-memory", is_flag=True, help="Skip the bench's per-row peak-memory subprocesses (faster).")
 @handle_errors
 def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int, fresh: bool,
-         weights_only: bool) -> None:
+         weights_only: bool, no_memory: bool) -> None:
     """Run the whole toolkit end to end on synthetic data and write OUT/report.md."""
     from btseg.data import open_dataset
 
@@ -127,7 +128,7 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int
         console.print(f"make weights: {(time.perf_counter() - t0) / 60:.1f} min")
         return
     step("4/5 bench")
-    result = bench(run, data, out, iters)
+    result = bench(run, data, out, iters, memory=not no_memory)
     step("5/5 report")
     files = overlays(run, data, out)
     counts = ", ".join(f"{k}: {v}" for k, v in open_dataset(data).counts().items())

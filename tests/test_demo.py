@@ -1,0 +1,27 @@
+"""`make demo` end to end on the tiny preset: every step runs and the report is written."""
+
+import json
+
+from click.testing import CliRunner
+
+from btseg.demo import main
+
+
+def test_demo_tiny_end_to_end_then_reuses_everything(tmp_path):
+    out = tmp_path / "demo"
+    args = ["--out", str(out), "--preset", "tiny", "--n", "16", "--size", "64", "--iters", "5", "--no-memory"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    report = (out / "report.md").read_text()
+    assert "## Training (test split)" in report and "## Benchmark" in report and "bench/bench.png" in report
+    assert (out / "bench" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    models = json.loads((out / "results.json").read_text())
+    assert set(models) == {"teacher-benign", "teacher-malignant", "student", "student-nokd",
+                           "baseline-unet", "baseline-unext"}
+    assert models["student"]["kd"] == "dual" and models["student-nokd"]["kd"] == "none"
+    assert list((out / "overlays").glob("*_overlay.png"))
+    weights = (out / "run" / "student" / "model.safetensors").stat().st_mtime_ns
+    r = CliRunner().invoke(main, args)  # a second run retrains nothing
+    assert r.exit_code == 0, r.output
+    assert "train: reusing student" in r.output
+    assert (out / "run" / "student" / "model.safetensors").stat().st_mtime_ns == weights
