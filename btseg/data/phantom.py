@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -227,7 +228,10 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
             results.append(_busi_job(j))
             progress and progress(1)
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker) as ex:
+        # spawn, not fork: a caller that already runs threads (OpenMP, ORT, OpenVINO, a test
+        # runner) can hold a lock at fork time and the forked child then waits forever
+        with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                 mp_context=multiprocessing.get_context("spawn")) as ex:
             for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 results.append(r)
                 progress and progress(1)
