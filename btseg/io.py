@@ -80,6 +80,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def write_png(target: str | os.PathLike, image: Any) -> None:
+    """Encode ``image`` (uint8/uint16 HxW or HxWx3 BGR) as PNG and write it atomically."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ArtifactError(f"{target}: PNG encoding failed")
+    with atomic_write(target, "wb") as f:
+        f.write(buf.tobytes())
+
+
 def _umask() -> int:
     # os.umask can only be read by setting it; read it from /proc where possible so that
     # no other thread ever sees a zero umask

@@ -32,7 +32,6 @@ from btseg.runtime.segmenter import failed_on
 
 ALL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 _LIB = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 @dataclass

@@ -34,7 +34,7 @@ from rich.table import Table
 
 from btseg.cli.common import console, handle_errors
 from btseg.errors import BtsegError, DataError
-from btseg.io import atomic_write, write_json
+from btseg.io import write_json, write_png
 from btseg.runtime.backend import BACKENDS
 from btseg.runtime.inputs import DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, iter_frames
 
@@ -64,15 +64,6 @@ def display_bgr(image: np.ndarray) -> np.ndarray:
         img = img if (lo >= 0 and hi <= 1) else (img - lo) / max(hi - lo, 1e-12)
         img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Encode and write atomically."""
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise DataError(f"{path}: PNG encoding failed")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
 
 
 def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict[str, Any]) -> dict[str, Any]:

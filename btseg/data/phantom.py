@@ -38,7 +38,7 @@ import numpy as np
 from scipy.signal import hilbert
 
 from btseg.errors import ConfigError, DataError
-from btseg.io import write_json
+from btseg.io import write_json, write_png
 
 BUSI_FRACTIONS = (437 / 780, 210 / 780, 133 / 780)  # benign, malignant, normal
 MAX_INTERNAL = 256  # simulate at most this many pixels a side, then resize
@@ -157,13 +157,6 @@ def _psf(rng: np.random.Generator) -> np.ndarray:
     return (np.exp(-zz**2 / (2 * sz**2) - xx**2 / (2 * sx**2)) * np.cos(2 * np.pi * f0 * zz)).astype(np.float32)
 
 
-def _write_png(path: Path, arr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", arr)
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    buf.tofile(str(path))
-
-
 def sample(seed: int, index: int, label: str, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """The image and lesion masks of item ``index`` of a phantom seeded ``seed``."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
@@ -175,9 +168,9 @@ def _busi_job(args: tuple) -> tuple[str, int]:
     out, seed, index, label, k, size = args
     img, masks = sample(seed, index, label, size)
     stem = f"{label} ({k})"
-    _write_png(out / label / f"{stem}.png", img)
+    write_png(out / label / f"{stem}.png", img)
     for j, m in enumerate(masks or [np.zeros((size, size), bool)]):
-        _write_png(out / label / (f"{stem}_mask.png" if j == 0 else f"{stem}_mask_{j}.png"), m.astype(np.uint8) * 255)
+        write_png(out / label / (f"{stem}_mask.png" if j == 0 else f"{stem}_mask_{j}.png"), m.astype(np.uint8) * 255)
     return label, len(masks)
 
 
@@ -264,8 +257,8 @@ def write_datasetb(out: str | Path, n: int = 20, seed: int = 0, size: int = 128)
     ws.append(["Image", "Type"])
     counts = {"benign": 0, "malignant": 0}
     for i, label, img, mask in _lesion_items(n, seed, size):
-        _write_png(out / "original" / f"{i:06d}.png", img)
-        _write_png(out / "GT" / f"{i:06d}.png", mask.astype(np.uint8) * 255)
+        write_png(out / "original" / f"{i:06d}.png", img)
+        write_png(out / "GT" / f"{i:06d}.png", mask.astype(np.uint8) * 255)
         ws.append([i if i % 2 else f"{i:06d}", label.capitalize()])  # both cell types real files use
         counts[label] += 1
     wb.save(out / "DatasetB.xlsx")
@@ -280,8 +273,8 @@ def write_folder(out: str | Path, n: int = 20, seed: int = 0, size: int = 128, l
     (out / "masks").mkdir(exist_ok=True)
     rows, counts = ["image,label"], {"benign": 0, "malignant": 0}
     for i, label, img, mask in _lesion_items(n, seed, size):
-        _write_png(out / "images" / f"case_{i:03d}.png", img)
-        _write_png(out / "masks" / f"case_{i:03d}{mask_suffix}.png", mask.astype(np.uint8) * 255)
+        write_png(out / "images" / f"case_{i:03d}.png", img)
+        write_png(out / "masks" / f"case_{i:03d}{mask_suffix}.png", mask.astype(np.uint8) * 255)
         rows.append(f"case_{i:03d}.png,{label}")
         counts[label] += 1
     if labels:

@@ -35,7 +35,7 @@ from btseg.errors import ConfigError, VerificationError
 from btseg.metrics import dice, reduce
 
 BACKEND_FOR_TARGET = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
-# OpenVINO runs an FP32/FP16 IR in bf16 on CPUs with AMX unless told otherwise, which moves
+# OpenVINO runs an FP32/FP16 IR in bf16 on CPUs with bf16 units (AMX or avx512_bf16, as here) unless told otherwise, which moves
 # masks (Dice vs PyTorch ~0.98 on the test student); verify the artifact itself in f32 and
 # record the hint.  A cart that wants bf16 must be verified with that hint (btseg-bench).
 BACKEND_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"precision_hint": "f32"}}

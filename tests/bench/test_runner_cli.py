@@ -96,7 +96,9 @@ def test_memory_is_measured_in_a_fresh_process(run_dir):
 def test_compare_teachers_adds_siblings_and_defaults_error(run_dir):
     models = runner.with_siblings([str(run_dir / "student")])
     assert [os.path.basename(m) for m in models] == ["student", "teacher-benign"]
-    if not (runner.ASSETS / "default" / "model.json").exists():  # else tests/test_defaults.py runs it
+    from btseg import defaults
+
+    if not (defaults.DEFAULT_PACKAGE / "model.json").exists():  # else tests/test_defaults.py runs it
         res = _run()
         assert res.exit_code == 2 and "missing" in res.output and "make weights" in res.output
 

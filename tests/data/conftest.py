@@ -12,15 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
+from btseg import io
 from btseg.data import phantom
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:
-    """Write a PNG through imencode (path may contain spaces and parentheses)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", arr)
-    assert ok
-    buf.tofile(str(path))
+    """btseg.io.write_png, returning the path (names may contain spaces and parentheses)."""
+    io.write_png(path, arr)
     return path
 
 
