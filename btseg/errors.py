@@ -37,3 +37,16 @@ class BackendUnavailableError(BtsegError):
 
 class VerificationError(BtsegError):
     """An exported artifact disagrees with the PyTorch reference beyond its tolerance."""
+
+
+class SchemaError(ArtifactError):
+    """``model.json`` or ``manifest.json`` is malformed: wrong type, out-of-range or missing field."""
+
+
+class IntegrityError(ArtifactError):
+    """A package file differs from what its manifest / ``model.json`` records (sha256, size,
+    binding to the weights), or an artifact path leaves the package / is not a regular file."""
+
+
+class OutputError(ArtifactError):
+    """A model produced non-finite (NaN / inf) logits: the artifact or its weights are broken."""

@@ -8,6 +8,13 @@ A package is a directory::
     manifest.json       (after export) one ArtifactRecord per exported artifact
     <artifacts>         student-fp32.onnx, student-int8.onnx, openvino-fp16/model.xml, ...
 
+Both JSON documents are validated on load (:mod:`btseg.schema`) and every file is read
+through the integrity chain (:mod:`btseg.integrity`): ``model.json`` records the weights'
+sha256, each artifact the weights sha256 it was exported from and the sha256 of every file
+it consists of.  :meth:`ModelPackage.build_model` and :meth:`ModelPackage.verify_artifact`
+refuse any mismatch with :class:`~btseg.errors.IntegrityError`.  Writers hold
+:func:`package_lock`.
+
 Example::
 
     >>> from btseg.package import load_package
@@ -18,22 +25,28 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
+import hashlib
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from btseg.data.transforms import PreprocessSpec
-from btseg.errors import ArtifactError, BtsegError
-from btseg.io import atomic_path, read_json, sha256_file, write_json
+from btseg import integrity
+from btseg.errors import ArtifactError, BtsegError, ConfigError, IntegrityError
+from btseg.io import atomic_path, write_json
+from btseg.schema import FORMAT_VERSION, check_manifest, check_model_json
 
 if TYPE_CHECKING:  # torch is imported only by build_model/save_package: an ONNX/OpenVINO-only cart needs no torch
     import torch
 
-FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 MANIFEST = "manifest.json"
+LOCK = ".btseg.lock"
 
 
 @dataclass
@@ -52,6 +65,8 @@ class ModelConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    weights_sha256: str = ""  # filled by save_package
+    weights_size: int = 0
     format_version: int = FORMAT_VERSION
 
     @property
@@ -88,6 +103,8 @@ class ArtifactRecord:
     sha256: str
     size_bytes: int
     status: str = "ok"
+    weights_sha256: str = ""  # sha256 of the model.safetensors it was exported from
+    files: list[dict[str, Any]] = field(default_factory=list)  # every file: {file, sha256, size_bytes}
     toolchain: dict[str, str] = field(default_factory=dict)
     opset: int | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
@@ -111,23 +128,34 @@ class ModelPackage:
         self.config = config
 
     # -- weights ---------------------------------------------------------------------
+    def weights_bytes(self) -> bytes:
+        """``model.safetensors``, read once and checked against ``model.json``'s sha256."""
+        cfg = self.config
+        data = integrity.read_bytes(self.root, WEIGHTS, max(cfg.weights_size, 0))
+        sha = hashlib.sha256(data).hexdigest()
+        if len(data) != cfg.weights_size or sha != cfg.weights_sha256:
+            raise IntegrityError(f"{self.root / WEIGHTS}: sha256 {sha[:12]}... ({len(data)} bytes) does not match "
+                                 f"{CONFIG}'s weights_sha256 {cfg.weights_sha256[:12]}... ({cfg.weights_size} "
+                                 "bytes); the weights were changed or corrupted")
+        return data
+
     def build_model(self, load_weights: bool = True) -> "torch.nn.Module":
-        """Rebuild the model from ``model.json`` and load ``model.safetensors`` (eval mode)."""
+        """Rebuild the model from ``model.json`` and load ``model.safetensors`` (eval mode);
+        the weights are verified against ``model.json``'s sha256 first."""
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_safetensors
 
         from btseg.models import create_model
 
+        data = self.weights_bytes() if load_weights else b""  # before allocating the model
         try:
             model = create_model(self.config.architecture, **self.config.kwargs)
         except BtsegError as e:
             raise ArtifactError(f"{self.root / CONFIG}: {e}") from e
         if load_weights:
             path = self.root / WEIGHTS
-            if not path.is_file():
-                raise ArtifactError(f"{path}: weights file missing")
             try:
-                state = load_file(str(path))
+                state = load_safetensors(data)
             except (SafetensorError, OSError, ValueError) as e:
                 raise ArtifactError(f"{path}: not a readable safetensors file ({e})") from e
             try:
@@ -139,13 +167,14 @@ class ModelPackage:
 
     # -- manifest --------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        if not path.exists():
+        """``manifest.json``, validated against ``model.json`` (empty when absent)."""
+        if not os.path.lexists(self.root / MANIFEST):
             return {"format_version": FORMAT_VERSION, "artifacts": []}
-        return read_json(path)
+        doc = integrity.read_json(self.root, MANIFEST)
+        return check_manifest(doc, str(self.root / MANIFEST), self.config.to_dict())
 
     def artifacts(self) -> list[ArtifactRecord]:
-        return [ArtifactRecord.from_dict(a) for a in self.manifest().get("artifacts", [])]
+        return [ArtifactRecord.from_dict(a) for a in self.manifest()["artifacts"]]
 
     def artifact(self, target: str, precision: str) -> ArtifactRecord:
         for a in self.artifacts():
@@ -154,31 +183,31 @@ class ModelPackage:
         have = ", ".join(f"{a.target}/{a.precision}" for a in self.artifacts()) or "none"
         raise ArtifactError(f"{self.root}: no {target}/{precision} artifact in {MANIFEST} (have: {have})")
 
-    def add_artifact(self, record: ArtifactRecord) -> None:
-        """Add or replace (same id) one artifact; the manifest is rewritten atomically."""
-        man = self.manifest()
-        arts = [a for a in man.get("artifacts", []) if a.get("id") != record.id]
-        arts.append(asdict(record))
-        man.update({"format_version": FORMAT_VERSION, "model": self.config.architecture,
-                    "role": self.config.role, "preprocess": self.config.preprocess.to_dict(),
-                    "threshold": self.config.threshold, "artifacts": arts})
+    def write_manifest(self, records: list[ArtifactRecord]) -> None:
+        """Rewrite ``manifest.json`` atomically with exactly ``records`` (hold :func:`package_lock`)."""
+        man = {"format_version": FORMAT_VERSION, "model": self.config.architecture, "role": self.config.role,
+               "preprocess": self.config.preprocess.to_dict(), "threshold": self.config.threshold,
+               "artifacts": [asdict(r) for r in records]}
+        check_manifest(man, str(self.root / MANIFEST), self.config.to_dict())  # never write what we would refuse
         write_json(self.root / MANIFEST, man)
 
+    def add_artifact(self, record: ArtifactRecord) -> None:
+        """Add or replace (same id) one artifact; the manifest is rewritten atomically."""
+        self.write_manifest([a for a in self.artifacts() if a.id != record.id] + [record])
+
+    def verify_artifact(self, record: ArtifactRecord) -> Path:
+        """Check every file of ``record`` (confined, regular, size, sha256) and its binding to
+        this package's weights; returns the file a backend loads.  IntegrityError otherwise."""
+        integrity.check_artifact_files(self.root, record, self.config.weights_sha256)
+        return self.root / record.file
+
     def artifact_path(self, record: ArtifactRecord, check_sha: bool = True) -> Path:
-        """The artifact's file, refusing one that is missing or whose sha256 disagrees."""
-        path = self.root / record.file
-        if not path.exists():
-            raise ArtifactError(f"{path}: artifact listed in {MANIFEST} is missing")
-        if check_sha:
-            digest = sha256_file(path)
-            if digest != record.sha256:
-                raise ArtifactError(f"{path}: sha256 {digest[:12]}... does not match the manifest's "
-                                    f"{record.sha256[:12]}...; the file was changed or corrupted, re-export it")
-        return path
+        """The artifact's main file; with ``check_sha`` (default) after :meth:`verify_artifact`."""
+        return self.verify_artifact(record) if check_sha else self.root / record.file
 
 
 def load_package(root: str | Path, check_architecture: bool = True) -> ModelPackage:
-    """Open a model package directory (validates ``model.json``; weights load lazily).
+    """Open a model package directory; ``model.json`` is validated (:mod:`btseg.schema`).
 
     ``check_architecture=False`` skips checking the architecture name against the model
     registry, which imports torch: the runtime passes it so that a cart running only an
@@ -187,10 +216,10 @@ def load_package(root: str | Path, check_architecture: bool = True) -> ModelPack
     root = Path(root)
     if not root.is_dir():
         raise ArtifactError(f"{root}: model package directory not found")
-    raw = read_json(root / CONFIG)
+    raw = check_model_json(integrity.read_json(root, CONFIG), str(root / CONFIG))
     try:
         config = ModelConfig.from_dict(raw)
-    except (TypeError, KeyError, BtsegError) as e:
+    except (TypeError, KeyError, ValueError, BtsegError) as e:
         raise ArtifactError(f"{root / CONFIG}: not a btseg model config ({e})") from e
     if check_architecture:
         from btseg.models import list_models
@@ -202,12 +231,34 @@ def load_package(root: str | Path, check_architecture: bool = True) -> ModelPack
 
 
 def save_package(root: str | Path, model: "torch.nn.Module", config: ModelConfig) -> ModelPackage:
-    """Write ``model.safetensors`` and ``model.json`` atomically into ``root``."""
+    """Write ``model.safetensors`` and ``model.json`` (with the weights' sha256) atomically."""
     from safetensors.torch import save_file
 
     root = Path(root)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(root / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"architecture": config.architecture})
+        config.weights_sha256, config.weights_size = integrity.hash_file(tmp.parent, tmp.name)
+    config.format_version = FORMAT_VERSION
+    check_model_json(config.to_dict(), str(root / CONFIG))
     write_json(root / CONFIG, config.to_dict())
     return ModelPackage(root, config)
+
+
+@contextlib.contextmanager
+def package_lock(root: str | Path) -> Iterator[None]:
+    """Exclusive writer lock on a package (``fcntl.flock`` on ``root/.btseg.lock``).
+
+    Held by export for its whole run; readers need no lock (every file is replaced by an
+    atomic rename and checked against its hash)."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise ConfigError(f"{root}: cannot lock the package for writing ({e.strerror})") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -10,12 +10,15 @@ Examples::
 
 Exit codes: 0 every requested artifact built and verified (``skipped`` targets of
 ``--target all``, e.g. TensorRT without a GPU, do not count); 2 bad input or a failed
-target/verification (one ``error:`` line after the results table).
+target/verification (one ``error:`` line after the results table), a package that fails
+its integrity checks, disk full / ``ulimit -f`` / permission errors, or ``--out`` pointing
+into the installed bundled assets.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -81,6 +84,8 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
     from btseg.export.quantize import FewImagesWarning
 
     logging.getLogger("btseg").addHandler(_stderr_handler())
+    signal.signal(signal.SIGTERM, _terminate)  # unwinds: the staging directory is removed, the lock released
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ulimit -f: an EFBIG error line, not a killed process
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", FewImagesWarning)
@@ -96,6 +101,10 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
                 _stdout().print(results_table(e.results))
             raise
     _stdout().print(results_table(results))
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _stderr_handler() -> logging.Handler:

@@ -5,12 +5,22 @@ Order of work (each step only after the one before succeeded):
 1. :func:`btseg.export.plan.prepare` checks every option, the package, the weights, the
    calibration and verification data and the output directory; any problem is one typed
    error before a single artifact is written.
-2. In a hidden staging directory inside the destination package, each job builds its
+2. The destination package is locked for writers (:func:`btseg.package.package_lock`,
+   held for the whole run: two exports into one package run one after the other and
+   neither loses a manifest entry).  Under the lock: leftovers of killed runs
+   (``.export-staging-*``) are removed; ``--out`` gets the weights and ``model.json``;
+   artifacts exported from *other* weights are removed from the manifest and the disk
+   (``btseg-export A --out B`` never leaves B's old artifacts usable).
+3. In a hidden staging directory inside the destination package, each job builds its
    artifact (ONNX intermediates are built once and shared), is verified through the
-   runtime, then renamed into place and recorded in ``manifest.json`` (add-or-replace by
-   id; other artifacts are untouched).  A job that fails is recorded in the results and
-   the run goes on to the next one; the staging directory is always removed.
-3. If any job failed (a failed verification counts unless ``verify_gate=False``), one
+   runtime, then installed by :func:`_install` as one transaction: the artifact is put in
+   place (modes 0755 / 0644), every file it consists of is hashed into its record, bound
+   to the weights' sha256, and ``manifest.json`` is rewritten; if any step fails the new
+   files are removed and the previous version of that artifact is put back.  A job that
+   fails is recorded in the results and the run goes on to the next one; the staging
+   directory is always removed (also on SIGTERM, which the CLI turns into an exit).
+   ``OSError`` (disk full, ``ulimit -f``, permissions) becomes a typed error.
+4. If any job failed (a failed verification counts unless ``verify_gate=False``), one
    typed error is raised at the end carrying ``.results`` for the CLI's table.
 """
 
@@ -24,12 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from btseg.errors import BtsegError, VerificationError
+from btseg import integrity
+from btseg.errors import ArtifactError, BtsegError, VerificationError
+from btseg.export import install as I
 from btseg.export import onnx as O
 from btseg.export import verify as V
 from btseg.export.targets import ExportPlan, Job, prepare
 from btseg.io import atomic_path, sha256_file
-from btseg.package import ArtifactRecord
+from btseg.package import ArtifactRecord, package_lock
 
 
 @dataclass
@@ -118,17 +130,6 @@ class Builder:
                       **({"calibration": info["calibration"]} if "calibration" in info else {})})
         return Built(engine, engine, name, name, self._onnx_opset(src), ins, outs, extra)
 
-    def install(self, built: Built, final: Path) -> None:
-        """Put the staged artifact at ``final`` atomically (files are copied: later jobs
-        may still need the staged ONNX; IR directories are renamed)."""
-        if built.stage_root.is_dir():
-            from btseg.export.openvino import install_dir
-
-            install_dir(built.stage_root, final)
-        else:
-            with atomic_path(final) as tmp:
-                shutil.copyfile(built.stage_root, tmp)
-
 
 @dataclass
 class ExportResult:
@@ -180,20 +181,25 @@ def run_export(package_dir: str | Path, targets: Sequence[str], precisions: Sequ
                    calib_method=calib_method, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
                    workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
                    verify_data=verify_data, verify_n=verify_n, tolerances=tolerances)
-    plan.materialize()
-    staging = Path(plan.dest.root) / f".export-staging-{os.getpid()}-{int(time.time())}"
+    root = Path(plan.dest.root)
+    I.refuse_installed_assets(root)
     results: list[ExportResult] = []
-    try:
-        staging.mkdir()
-        vset = _verify_set(plan)
-        builder = Builder(plan, staging)
-        for job in plan.jobs:
-            if job in plan.skipped:
-                results.append(ExportResult(job.target, job.precision, "skipped", plan.skipped[job]))
-                continue
-            results.append(_one(plan, builder, job, vset, verify_gate))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with package_lock(root):
+        I.clean_stale(root)
+        I.disk_step(root, plan.materialize)
+        I.disk_step(root, lambda: I.prune_foreign(plan.dest))
+        staging = root / f"{I.STAGING}{os.getpid()}-{int(time.time())}"
+        try:
+            I.disk_step(root, staging.mkdir)
+            vset = _verify_set(plan)
+            builder = Builder(plan, staging)
+            for job in plan.jobs:
+                if job in plan.skipped:
+                    results.append(ExportResult(job.target, job.precision, "skipped", plan.skipped[job]))
+                    continue
+                results.append(_one(plan, builder, job, vset, verify_gate))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     _raise_if_failed(results)
     return results
 
@@ -218,6 +224,9 @@ def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None,
         else:
             vr = V.VerificationResult(status="skipped", reason="--no-verify")
         record = _install(plan, builder, job, built, vr, seconds)
+    except OSError as e:  # disk full, ulimit -f (EFBIG), permissions: one line, the run goes on
+        err = ArtifactError(f"{e.filename or plan.dest.root}: cannot write ({e.strerror or e})")
+        return ExportResult(job.target, job.precision, "failed", str(err), error=err)
     except BtsegError as e:
         return ExportResult(job.target, job.precision, "failed", str(e), error=e)
     res = ExportResult(job.target, job.precision, "ok", file=record.file, size_bytes=record.size_bytes,
@@ -246,27 +255,32 @@ def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) 
     return out
 
 
-def _install(plan: ExportPlan, builder: Builder, job: Job, built: Any, vr: V.VerificationResult,
+def _install(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr: V.VerificationResult,
              seconds: float) -> ArtifactRecord:
-    """Rename the staged artifact into the package and add its manifest record."""
+    """Install the staged artifact and its manifest record as one step (module docstring)."""
     root = Path(plan.dest.root)
     final = root / built.name
-    builder.install(built, final)
-    files = [final] if final.is_file() else sorted(p for p in final.iterdir() if p.is_file())
-    main = final if final.is_file() else final / built.main
-    shas = {str(p.relative_to(root)): sha256_file(p) for p in files}
-    extra = dict(built.extra)
-    if vr.backend:
-        vr.backend["artifact"] = str(main.relative_to(root))  # not the staging path it ran from
-    if len(files) > 1:
-        extra["files"] = [{"file": f, "sha256": s, "size_bytes": (root / f).stat().st_size} for f, s in shas.items()]
-    record = ArtifactRecord(
-        id=job.id, target=job.target, precision=job.precision, file=str(main.relative_to(root)),
-        sha256=shas[str(main.relative_to(root))], size_bytes=sum(p.stat().st_size for p in files),
-        status="ok" if vr.passed else "failed", toolchain=plan.toolchain(job), opset=built.opset,
-        inputs=built.inputs, outputs=built.outputs, preprocess=plan.spec.to_dict(),
-        verification=vr.to_dict(), extra=extra, export_seconds=round(seconds, 3))
-    plan.dest.add_artifact(record)
+    old = I.put_in_place(built, final, builder.staging)
+    try:
+        rels = ([built.name] if final.is_file() else
+                sorted(str(p.relative_to(root)) for p in final.rglob("*") if p.is_file()))
+        main = built.name if final.is_file() else f"{built.name}/{built.main}"
+        files = integrity.record_files(root, rels)
+        if vr.backend:
+            vr.backend["artifact"] = main  # not the staging path it ran from
+        record = ArtifactRecord(
+            id=job.id, target=job.target, precision=job.precision, file=main,
+            sha256=next(f["sha256"] for f in files if f["file"] == main),
+            size_bytes=sum(f["size_bytes"] for f in files), status="ok" if vr.passed else "failed",
+            weights_sha256=plan.dest.config.weights_sha256, files=files, toolchain=plan.toolchain(job),
+            opset=built.opset, inputs=built.inputs, outputs=built.outputs, preprocess=plan.spec.to_dict(),
+            verification=vr.to_dict(), extra=dict(built.extra), export_seconds=round(seconds, 3))
+        plan.dest.add_artifact(record)
+    except BaseException:
+        I.remove_tree(final)
+        if old is not None:
+            os.replace(old, final)
+        raise
     return record
 
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from btseg.data.transforms import resize_prob
-from btseg.errors import DataError
+from btseg.errors import DataError, OutputError
 
 
 @dataclass
@@ -134,12 +134,19 @@ def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: floa
         threshold: probability threshold (the package's ``threshold``).
         spec: the package's ``postprocess`` dict: ``largest_component``, ``fill_holes``.
         spacing_mm: pixel spacing of the *original* image, for ``area_mm2``.
+
+    Raises:
+        OutputError: any logit is NaN or inf (every backend's output goes through here).
     """
     logits = np.asarray(logits)
     while logits.ndim > 2 and logits.shape[0] == 1:
         logits = logits[0]
     if logits.ndim != 2:
         raise DataError(f"logits: shape {logits.shape}; expected one HxW map")
+    finite = np.isfinite(logits)
+    if not finite.all():  # a broken artifact or weights: refuse, never an empty mask
+        raise OutputError(f"logits: {logits.size - int(np.count_nonzero(finite))} of {logits.size} values are "
+                          "NaN or inf; the model's output cannot be trusted, no mask is given")
     spec = spec or {}
     spacing = normalize_spacing(spacing_mm)
     prob = resize_prob(sigmoid(logits), (int(image_size[0]), int(image_size[1])))

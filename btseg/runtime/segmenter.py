@@ -10,6 +10,16 @@ each group the order is :data:`PREFERENCE` for the device class (fastest first).
 one whose backend is installed and can run on ``device`` is loaded; if none can, the
 package weights run on the torch backend.
 
+Integrity (:mod:`btseg.integrity`): the artifact about to be loaded is checked file by
+file (sha256 and size of every file, confined to the package) and must be bound to the
+package's weights.  A refused artifact never falls back to another one, neither for an
+explicit choice nor in ``auto``: a file that differs from its record means the package is
+not the one that was verified and released, and a cart must stop and say so
+(:class:`~btseg.errors.IntegrityError`, exit 2) rather than quietly run something else.
+Only artifacts that are *honestly* unusable (manifest status ``failed``, failed
+verification, backend not installed) are skipped in ``auto``; those are listed in
+``info()["skipped"]``.
+
 Thread safety: a Segmenter is safe to share between threads.  ``segment`` keeps no state
 on the Segmenter; the backends guard their own (onnxruntime sessions are thread-safe,
 OpenVINO keeps one InferRequest per thread, torch eager forward is re-entrant, TensorRT
@@ -120,7 +130,9 @@ class Segmenter:
                 override the options the artifact was verified with, which apply by default.
 
         Raises:
-            ArtifactError: no matching artifact, status failed, sha256 mismatch.
+            ArtifactError: no matching artifact, status failed; SchemaError: a malformed
+                model.json / manifest.json; IntegrityError: a file differs from its sha256,
+                leaves the package, or the artifact was exported from other weights.
             BackendUnavailableError: the asked-for backend is not installed / no device.
         """
         pkg = load_package(package_dir, check_architecture=False)  # torch-free for ONNX/OpenVINO carts
@@ -132,7 +144,7 @@ class Segmenter:
             raise ConfigError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
         tried: list[str] = []
         for name, rec in cls._candidates(pkg, target, precision, backend, device):
-            path = pkg.artifact_path(rec, check_sha=True)  # a tampered file is an error, not a skip
+            path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
             opts = {**verified_options(rec, name), **({"extra": rec.extra} if name == "tensorrt" else {}), **options}
             try:
                 be = load_backend(name, path, device, threads, **opts)
