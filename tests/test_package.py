@@ -1,10 +1,12 @@
 """The model package contract: round trip, atomic writes, refusal of bad files."""
 
+import json
+
 import pytest
 import torch
 
 from btseg.data.transforms import PreprocessSpec
-from btseg.errors import ArtifactError
+from btseg.errors import ArtifactError, IntegrityError
 from btseg.io import sha256_file
 from btseg.models import SimplifiedUNet
 from btseg.package import ArtifactRecord, ModelConfig, load_package, save_package
@@ -33,7 +35,20 @@ def test_truncated_weights_refused(pkg):
     root, _ = pkg
     w = root / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
-    with pytest.raises(ArtifactError, match="model.safetensors"):
+    with pytest.raises(IntegrityError, match="model.safetensors"):
+        load_package(root).build_model()
+
+
+def test_weights_sha256_recorded_and_checked(pkg):
+    root, _ = pkg
+    cfg = json.loads((root / "model.json").read_text())
+    assert cfg["weights_sha256"] == sha256_file(root / "model.safetensors")
+    assert cfg["weights_size"] == (root / "model.safetensors").stat().st_size
+    # same size, other bytes (e.g. NaN written over a tensor): refused before torch sees them
+    data = bytearray((root / "model.safetensors").read_bytes())
+    data[-8:] = b"\xff\xff\xc0\x7f" * 2
+    (root / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="weights_sha256"):
         load_package(root).build_model()
 
 
@@ -58,11 +73,12 @@ def test_manifest_add_replace_and_sha_check(pkg):
     p = load_package(root)
     f = root / "a.bin"
     f.write_bytes(b"abc")
-    rec = ArtifactRecord(id="onnx-fp32", target="onnx", precision="fp32", file="a.bin",
-                         sha256=sha256_file(f), size_bytes=3)
+    files = [{"file": "a.bin", "sha256": sha256_file(f), "size_bytes": 3}]
+    common = dict(file="a.bin", sha256=sha256_file(f), size_bytes=3, weights_sha256=p.config.weights_sha256,
+                  files=files, preprocess=p.config.preprocess.to_dict())
+    rec = ArtifactRecord(id="onnx-fp32", target="onnx", precision="fp32", **common)
     p.add_artifact(rec)
-    p.add_artifact(ArtifactRecord(id="onnx-int8", target="onnx", precision="int8", file="a.bin",
-                                  sha256=rec.sha256, size_bytes=3))
+    p.add_artifact(ArtifactRecord(id="onnx-int8", target="onnx", precision="int8", **common))
     p.add_artifact(rec)  # replace, not duplicate
     assert sorted(a.id for a in p.artifacts()) == ["onnx-fp32", "onnx-int8"]
     assert p.artifact_path(p.artifact("onnx", "fp32")) == f
