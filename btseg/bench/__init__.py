@@ -26,20 +26,3 @@ def open_segmenter(package: str | Path, backend: str, target: str, precision: st
 
     return Segmenter.load(package, target=target, precision=precision, backend=backend,
                           device=device, threads=threads)
-
-
-def artifact_bytes(package: str | Path, file: str | None) -> int:
-    """Size on disk of an artifact: an OpenVINO ``.xml`` counts with its ``.bin``; the
-    torch "artifact" is ``model.safetensors``; a directory counts all files under it."""
-    root = Path(package)
-    path = root / (file or "model.safetensors")
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    if path.suffix == ".onnx" and path.with_suffix(".onnx.data").exists():
-        size += path.with_suffix(".onnx.data").stat().st_size
-    return size

@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from btseg.bench import accuracy, artifact_bytes, flops, latency, memory, open_segmenter, sysinfo
-from btseg.errors import BtsegError, ConfigError
+from btseg.bench import accuracy, flops, latency, memory, open_segmenter, sysinfo
+from btseg.errors import BtsegError, ConfigError, IntegrityError
 from btseg.package import load_package
 from btseg.runtime.segmenter import failed_on
 
@@ -95,10 +95,11 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
     from btseg.runtime.backend import BACKENDS
 
     pkg = load_package(package)
+    check_integrity(package)
     base = {"model": Path(package).name, "package": str(package), "role": pkg.config.role,
             "architecture": pkg.config.architecture, "input_size": list(pkg.config.input_size)}
     rows = [dict(base, backend="torch", target="torch", precision="fp32", file="model.safetensors",
-                 artifact_id="torch-fp32", status="pending", reason="")] if "torch" in cfg.backends else []
+                 artifact_id="torch-fp32", status="pending", reason="", size_bytes=pkg.config.weights_size)] if "torch" in cfg.backends else []
     artifacts = pkg.artifacts()
     for backend in cfg.backends:
         if backend == "torch":
@@ -107,7 +108,7 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
         for a in runnable:
             row = dict(base, backend=backend, target=a.target, precision=a.precision, file=a.file,
                        artifact_id=a.id, status="pending", reason="", export_verification=a.verification,
-                       size_bytes=artifact_bytes(package, a.file))
+                       size_bytes=a.size_bytes)  # every file of it, as recorded and verified
             if a.status != "ok":
                 why = ((a.verification or {}).get("failures") or [""])[0]
                 row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json"
@@ -124,6 +125,17 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
             rows.append(dict(base, backend=backend, target="-", precision="-", file=None, artifact_id=None,
                              status="failed" if not installed else "skipped", reason=reason))
     return rows
+
+
+def check_integrity(package: str) -> None:
+    """Refuse (exit 2) a package that fails any schema, hash or weights binding check:
+    the same check as ``btseg-check``, so a tampered package is never benchmarked."""
+    from btseg.package_check import check_package
+
+    errors = check_package(package).errors
+    if errors:
+        more = f" (and {len(errors) - 1} more; run btseg-check {package})" if len(errors) > 1 else ""
+        raise IntegrityError(f"refusing to benchmark {package}: {errors[0]}{more}")
 
 
 def _device_for(backend: str, device: str) -> str:
@@ -143,7 +155,7 @@ def _frame(test: accuracy.TestSet | None, size: tuple[int, int]) -> np.ndarray:
 def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None) -> dict[str, Any]:
     """Load, score, time and (in a subprocess) measure one row; failures become its reason."""
     device = _device_for(row["backend"], cfg.device)
-    row.update(device=device, threads=cfg.threads, size_bytes=artifact_bytes(row["package"], row["file"]))
+    row.update(device=device, threads=cfg.threads)
     try:
         seg = open_segmenter(row["package"], row["backend"], row["target"], row["precision"], device, cfg.threads)
         row["runtime"] = _jsonable(seg.info())

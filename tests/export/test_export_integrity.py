@@ -1,0 +1,180 @@
+"""Transactional package writes: lock, rollback, stale staging, modes, disk full, SIGTERM,
+artifacts of other weights, the installed assets.  Real exports (torch -> ONNX -> OpenVINO)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from btseg import defaults
+from btseg.data.transforms import PreprocessSpec
+from btseg.errors import ArtifactError, ConfigError
+from btseg.export import run_export
+from btseg.models import create_model
+from btseg.package import ModelConfig, load_package, save_package
+from btseg.package_check import check_package
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def _make(root: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    save_package(root, create_model("simplified_unet", widths=[8, 16, 32]),
+                 ModelConfig("simplified_unet", {"widths": [8, 16, 32]}, preprocess=PreprocessSpec(size=(32, 32))))
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A tiny package with onnx/fp32 + openvino/fp32 (no verification: speed; not under test here)."""
+    root = _make(tmp_path_factory.mktemp("integ") / "pkg", seed=0)
+    run_export(root, ["onnx", "openvino"], ["fp32"], verify=False)
+    return root
+
+
+@pytest.fixture
+def pkg(exported, tmp_path) -> Path:
+    dst = tmp_path / "pkg"
+    shutil.copytree(exported, dst)
+    return dst
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".btseg.lock"}
+
+
+CLI = "import sys; from btseg.cli.export import main; sys.argv[0] = 'btseg-export'; main()"
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True,
+                          env=ENV, timeout=300, **kw)
+
+
+def test_modes_are_0755_and_0644(exported):
+    ir = exported / "openvino-fp32"
+    assert stat.S_IMODE(ir.stat().st_mode) == 0o755
+    for p in [exported / "student-fp32.onnx", exported / "manifest.json", *ir.iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o777 == 0o644, p
+
+
+def test_failed_manifest_write_rolls_back_the_installed_artifact(pkg, monkeypatch):
+    before = _snapshot(pkg)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(pkg / "manifest.json"))
+
+    monkeypatch.setattr("btseg.package.write_json", full)
+    with pytest.raises(ArtifactError, match="manifest.json: cannot write .No space left on device"):
+        run_export(pkg, ["onnx", "openvino"], ["fp32"], input_size=(64, 64), verify=False)  # new bytes
+    assert _snapshot(pkg) == before, "the old artifacts and manifest must be exactly as they were"
+    assert check_package(pkg).ok
+    assert not list(pkg.glob(".export-staging-*"))
+
+
+def test_other_weights_exported_over_a_package_remove_its_stale_artifacts_and_staging(pkg, tmp_path):
+    """``btseg-export A --out B``: B's artifacts of its old weights go; so do killed runs' leftovers."""
+    (pkg / ".export-staging-99999-1").mkdir()
+    (pkg / ".export-staging-99999-1" / "fp32.onnx").write_bytes(b"half")
+    (pkg / ".student-fp32.x1y2.tmp.onnx").write_bytes(b"half")
+    assert check_package(pkg).warnings
+    other = _make(tmp_path / "other", seed=1)
+    run_export(other, ["onnx"], ["fp32"], out=pkg, verify=False)
+    assert sorted(p.name for p in pkg.iterdir() if p.name.startswith(".")) == [".btseg.lock"]
+    ids = [a.id for a in load_package(pkg).artifacts()]
+    assert ids == ["onnx-fp32"] and not (pkg / "openvino-fp32").exists()
+    assert load_package(pkg).config.weights_sha256 == load_package(other).config.weights_sha256
+    assert check_package(pkg).ok
+
+
+def test_out_into_the_installed_assets_is_refused(pkg):
+    before = _snapshot(defaults.ASSETS) if defaults.ASSETS.is_dir() else {}
+    for args in ([str(pkg), "--out", str(defaults.DEFAULT_PACKAGE)], [str(pkg), "--out", str(defaults.ASSETS)],
+                 [str(defaults.DEFAULT_PACKAGE)]):
+        if not defaults.DEFAULT_PACKAGE.is_dir() and args[0] == str(defaults.DEFAULT_PACKAGE):
+            continue
+        r = _cli(*args, "--no-verify")
+        assert r.returncode == 2 and "refusing to write into the installed bundled assets" in r.stderr, r.stderr
+    assert (_snapshot(defaults.ASSETS) if defaults.ASSETS.is_dir() else {}) == before
+
+
+def test_full_disk_gives_an_error_line_and_no_partial_files(pkg):
+    before = _snapshot(pkg)
+    # ulimit -f 64 KiB: the ONNX file (and the manifest) cannot be written
+    limit = lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_FSIZE, (65536, 65536))  # noqa: E731
+    (pkg / "student-fp32.onnx").unlink()
+    shutil.rmtree(pkg / "openvino-fp32")
+    (pkg / "manifest.json").unlink()
+    before = _snapshot(pkg)
+    r = _cli(str(pkg), "--target", "onnx", "--no-verify", preexec_fn=limit)
+    assert r.returncode == 2, r.stderr
+    assert "error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "File too large" in r.stderr or "cannot write" in r.stderr, r.stderr
+    assert _snapshot(pkg) == before and not list(pkg.glob(".export-staging-*"))
+
+
+def test_sigterm_removes_the_staging_directory(pkg):
+    proc = subprocess.Popen([sys.executable, "-c", CLI, str(pkg), "--target", "onnx",
+                             "--target", "openvino", "--no-verify"], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(pkg.glob(".export-staging-*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "export ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM
+    assert not list(pkg.glob(".export-staging-*"))
+    assert check_package(pkg).ok
+
+
+SLOW_WRITER = textwrap.dedent("""
+    import sys, time
+    import btseg.package as P
+    from btseg.export import run_export
+    real = P.write_json
+    def slow(path, obj):  # a slow-fsync filesystem: the read-modify-write window is 3 s wide
+        time.sleep(3)
+        real(path, obj)
+    P.write_json = slow
+    run_export(sys.argv[1], [sys.argv[2]], ["fp32"], verify=False)
+""")
+
+
+def test_concurrent_exports_lose_no_manifest_entry(pkg):
+    (pkg / "manifest.json").unlink()
+    shutil.rmtree(pkg / "openvino-fp32")
+    (pkg / "student-fp32.onnx").unlink()
+    procs = [subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(pkg), t], env=ENV, stderr=subprocess.PIPE,
+                              text=True) for t in ("onnx", "openvino")]
+    for p in procs:
+        assert p.wait(300) == 0, p.stderr.read()
+    assert sorted(a.id for a in load_package(pkg).artifacts()) == ["onnx-fp32", "openvino-fp32"]
+    assert check_package(pkg).ok
+
+
+def test_export_into_a_package_with_a_tampered_manifest_is_refused(pkg):
+    doc = json.loads((pkg / "manifest.json").read_text())
+    doc["artifacts"][0]["preprocess"]["std"] = 0.0
+    (pkg / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"artifacts\[0\].preprocess.std = 0.0"):
+        run_export(pkg, ["onnx"], ["fp32"], verify=False)
+
+
+def test_refusal_is_a_config_error_before_any_work(pkg):
+    with pytest.raises(ConfigError, match="installed bundled assets"):
+        run_export(pkg, ["onnx"], ["fp32"], verify=False, out=defaults.ASSETS / "x")
+    assert not (defaults.ASSETS / "x").exists()
