@@ -92,8 +92,8 @@ def check_file(root: Path, rel: str, sha256: str, size: int, what: str = "file")
     with open_confined(root, rel, what) as fd:
         actual = os.fstat(fd).st_size
         if actual != size:
-            raise IntegrityError(f"{root / rel}: {actual} bytes, the package records {size}; "
-                                 "the file was changed or truncated, re-export it")
+            raise IntegrityError(f"{root / rel}: {actual} bytes, the package records {size} (so its sha256 "
+                                 "cannot match); the file was changed or truncated, re-export it")
         digest, n = hash_fd(fd, size)
     if n != size or digest != sha256:
         raise IntegrityError(f"{root / rel}: sha256 {digest[:12]}... does not match the recorded "

@@ -75,11 +75,12 @@ def prune_foreign(dest: Any) -> list[str]:
     if len(keep) == len(arts):
         return []
     dest.write_manifest([ArtifactRecord.from_dict(a) for a in keep])  # first: never a record without files
+    kept_files = {f["file"] for a in keep for f in a.get("files") or []}
     gone = []
     for a in arts:
         if isinstance(a, dict) and a not in keep:
             files = [f.get("file") for f in a.get("files") or [] if isinstance(f, dict)] + [a.get("file")]
-            for rel in {f for f in files if isinstance(f, str)}:
+            for rel in {f for f in files if isinstance(f, str)} - kept_files:
                 remove_confined(root, rel)
             gone.append(str(a.get("id")))
     log.warning("removed artifact(s) %s from %s: exported from other weights than its model.safetensors",
