@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # torch is imported only by build_model/save_package: an ONNX
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 MANIFEST = "manifest.json"
-LOCK = ".btseg.lock"
 
 
 @dataclass
@@ -247,14 +246,15 @@ def save_package(root: str | Path, model: "torch.nn.Module", config: ModelConfig
 
 @contextlib.contextmanager
 def package_lock(root: str | Path) -> Iterator[None]:
-    """Exclusive writer lock on a package (``fcntl.flock`` on ``root/.btseg.lock``).
+    """Exclusive writer lock on a package: ``fcntl.flock`` on the package directory itself.
 
     Held by export for its whole run; readers need no lock (every file is replaced by an
-    atomic rename and checked against its hash)."""
+    atomic rename and checked against its hash).  Locking the directory, not a lock file,
+    leaves nothing behind in the package and has no unlink race."""
     root = Path(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
         raise ConfigError(f"{root}: cannot lock the package for writing ({e.strerror})") from e
     try:

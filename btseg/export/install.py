@@ -47,7 +47,7 @@ def clean_stale(root: Path) -> list[str]:
     """Remove staging directories and temporary files left by killed runs (hold the lock)."""
     gone = []
     for p in root.iterdir():
-        if p.name.startswith(STAGING) or (p.name.startswith(".") and ".tmp" in p.name and p.name != ".btseg.lock"):
+        if p.name.startswith(STAGING) or (p.name.startswith(".") and ".tmp" in p.name):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
