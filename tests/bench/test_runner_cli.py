@@ -57,15 +57,19 @@ def test_reports_and_failed_backend_row(run_dir, phantom, tmp_path):
     assert matplotlib.image.imread(str(out / "bench.png")).shape[2] in (3, 4)
 
 
-def test_corrupted_artifact_is_a_failed_row(run_dir):
+def test_corrupted_artifact_refuses_the_package(run_dir):
+    """A package failing its integrity check is not benchmarked at all (exit 2), not even its
+    intact rows: the numbers would describe a package that is not the released one."""
+    from btseg.errors import IntegrityError
+
     onnx_file = next((run_dir / "student").glob("*.onnx"))
     onnx_file.write_bytes(onnx_file.read_bytes()[:-64] + b"\0" * 64)
     cfg = runner.BenchConfig(models=[str(run_dir / "student")], backends=["torch", "onnxruntime"],
                              precisions=["fp32"], warmup=0, iters=2, memory=False)
-    rows = runner.run(cfg)["rows"]
-    bad = [r for r in rows if r.get("file") == onnx_file.name]
-    assert bad and all(r["status"] == "failed" and "sha256" in r["reason"] for r in bad)
-    assert any(r["status"] == "ok" and r["backend"] == "torch" for r in rows)
+    with pytest.raises(IntegrityError, match=f"refusing to benchmark .*{onnx_file.name}: sha256"):
+        runner.run(cfg)
+    r = _run("--model", str(run_dir / "student"), "--backends", "torch", "--no-memory", *FAST)
+    assert r.exit_code == 2 and "sha256" in r.output
 
 
 def test_min_dice_gate_exit_codes(run_dir, phantom):
