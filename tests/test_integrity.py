@@ -235,3 +235,43 @@ def test_nan_in_an_onnx_artifact_gives_an_error_on_each_backend(pkg, backend):
         seg.segment(image)
     with pytest.raises(OutputError, match="NaN or inf"):
         seg.segment_batch([image, image])
+
+
+def _to_format_1(pkg):
+    """The bundled package as it was before the integrity chain (how it was migrated)."""
+    def model(d):
+        d["format_version"] = 1
+        del d["weights_sha256"], d["weights_size"]
+
+    def manifest(d):
+        d["format_version"] = 1
+        for a in d["artifacts"]:
+            files = a.pop("files")
+            del a["weights_sha256"]
+            if len(files) > 1:
+                a["extra"]["files"] = files
+    _edit(pkg, model, "model.json")
+    _edit(pkg, manifest)
+
+
+def test_format_1_is_refused_then_migrated(pkg):
+    _to_format_1(pkg)
+    with pytest.raises(SchemaError, match="format_version 1 predates the integrity chain.*--migrate"):
+        Segmenter.load(pkg, threads=1)
+    r = subprocess.run([sys.executable, "-m", "btseg.cli.check", "--migrate", str(pkg)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert check_package(pkg).ok
+    assert json.loads((pkg / "manifest.json").read_text()) == json.loads(
+        (defaults.DEFAULT_PACKAGE / "manifest.json").read_text())
+
+
+def test_migration_refuses_a_file_that_changed_since_its_record(pkg):
+    from btseg.package_check import migrate
+
+    _to_format_1(pkg)
+    _flip(pkg / "openvino-int8" / "model.bin")
+    before = (pkg / "manifest.json").read_bytes()
+    with pytest.raises(IntegrityError, match="model.bin: sha256"):
+        migrate(pkg)
+    assert (pkg / "manifest.json").read_bytes() == before

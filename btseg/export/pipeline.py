@@ -40,7 +40,7 @@ from btseg.export import install as I
 from btseg.export import onnx as O
 from btseg.export import verify as V
 from btseg.export.targets import ExportPlan, Job, prepare
-from btseg.io import atomic_path, sha256_file
+from btseg.io import sha256_file
 from btseg.package import ArtifactRecord, package_lock
 
 
