@@ -183,8 +183,8 @@ def test_fuzz_model_json_loads_or_raises_typed_error(doc):
     root = _write(_TMP / "m", doc, MANIFEST)
     try:
         _load_all(root)
-    except ArtifactError:
-        pass
+    except ArtifactError as e:
+        assert str(e).startswith(str(root)) and "\n" not in str(e)  # one line naming the file
 
 
 @FUZZ
@@ -193,8 +193,8 @@ def test_fuzz_manifest_loads_or_raises_typed_error(doc):
     root = _write(_TMP / "a", MODEL, doc)
     try:
         _load_all(root)
-    except ArtifactError:
-        pass
+    except ArtifactError as e:
+        assert str(e).startswith(str(root / "manifest.json")) and "\n" not in str(e)
 
 
 def teardown_module() -> None:
