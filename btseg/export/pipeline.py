@@ -177,12 +177,12 @@ def run_export(package_dir: str | Path, targets: Sequence[str], precisions: Sequ
             in the manifest) and ``verify_gate`` is on.
         BtsegError: the first other failure, after every job ran; ``.results`` holds them all.
     """
+    I.refuse_installed_assets(Path(out if out is not None else package_dir))  # before any work
     plan = prepare(package_dir, targets, precisions, calib_data=calib_data, calib_size=calib_size,
                    calib_method=calib_method, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
                    workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
                    verify_data=verify_data, verify_n=verify_n, tolerances=tolerances)
     root = Path(plan.dest.root)
-    I.refuse_installed_assets(root)
     results: list[ExportResult] = []
     with package_lock(root):
         I.clean_stale(root)

@@ -14,7 +14,7 @@ def test_ir_exists_hashes_and_verifies(exported, precision):
     assert rec.file == f"openvino-{precision}/model.xml" and rec.status == "ok"
     d = exported / f"openvino-{precision}"
     assert {p.name for p in d.iterdir()} == {"model.xml", "model.bin"}
-    files = {f["file"]: f["sha256"] for f in rec.extra["files"]}
+    files = {f["file"]: f["sha256"] for f in rec.files}  # both files, each hashed and checked at load
     assert files == {f"openvino-{precision}/model.xml": sha256_file(d / "model.xml"),
                      f"openvino-{precision}/model.bin": sha256_file(d / "model.bin")}
     assert rec.sha256 == files[rec.file]
