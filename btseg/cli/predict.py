@@ -71,7 +71,8 @@ def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict
     name = frame.name
     write_png(out / f"{name}_mask.png", seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
-                              "mask": f"{name}_mask.png", "backend": backend}
+                              "mask": f"{name}_mask.png", "backend": backend,
+                              "dicom": frame.dicom.record() if frame.dicom is not None else None}
     if overlay:
         canvas = display_bgr(frame.image)
         contours, _ = cv2.findContours(seg.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -94,13 +95,16 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
 
 
 def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
-                backend: dict[str, Any], as_json: bool, used: dict[str, Path]) -> dict[str, Any]:
-    """Segment every frame of one input; returns its summary row (raises BtsegError)."""
+                backend: dict[str, Any], as_json: bool, used: dict[str, Path],
+                where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Segment every frame of one input; returns its summary row (raises BtsegError).
+    ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta)."""
+    where = where or {}
     recs = []
-    for frame in iter_frames(path):
+    for frame in iter_frames(path, where.get("allow_modalities")):
         if used.setdefault(frame.name, path) != path:
             raise DataError(f"{path}: output name {frame.name!r} already used by {used[frame.name]}; rename one")
-        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None)
+        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
         rec = save_outputs(frame, seg, out, overlay, backend)
         recs.append(rec)
         if as_json:
@@ -128,15 +132,25 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
+@click.option("--roi", default=None, metavar="X,Y,W,H|auto",
+              help="Segment only this part of each image (auto: find the B-mode image on a screen capture). "
+                   "DICOM ultrasound tissue regions are always used.")
+@click.option("--allow-modality", "allow_modality", multiple=True, metavar="MODALITY",
+              help="Also segment DICOM of this modality (e.g. CT); default: ultrasound only.")
+@click.option("--any-modality", is_flag=True, help="Segment DICOM of any modality.")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
-         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool) -> None:
+         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool,
+         roi: str | None, allow_modality: tuple[str, ...], any_modality: bool) -> None:
     """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
+    from btseg.runtime.regions import parse_roi
     from btseg.runtime.segmenter import Segmenter
+
+    where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
 
     if model is None:
         model = defaults.default_package()
@@ -155,7 +169,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         task = progress.add_task("segmenting", total=len(paths))
         for path in paths:
             try:
-                rows.append(predict_one(path, segmenter, out, overlay, spacing, backend_rec, as_json, used))
+                rows.append(predict_one(path, segmenter, out, overlay, spacing, backend_rec, as_json, used, where))
             except BtsegError as e:
                 failed += 1
                 msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
