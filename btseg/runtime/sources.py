@@ -150,7 +150,8 @@ class FrameSource:
             else:
                 self._read_paced()
             if self.stats["status"] == "running":
-                self.stats["status"], self.stats["reason"] = "ended", "end of source"
+                self.stats["status"], self.stats["reason"] = (("stopped", "closed by the consumer") if
+                                                              self._stop.is_set() else ("ended", "end of source"))
         except Exception as e:  # noqa: BLE001 - reported to the consumer, never swallowed
             self.stats["status"], self.stats["reason"] = "error", f"{type(e).__name__}: {e}"
         finally:
