@@ -77,6 +77,9 @@ def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict
         canvas = display_bgr(frame.image)
         contours, _ = cv2.findContours(seg.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, (0, 255, 0), max(1, min(canvas.shape[:2]) // 200))
+        for r in getattr(seg, "regions", None) or []:  # where btseg looked (tissue regions, roi)
+            x, y, w, h = r["box"]
+            cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), (0, 200, 255), 1)
         write_png(out / f"{name}_overlay.png", canvas)
         record["overlay"] = f"{name}_overlay.png"
     write_json(out / f"{name}.json", record)
