@@ -10,6 +10,9 @@ need the pydicom-data download and are not used.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pydicom
 import pytest
@@ -192,3 +195,21 @@ def test_auto_roi_confines_the_mask_and_refuses_a_blank_screen(seg):
     assert out.area_px > 0 and mask_iou(found.full, truth) >= 0.9
     with pytest.raises(DataError, match="no textured"):
         seg.segment(np.zeros((240, 320), np.uint8), roi="auto")
+
+
+def test_regions_roi_auto_and_sources_need_no_torch(exported_package):
+    code = (
+        "import sys, numpy as np\n"
+        "from btseg.runtime import Segmenter\n"
+        "from btseg.runtime.sources import FrameSource\n"
+        f"s = Segmenter.load({str(exported_package)!r}, backend='onnxruntime', threads=1)\n"
+        "rng = np.random.default_rng(0)\n"
+        "screen = np.zeros((240, 320), np.uint8); screen[40:200, 60:260] = rng.integers(0, 255, (160, 200))\n"
+        "assert s.segment(screen, roi='auto').regions[0]['source'] == 'auto'\n"
+        "for f in FrameSource([screen] * 3, fps=100):\n"
+        "    s.segment(f, roi=(60, 40, 200, 160))\n"
+        "bad = [m for m in ('torch', 'btseg.data.phantom', 'scipy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
