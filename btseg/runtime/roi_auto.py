@@ -29,6 +29,7 @@ import numpy as np
 from btseg.errors import DataError
 
 MIN_FRACTION = 0.04  # the image covers at least this much of the screen
+WORK_SIDE = 768  # detection runs on captures scaled so that the short side is at most this (HD screens)
 
 
 @dataclass
@@ -67,9 +68,8 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
-def textured_mask(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dense texture after opening, dense texture, textured pixels) at the image's size."""
-    gray = to_gray(image)
+def textured_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dense texture after opening, dense texture, textured pixels) of a grey image."""
     side = min(gray.shape)
     std = texture_map(gray, _odd(side / 120))
     saturated = cv2.dilate((gray >= 250).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -109,19 +109,29 @@ def detect_roi(image: np.ndarray, source: str = "image") -> AutoRoi:
     h, w = image.shape[:2]
     if min(h, w) < 32:
         raise DataError(f"{source}: --roi auto needs an image of at least 32x32 px, got {w}x{h}")
-    opened, dense, textured = textured_mask(image)
+    gray = to_gray(image)
+    scale = min(1.0, WORK_SIDE / min(h, w))  # the texture statistics need no more pixels than this
+    if scale < 1.0:
+        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    opened, dense, textured = textured_mask(gray)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(opened.astype(np.uint8), connectivity=8)
     if n < 2:
         raise DataError(f"{source}: --roi auto found no textured (B-mode) region in the {w}x{h} image; "
                         f"give --roi X,Y,W,H")
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    full = trim(_hull(labels == best), textured)
-    full = _hull(full) if full.any() else full
+    small = trim(_hull(labels == best), textured)
+    if not small.any():
+        raise DataError(f"{source}: --roi auto found no textured (B-mode) region in the {w}x{h} image; "
+                        f"give --roi X,Y,W,H")
+    hull = cv2.convexHull(cv2.findNonZero(small.astype(np.uint8))).astype(np.float64)
+    full = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(full, np.round((hull + 0.5) / scale - 0.5).astype(np.int32), 1)
+    full = full > 0
     if full.sum() < MIN_FRACTION * h * w:
         raise DataError(f"{source}: --roi auto: the largest textured region covers {full.mean():.1%} of the "
                         f"{w}x{h} image (< {MIN_FRACTION:.0%}); give --roi X,Y,W,H")
     x, y, bw, bh = cv2.boundingRect(full.astype(np.uint8))
-    score = float(textured[full].mean())
+    score = float(textured[small].mean())
     return AutoRoi((int(x), int(y), int(bw), int(bh)), full[y:y + bh, x:x + bw], full, score)
 
 
