@@ -30,6 +30,7 @@ import numpy as np
 
 from btseg.runtime import Frame, Segmenter
 from btseg.runtime.regions import parse_roi
+from btseg.runtime.roi_auto import detect_roi
 from btseg.runtime.sources import FrameSource
 
 
@@ -72,8 +73,11 @@ def default_model(tmp: Path) -> Path:
 def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
     """Segment the newest frames of ``source`` until it ends or stalls (it drops what we miss)."""
     latencies, processing = [], []
+    auto = isinstance(roi, str) and roi == "auto"
     with source:
         for frame in source:
+            if auto and getattr(roi, "full", np.zeros(0)).shape != frame.image.shape[:2]:
+                roi = detect_roi(frame.image, frame.source)  # once (again if the frame size changes)
             seg = segmenter.segment(frame, roi=roi)
             latencies.append((time.perf_counter() - frame.t_capture) * 1e3)
             processing.append(seg.timings["total_ms"])

@@ -8,7 +8,9 @@ frame of text, rulers and logos.  This module decides *where* to segment and doe
   :mod:`btseg.runtime.dicom_meta`) is segmented on its own crop at its own spacing;
 * ``roi=(x, y, w, h)``: one crop (inside a DICOM's tissue regions when it has them);
 * ``roi="auto"``: the B-mode sector/rectangle found by :func:`btseg.runtime.roi_auto.detect_roi`
-  (ignored when the DICOM says where its tissue regions are).
+  (ignored when the DICOM says where its tissue regions are); detection costs far more than
+  a frame, so a live loop detects once and passes the :class:`~btseg.runtime.roi_auto.AutoRoi`
+  it got as ``roi=`` for the following frames of the same size.
 
 The result (:class:`RegionSegmentation`) is at the full image size; no mask pixel and no
 area ever comes from outside a region, and the JSON record lists the regions used and the
@@ -145,6 +147,13 @@ def plan_regions(image: np.ndarray, dicom: Any, roi: Any, spacing_mm: Any,
         found = detect_roi(image, source)
         return [Region(0, found.box, normalize_spacing(spacing_mm), "auto", found.mask,
                        f"detected, textured fraction {found.score:.2f}")], skipped
+    if hasattr(roi, "full") and hasattr(roi, "box"):  # a detect_roi() result, found once, used per frame
+        if roi.full.shape != (h, w):
+            raise DataError(f"{source}: detected roi is for a {roi.full.shape[1]}x{roi.full.shape[0]} image, "
+                            f"this one is {w}x{h}; detect again")
+        if base is None:
+            return [Region(0, roi.box, normalize_spacing(spacing_mm), "auto", roi.mask, "detected earlier")], skipped
+        roi = roi.box
     box = check_roi(roi, (h, w), f"{source} image")
     if base is None:
         return [Region(0, box, normalize_spacing(spacing_mm), "roi")], skipped

@@ -213,3 +213,12 @@ def test_regions_roi_auto_and_sources_need_no_torch(exported_package):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_detected_roi_is_reused_for_later_frames_of_its_size(seg):
+    screen, truth, _ = make_capture(0)
+    found = detect_roi(screen)
+    out = seg.segment(np.roll(screen, 2, axis=0), roi=found)
+    assert out.regions[0]["source"] == "auto" and not (out.mask & ~found.full).any()
+    with pytest.raises(DataError, match="detect again"):
+        seg.segment(screen[:400], roi=found)

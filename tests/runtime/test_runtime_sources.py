@@ -153,3 +153,23 @@ def test_cart_loop_from_a_video_file_and_from_a_stalling_device(tmp_path):
         pipe.close()
     assert r.returncode == 0, r.stderr[-2000:]
     assert "source pipe" in r.stdout and "stalled (no frame for 1 s)" in r.stdout and "dropped" in r.stdout
+
+
+def test_readme_cart_integration_runs(tmp_path, tiny_package):
+    """The README's ten lines, on a screen-capture video instead of /dev/video0."""
+    from screen_util import make_capture
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("### A cart integration in ten lines")[1].split("```python\n")[1].split("```")[0]
+    assert len(code.strip().splitlines()) <= 10
+    screen, truth, _ = make_capture(3)
+    video = tmp_path / "screen.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, screen.shape[1::-1])
+    for i in range(6):
+        w.write(np.roll(screen, i, axis=1)[..., ::-1])
+    w.release()
+    shown = []
+    code = code.replace('"/dev/video0"', repr(str(video))).replace('"runs/demo/student"', repr(str(tiny_package)))
+    exec(compile(code, "README.md", "exec"), {"show": lambda img, mask, mm2: shown.append((mask, mm2))})
+    assert len(shown) >= 1 and all(m.shape == truth.shape and not (m & ~truth).sum() > 0.05 * truth.sum()
+                                   for m, _ in shown)
