@@ -105,8 +105,8 @@ def main() -> None:
         model = args.model or default_model(Path(tmp))
         segmenter = Segmenter.load(model, backend=args.backend, threads=args.threads)
         spec = args.input if args.input is not None else synthetic_cine(args.frames)
-        source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=args.fps or (None if args.input else 30.0),
-                             loop=args.loop)
+        fps = args.fps or (None if args.input else 30.0)
+        source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=fps, loop=args.loop)
         segmenter.segment(np.zeros((256, 256), np.uint8))  # warm-up outside the measurement
         r = run(segmenter, source, parse_roi(args.roi))
     info = segmenter.info()

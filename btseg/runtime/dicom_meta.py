@@ -31,7 +31,8 @@ from btseg.errors import DataError, ModalityError
 from btseg.runtime.regions import MIN_SIDE, Region, intersect
 
 US_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1": "US Image", "1.2.840.10008.5.1.4.1.1.3.1": "US Multi-frame",
-                  "1.2.840.10008.5.1.4.1.1.6": "US Image (retired)", "1.2.840.10008.5.1.4.1.1.3": "US Multi-frame (retired)"}
+                  "1.2.840.10008.5.1.4.1.1.6": "US Image (retired)",
+                  "1.2.840.10008.5.1.4.1.1.3": "US Multi-frame (retired)"}
 CAPTURE_MODALITIES = ("OT", "SC", "")
 MODALITY_NAMES = {"CT": "computed tomography", "MR": "magnetic resonance", "CR": "computed radiography",
                   "DX": "digital radiography", "MG": "mammography", "PT": "PET", "NM": "nuclear medicine",
@@ -122,7 +123,8 @@ def _region(item: Any, index: int, rows: int, cols: int) -> Region | str:
         return f"empty location ({x0},{y0})-({x1},{y1})"
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols - 1), min(y1, rows - 1)
     if cx1 - cx0 + 1 < MIN_SIDE or cy1 - cy0 + 1 < MIN_SIDE:
-        return f"location ({x0},{y0})-({x1},{y1}) leaves less than {MIN_SIDE}x{MIN_SIDE} px inside the {cols}x{rows} image"
+        return (f"location ({x0},{y0})-({x1},{y1}) leaves less than {MIN_SIDE}x{MIN_SIDE} px inside the "
+                f"{cols}x{rows} image")
     note = "" if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1) else \
         f"clipped from ({x0},{y0})-({x1},{y1}) to the {cols}x{rows} image"
     return Region(index, (cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), (dy * 10.0, dx * 10.0), "dicom", None, note)
@@ -169,7 +171,8 @@ def read_dicom_info(path: str | os.PathLike, allow_modalities: Collection[str] |
     except InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from e
     except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
-        raise DataError(f"{path}: unreadable or truncated DICOM header ({str(e).splitlines()[0] if str(e) else e!r})") from e
+        why = str(e).splitlines()[0] if str(e) else repr(e)
+        raise DataError(f"{path}: unreadable or truncated DICOM header ({why})") from e
     return dicom_info(ds, str(path), allow_modalities)
 
 

@@ -37,10 +37,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator
+from typing import Any, Collection, Iterator
 
 import cv2
-import numpy as np
 
 from btseg.errors import BackendUnavailableError, DataError
 from btseg.runtime.inputs import Frame, check_image, iter_frames, kind_of, read_video
