@@ -217,7 +217,8 @@ class Segmenter:
         """Segment several images in one ``infer`` call; timings are the batch's, per image.
         With ``roi`` or ultrasound regions, each image is segmented on its own (:meth:`segment`)."""
         images = list(images)
-        if roi is not None or any(getattr(getattr(im, "dicom", None), "has_regions", False) for im in images):
+        regions = any(getattr(getattr(im, "dicom", None), "has_regions", False) for im in images)
+        if images and (roi is not None or regions):
             return [self.segment(im, spacing_mm, roi) for im in images]
         t0 = time.perf_counter()
         pairs = [self._split(im, spacing_mm) for im in images]

@@ -14,7 +14,8 @@ Sources (``spec``):
 * a string with ``" ! "``: a GStreamer pipeline, where OpenCV was built with GStreamer
   (otherwise :class:`BackendUnavailableError` says so);
 * a named pipe or character device other than ``/dev/video*``: an FFmpeg stream read with
-  minimal probing (e.g. MJPEG from another process);
+  minimal probing (e.g. MJPEG from another process; ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` is
+  set to :data:`LOW_LATENCY` while it opens, unless you set it yourself);
 * a video file or a DICOM cine (modality checked as in :func:`iter_frames`), played at
   ``fps`` (default: the file's own rate) and optionally looped;
 * any iterable of frames / arrays (e.g. a simulator), played at ``fps``.
@@ -45,6 +46,8 @@ from btseg.errors import BackendUnavailableError, DataError
 from btseg.runtime.inputs import Frame, check_image, iter_frames, kind_of, read_video
 
 LOW_LATENCY = "probesize;32|analyzeduration;0|fflags;nobuffer"  # FFmpeg options for pipes
+_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_ENV_LOCK = threading.Lock()
 
 
 @dataclass
@@ -162,8 +165,15 @@ class FrameSource:
             return cv2.VideoCapture(int(spec)) if str(spec).isdigit() else cv2.VideoCapture(str(spec), cv2.CAP_V4L2)
         if self.kind == "gstreamer":
             return cv2.VideoCapture(str(spec), cv2.CAP_GSTREAMER)
-        if self.kind == "pipe":  # FFmpeg would otherwise buffer megabytes of a live pipe before the first frame
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", LOW_LATENCY)
+        if self.kind == "pipe" and _OPTIONS not in os.environ:
+            # FFmpeg would otherwise buffer megabytes of a live pipe before the first frame; the
+            # option is read when the capture opens, so it is set only around this open
+            with _ENV_LOCK:
+                os.environ[_OPTIONS] = LOW_LATENCY
+                try:
+                    return cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG)
+                finally:
+                    os.environ.pop(_OPTIONS, None)
         return cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG)
 
     def _read_capture(self) -> None:
