@@ -222,3 +222,41 @@ def test_a_detected_roi_is_reused_for_later_frames_of_its_size(seg):
     assert out.regions[0]["source"] == "auto" and not (out.mask & ~found.full).any()
     with pytest.raises(DataError, match="detect again"):
         seg.segment(screen[:400], roi=found)
+
+
+_coord = st.integers(-50, 700)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value")  # negative UL coordinates: pydicom warns, we must cope
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "RegionSpatialFormat": st.integers(0, 6), "RegionDataType": st.sampled_from([1, 1, 2, 14, 99]),
+    "RegionLocationMinX0": _coord, "RegionLocationMinY0": _coord, "RegionLocationMaxX1": _coord,
+    "RegionLocationMaxY1": _coord, "PhysicalUnitsXDirection": st.sampled_from([3, 3, 0, 1, 4, 12]),
+    "PhysicalUnitsYDirection": st.sampled_from([3, 3, 0, 2]),
+    "PhysicalDeltaX": st.floats(allow_nan=True, allow_infinity=True, width=64),
+    "PhysicalDeltaY": st.floats(-1, 1)}), max_size=5))
+def test_any_region_header_is_used_inside_the_image_or_skipped_with_a_reason(items):
+    from pydicom.dataset import Dataset
+
+    from btseg.runtime.dicom_meta import ultrasound_regions
+    from btseg.runtime.regions import intersect
+
+    ds = Dataset()
+    ds.Rows, ds.Columns = 480, 640
+    seq = []
+    for attrs in items:
+        item = Dataset()
+        for k, v in attrs.items():
+            setattr(item, k, v)
+        seq.append(item)
+    ds.SequenceOfUltrasoundRegions = seq
+    has, used, skipped = ultrasound_regions(ds)
+    assert has and len(used) + len(skipped) == len(items)
+    assert all(s["reason"] for s in skipped)
+    for r in used:
+        x, y, w, h = r.box
+        assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and min(w, h) >= 16
+        assert all(np.isfinite(r.spacing_mm)) and min(r.spacing_mm) > 0
+        assert items[r.index]["PhysicalUnitsXDirection"] == items[r.index]["PhysicalUnitsYDirection"] == 3
+    assert all(intersect(a.box, b.box) is None for i, a in enumerate(used) for b in used[i + 1:])
