@@ -260,3 +260,13 @@ def test_any_region_header_is_used_inside_the_image_or_skipped_with_a_reason(ite
         assert all(np.isfinite(r.spacing_mm)) and min(r.spacing_mm) > 0
         assert items[r.index]["PhysicalUnitsXDirection"] == items[r.index]["PhysicalUnitsYDirection"] == 3
     assert all(intersect(a.box, b.box) is None for i, a in enumerate(used) for b in used[i + 1:])
+
+
+def test_auto_roi_on_the_philips_screen_stays_inside_its_tissue_region():
+    """A real vendor screen: what auto finds is inside the declared tissue region (no header,
+    no text panel, no grey bar), but only the textured top of the fan (measured: 7.7% of the
+    region): the dark far field has no texture.  DICOM regions, when present, are exact."""
+    (frame,) = iter_frames(real("examples_palette.dcm"))
+    found = detect_roi(frame.image)
+    x, y, w, h = frame.dicom.regions[0].box
+    assert found.full[y:y + h, x:x + w].sum() == found.full.sum() > 0
