@@ -173,3 +173,25 @@ def test_readme_cart_integration_runs(tmp_path, tiny_package):
     exec(compile(code, "README.md", "exec"), {"show": lambda img, mask, mm2: shown.append((mask, mm2))})
     assert len(shown) >= 1 and all(m.shape == truth.shape and not (m & ~truth).sum() > 0.05 * truth.sum()
                                    for m, _ in shown)
+
+
+def test_url_source_over_http(tmp_path):
+    """A stream URL read by OpenCV's FFmpeg from a local HTTP server (no network needed)."""
+    import functools
+    import http.server
+
+    write_video(tmp_path / "clip.avi", 10)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with FrameSource(f"http://127.0.0.1:{server.server_address[1]}/clip.avi", depth=16, timeout=2) as src:
+            frames = list(src)
+    finally:
+        server.shutdown()
+    assert src.kind == "url" and src.stats["status"] == "ended" and src.stats["captured"] == 10
+    assert len(frames) + src.stats["dropped"] == 10 and frames[0].image.shape == (48, 64, 3)
+    with FrameSource("http://127.0.0.1:9/none.avi", timeout=0.5, start_timeout=10) as bad:  # nothing listens
+        assert list(bad) == []
+    assert bad.stats["status"] in ("error", "stalled")
