@@ -22,10 +22,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 demo: $(STAMP)
-	$(BIN)/python -m btseg.demo --out $(OUT) $(if $(filter 1,$(FRESH)),--fresh,)
+	$(BIN)/python -m btseg.cli.demo --out $(OUT) $(if $(filter 1,$(FRESH)),--fresh,)
 
 weights: $(STAMP)
-	$(BIN)/python -m btseg.demo --weights-only
+	$(BIN)/python tools/make_weights.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

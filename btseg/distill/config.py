@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.errors import ConfigError
 
 KD_MODES = ("none", "response", "feature", "dual")

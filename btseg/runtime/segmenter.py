@@ -1,6 +1,6 @@
 """The runtime API: a model package + one backend -> :class:`Segmentation` per image.
 
-Pipeline per frame: :func:`btseg.data.transforms.preprocess` (THE preprocessing, the
+Pipeline per frame: :func:`btseg.preprocess.preprocess` (THE preprocessing, the
 package's spec) -> ``backend.infer`` -> :func:`btseg.runtime.postprocess.postprocess`
 (sigmoid, resize back, threshold, optional clean-up, measurements).
 
@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError, DataError
 from btseg.package import ArtifactRecord, ModelPackage, load_package
 from btseg.runtime.backend import BACKENDS, Backend, load_backend
