@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= demo-out
 FRESH ?= 0
 
-.PHONY: demo test venv weights bench clean
+.PHONY: demo test venv weights bench bench-results clean
 
 $(STAMP): pyproject.toml requirements/cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,8 +27,13 @@ demo: $(STAMP)
 weights: $(STAMP)
 	$(BIN)/python tools/make_weights.py
 
+# every artifact of the bundled model on every backend installed here, side by side
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/btseg-bench --out bench-out
+
+# re-make benchmarks/RESULTS.md's tables (builds the demo run first when it is missing)
+bench-results: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --build
 
 clean:
 	rm -rf $(OUT) build *.egg-info
