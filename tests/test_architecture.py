@@ -101,3 +101,18 @@ def test_runtime_side_imports_no_torch(name):
 
     code = f"import sys, {name}; sys.exit(1 if 'torch' in sys.modules or 'btseg.data' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize("module, args", [("btseg.cli.distill", ["all", "--data", "x", "--out", "y"]),
+                                          ("btseg.cli.export", []), ("btseg.cli.bench", [])])
+def test_a_command_needing_a_missing_extra_names_it(module, args, monkeypatch):
+    import importlib
+
+    from click.testing import CliRunner
+
+    from btseg.cli import common
+
+    monkeypatch.setitem(common.EXTRAS, "train", ("torch", "btseg_no_such_package"))
+    r = CliRunner().invoke(importlib.import_module(module).main, args)
+    assert r.exit_code == 2
+    assert "needs btseg_no_such_package, which this install lacks: pip install 'btseg[train]'" in r.output
