@@ -39,6 +39,10 @@ class VerificationError(BtsegError):
     """An exported artifact disagrees with the PyTorch reference beyond its tolerance."""
 
 
+class ModalityError(DataError):
+    """A DICOM whose modality btseg does not segment (CT, MR...) without an explicit allowance."""
+
+
 class SchemaError(ArtifactError):
     """``model.json`` or ``manifest.json`` is malformed: wrong type, out-of-range or missing field."""
 

@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from btseg.data.transforms import PreprocessSpec
 from btseg import integrity
 from btseg.errors import ArtifactError, BtsegError, ConfigError, IntegrityError
 from btseg.io import atomic_path, write_json
+from btseg.preprocess import PreprocessSpec
 from btseg.schema import FORMAT_VERSION, check_manifest, check_model_json
 
 if TYPE_CHECKING:  # torch is imported only by build_model/save_package: an ONNX/OpenVINO-only cart needs no torch

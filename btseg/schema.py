@@ -22,9 +22,10 @@ from pathlib import PurePosixPath
 from typing import Any, Mapping
 
 from btseg.errors import SchemaError
+from btseg.specs import BACKEND_SPECS
 
 FORMAT_VERSION = 2
-TARGETS = ("onnx", "openvino", "tensorrt")
+TARGETS = tuple(sorted({t for s in BACKEND_SPECS.values() for t in s.targets} - {"torch"}))
 PRECISIONS = ("fp32", "fp16", "int8")
 STATUSES = ("ok", "failed")
 INTERPOLATIONS = ("nearest", "linear", "area", "cubic")
@@ -133,7 +134,7 @@ def check_kwargs(kw: Any, doc: str) -> dict[str, Any]:
 
 
 def check_preprocess(p: Any, doc: str, field: str = "preprocess", divisor: int = 1) -> dict[str, Any]:
-    """A :class:`~btseg.data.transforms.PreprocessSpec` dict: every field typed and in range."""
+    """A :class:`~btseg.preprocess.PreprocessSpec` dict: every field typed and in range."""
     p = need_dict(p, doc, field)
     size = _get(p, "size", doc, f"{field}.size")
     if not isinstance(size, list) or len(size) != 2:

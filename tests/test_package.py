@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from btseg.data.transforms import PreprocessSpec
 from btseg.errors import ArtifactError, IntegrityError
+from btseg.preprocess import PreprocessSpec
 from btseg.io import sha256_file
 from btseg.models import SimplifiedUNet
 from btseg.package import ArtifactRecord, ModelConfig, load_package, save_package

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from btseg import defaults
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.errors import ArtifactError, ConfigError
 from btseg.export import run_export
 from btseg.models import create_model
