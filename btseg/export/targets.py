@@ -53,8 +53,9 @@ CAPABILITIES: dict[str, Capability] = {
                        "INT8 is an explicit Q/DQ graph (per-channel weights, symmetric activations)"),
     "openvino": Capability("openvino", PRECISIONS, ("minmax", "percentile"), False, "openvino + nncf",
                            "nncf has no entropy (KL) range estimator"),
-    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10",
-                           "INT8 comes from the Q/DQ ONNX graph (no TensorRT calibrator)"),
+    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10 + cuda-bindings",
+                           "strongly typed: FP16 from the FP16 ONNX, INT8 from a TensorRT Q/DQ ONNX "
+                           "(symmetric, no INT32 bias, FP32 logits); no TensorRT calibrator"),
 }
 TARGETS = tuple(CAPABILITIES)
 
@@ -172,7 +173,7 @@ class ExportPlan:
 
     def toolchain(self, job: Job) -> dict[str, str]:
         names = ["btseg", "torch", "onnx", "onnxruntime", "onnxslim"]
-        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt"]}.get(job.target, [])
+        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt", "cuda-bindings"]}.get(job.target, [])
         return {n: _version(n) for n in names}
 
     def metadata(self, precision: str) -> dict[str, Any]:
@@ -217,22 +218,42 @@ def _check_writable(path: Path) -> None:
                             f"{'not a directory' if not p.is_dir() else 'read-only'})")
 
 
-def _check_from_onnx(path: Path, jobs: list[Job]) -> Path:
+def _check_from_onnx(path: Path, jobs: list[Job], dynamic_batch: bool, size: tuple[int, int]) -> Path:
+    """A ``--from-onnx`` file must build what each job's label says, before any build:
+    a Q/DQ graph is int8 (never labelled fp32/fp16), a float16 graph is fp16, an int8
+    graph must follow TensorRT's Q/DQ rules, and its input must fit ``--dynamic-batch``
+    and the input size."""
     import onnx
 
-    from btseg.export.onnx import has_qdq
+    from btseg.export.quantize import tensorrt_qdq_problems
+    from btseg.export.tensorrt import input_shape, onnx_precision
 
     if not path.is_file():
         raise ArtifactError(f"--from-onnx {path}: file not found")
-    from google.protobuf.message import DecodeError
-
-    try:
-        onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError) as e:
-        raise ArtifactError(f"--from-onnx {path}: not a readable ONNX model ({e})") from e
-    if any(j.precision == "int8" for j in jobs) and not has_qdq(path):
-        raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs an explicit Q/DQ ONNX "
-                          "(export it with --target onnx --precision int8 and copy student-int8.onnx)")
+    found = onnx_precision(path)  # ArtifactError when unreadable
+    for j in jobs:
+        if j.precision == "int8" and found != "int8":
+            raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs an explicit Q/DQ ONNX "
+                              "(export it with --target onnx --precision int8 and copy student-int8.onnx)")
+        if found == "int8" and j.precision != "int8":
+            raise ConfigError(f"--from-onnx {path}: the graph holds Q/DQ nodes, so a TensorRT engine built "
+                              f"from it is int8, not {j.precision}: use --precision int8")
+        if found == "fp16" and j.precision == "fp32":
+            raise ConfigError(f"--from-onnx {path}: the graph computes in float16; use --precision fp16")
+    if found == "int8":
+        problems = tensorrt_qdq_problems(onnx.load(str(path), load_external_data=False))
+        if problems:
+            raise ConfigError(f"--from-onnx {path}: TensorRT cannot build this Q/DQ graph: "
+                              f"{'; '.join(problems[:2])} (re-export with --target tensorrt --precision int8)")
+    dims = input_shape(path)
+    if len(dims) != 4:
+        raise ConfigError(f"--from-onnx {path}: input has shape {dims}, expected N C H W")
+    if dynamic_batch and isinstance(dims[0], int) and dims[0] > 0:
+        raise ConfigError(f"--from-onnx {path}: --dynamic-batch, but the file's batch axis is static "
+                          f"({dims[0]}); export it with --dynamic-batch or drop the option")
+    if all(isinstance(d, int) and d > 0 for d in dims[2:]) and tuple(dims[2:]) != tuple(size):
+        raise ConfigError(f"--from-onnx {path}: input is {dims[2]}x{dims[3]}, the package's input size "
+                          f"is {size[0]}x{size[1]} (--input-size)")
     return path
 
 
@@ -265,7 +286,8 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
     model = src.build_model()  # validates the weights file now, not half-way through
     size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
     spec = replace(src.config.preprocess, size=size)
-    onnx_path = _check_from_onnx(Path(from_onnx), jobs) if from_onnx is not None else None
+    onnx_path = (_check_from_onnx(Path(from_onnx), jobs, bool(dynamic_batch), size)
+                 if from_onnx is not None else None)
     live = [j for j in jobs if j not in skipped]
     calib = None
     if any(j.precision == "int8" and not (j.target == "tensorrt" and onnx_path) for j in live):
