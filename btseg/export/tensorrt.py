@@ -187,19 +187,19 @@ def build(trt: Any, onnx_path: Path, engine_path: Path, precision: str, input_si
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ArtifactError(f"{onnx_path}: TensorRT cannot parse this ONNX: {errors}{logger.tail()}")
         profile = _profile(network, input_size, dynamic_batch, onnx_path)
-    cache = TimingCache(timing_cache)
+    tcache = TimingCache(timing_cache)
     t0 = time.perf_counter()
-    serialized = _build_once(trt, builder, network, profile, workspace_gib, cache, logger, onnx_path)
-    if serialized is None and cache.reused:
-        cache.note("build failed with the reused cache; rebuilt with a fresh one")
-        cache.skip_file = True
-        serialized = _build_once(trt, builder, network, profile, workspace_gib, cache, logger, onnx_path)
+    serialized = _build_once(trt, builder, network, profile, workspace_gib, tcache, logger, onnx_path)
+    if serialized is None and tcache.reused:
+        tcache.note("build failed with the reused cache; rebuilt with a fresh one")
+        tcache.skip_file = True
+        serialized = _build_once(trt, builder, network, profile, workspace_gib, tcache, logger, onnx_path)
     serialized = expect(serialized, f"{onnx_path}: building the {precision} engine", logger)
     with atomic_write(engine_path, "wb") as f:
         f.write(memoryview(serialized))
     return {"tensorrt": trt.__version__, "strongly_typed": True, "network_precision": found,
             "builder_flags": [], "capabilities": capabilities(trt), "workspace_gib": workspace_gib,
-            "profile": profile, "timing_cache": cache.record(), "build_seconds": round(time.perf_counter() - t0, 3),
+            "profile": profile, "timing_cache": tcache.record(), "build_seconds": round(time.perf_counter() - t0, 3),
             "warnings": list(logger.warnings)[-5:],
             "portable": "engine runs only on this GPU model with this TensorRT version"}
 
@@ -221,7 +221,7 @@ def _profile(network: Any, input_size: tuple[int, int], dynamic_batch: bool, onn
 
 
 def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, workspace_gib: float | None,
-                cache: "TimingCache", logger: Any, onnx_path: Path) -> Any:
+                tcache: "TimingCache", logger: Any, onnx_path: Path) -> Any:
     """A fresh builder config (profile, workspace, timing cache) and one build; None on failure."""
     from btseg.runtime.tensorrt_backend import expect, trt_guard
 
@@ -230,14 +230,14 @@ def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, work
         if workspace_gib:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(float(workspace_gib) * (1 << 30)))
         if profile is not None:
-            p = builder.create_optimization_profile()
-            p.set_shape(profile["input"], profile["min"], profile["opt"], profile["max"])
-            if config.add_optimization_profile(p) < 0:
+            opt_profile = builder.create_optimization_profile()
+            opt_profile.set_shape(profile["input"], profile["min"], profile["opt"], profile["max"])
+            if config.add_optimization_profile(opt_profile) < 0:
                 raise ArtifactError(f"{onnx_path}: TensorRT rejected the profile {profile}{logger.tail()}")
-        cache.attach(config)
+        tcache.attach(config)
         serialized = builder.build_serialized_network(network, config)
         if serialized is not None:
-            cache.save(config)
+            tcache.save(config)
         return serialized
 
 
@@ -266,7 +266,12 @@ class TimingCache:
             except OSError as e:
                 self.note(f"unreadable ({e.strerror or e}); not used")
         if data:
-            cache = config.create_timing_cache(data)
+            from btseg.runtime.tensorrt_backend import TRT_EXCEPTIONS
+
+            try:
+                cache = config.create_timing_cache(data)
+            except TRT_EXCEPTIONS:  # a corrupt file may raise instead of returning None
+                cache = None
             if cache is None:
                 self.note(f"{len(data)} bytes TensorRT cannot read; not used")
             elif not config.set_timing_cache(cache, False):

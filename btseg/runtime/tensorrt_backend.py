@@ -43,9 +43,9 @@ TRT_EXCEPTIONS = (RuntimeError, TypeError, ValueError, AttributeError, MemoryErr
 def make_logger(trt: Any, keep: int = 20) -> Any:
     """A ``trt.ILogger`` that forwards to :mod:`logging` and keeps the last ``keep`` errors
     (``.errors``) and warnings (``.warnings``) to put into btseg's error messages."""
-    sev = trt.ILogger.Severity
-    levels = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
-              sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}
+    levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+              trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
+              trt.ILogger.VERBOSE: logging.DEBUG}
 
     class KeepingLogger(trt.ILogger):
         def __init__(self) -> None:
@@ -127,13 +127,13 @@ def check_compatible(extra: dict[str, Any], trt_version: str, gpu_name: str, cap
                             f"{capability[0]}.{capability[1]}: rebuild on the target")
 
 
-def _manifest_extra(engine: Path) -> dict[str, Any]:
-    """The ``extra`` of the manifest record that lists ``engine``, if one is found nearby."""
-    for root in (engine.parent, engine.parent.parent):
+def _manifest_extra(engine_path: Path) -> dict[str, Any]:
+    """The ``extra`` of the manifest record that lists ``engine_path``, if one is found nearby."""
+    for root in (engine_path.parent, engine_path.parent.parent):
         man = root / "manifest.json"
         if man.is_file():
             for rec in read_json(man).get("artifacts", []):
-                if (root / rec.get("file", "")).resolve() == engine.resolve():
+                if (root / rec.get("file", "")).resolve() == engine_path.resolve():
                     return dict(rec.get("extra") or {})
     return {}
 
