@@ -171,7 +171,7 @@ from btseg.errors import ArtifactError, BackendUnavailableError, BtsegError
 from btseg.export import tensorrt as T
 from btseg.runtime import tensorrt_backend as B
 
-out = {"version": trt.__version__, "capabilities": T.capabilities(trt)}
+out = {"version": trt.__version__, "capabilities": T.capabilities(trt), "probe": T.probe()}
 log = B.make_logger(trt, keep=2)
 for i in range(3):
     log.log(trt.ILogger.ERROR, f"error {i}")
@@ -189,6 +189,7 @@ def attempt(fn):
     return ["no error", ""]
 
 fp32, qdq, engine = sys.argv[2], sys.argv[3], sys.argv[4]
+out["require"] = attempt(T.require_tensorrt)
 out["build_fp32"] = attempt(lambda: T.build(trt, Path(fp32), Path(engine), "fp32", (16, 16)))
 out["build_qdq_as_fp32"] = attempt(lambda: T.build(trt, Path(qdq), Path(engine), "fp32", (16, 16)))
 out["runtime_load"] = attempt(lambda: B.TensorRTBackend.load(Path(fp32), device="cuda"))
@@ -234,6 +235,9 @@ def test_real_bindings_run_up_to_the_first_tensorrt_call(stubbed, tmp_path):
         v = out["version"]
         seen.add(v.split(".")[0])
         assert out["capabilities"]["strongly_typed"], v
+        # tensorrt and cuda-bindings import; the device is what is missing, found before any build
+        assert out["probe"] == "no CUDA device", (v, out["probe"])
+        assert out["require"][0] == "BackendUnavailableError" and "no CUDA device" in out["require"][1], v
         assert out["capabilities"]["weak_typing_flags"] == v.startswith("10."), v  # probed, not parsed
         assert out["kept_errors"] == ["error 1", "error 2"] and out["kept_warnings"] == ["a warning"], v
         assert out["tail"] == " [TensorRT log: error 1 | error 2]", v
