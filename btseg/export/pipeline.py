@@ -60,7 +60,9 @@ class Builder:
         if precision in self._cache:
             return self._cache[precision]
         p, dst = self.plan, self.staging / f"{precision}.onnx"
-        if p.from_onnx is not None and precision in ("fp32", "int8", TENSORRT_INT8):
+        # --from-onnx: the file is the FP32 graph, or the Q/DQ graph when it is one
+        if p.from_onnx is not None and (precision == "fp32" or
+                                        (precision in ("int8", TENSORRT_INT8) and O.has_qdq(p.from_onnx))):
             info = {"from_onnx": str(p.from_onnx), "from_onnx_sha256": sha256_file(p.from_onnx)}
             dst = p.from_onnx
         elif precision == "fp32":

@@ -209,6 +209,12 @@ def _unavailable(job: Job) -> str | None:
     return None
 
 
+def _onnx_precision(path: Path) -> str:
+    from btseg.export.tensorrt import onnx_precision
+
+    return onnx_precision(path)
+
+
 def _check_writable(path: Path) -> None:
     p = path
     while not p.exists():
@@ -218,11 +224,13 @@ def _check_writable(path: Path) -> None:
                             f"{'not a directory' if not p.is_dir() else 'read-only'})")
 
 
-def _check_from_onnx(path: Path, jobs: list[Job], dynamic_batch: bool, size: tuple[int, int]) -> Path:
+def _check_from_onnx(path: Path, jobs: list[Job], dynamic_batch: bool, size: tuple[int, int],
+                     can_calibrate: bool = False) -> Path:
     """A ``--from-onnx`` file must build what each job's label says, before any build:
     a Q/DQ graph is int8 (never labelled fp32/fp16), a float16 graph is fp16, an int8
-    graph must follow TensorRT's Q/DQ rules, and its input must fit ``--dynamic-batch``
-    and the input size."""
+    graph must follow TensorRT's Q/DQ rules (an FP32 graph plus calibration images is
+    quantized with the TensorRT recipe on this machine), and its input must fit
+    ``--dynamic-batch`` and the input size."""
     import onnx
 
     from btseg.export.quantize import tensorrt_qdq_problems
@@ -232,9 +240,9 @@ def _check_from_onnx(path: Path, jobs: list[Job], dynamic_batch: bool, size: tup
         raise ArtifactError(f"--from-onnx {path}: file not found")
     found = onnx_precision(path)  # ArtifactError when unreadable
     for j in jobs:
-        if j.precision == "int8" and found != "int8":
-            raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs an explicit Q/DQ ONNX "
-                              "(export it with --target onnx --precision int8 and copy student-int8.onnx)")
+        if j.precision == "int8" and found != "int8" and not (found == "fp32" and can_calibrate):
+            raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs a TensorRT Q/DQ ONNX, or an FP32 ONNX "
+                              "and --calib-data (quantized here with the TensorRT recipe)")
         if found == "int8" and j.precision != "int8":
             raise ConfigError(f"--from-onnx {path}: the graph holds Q/DQ nodes, so a TensorRT engine built "
                               f"from it is int8, not {j.precision}: use --precision int8")
@@ -286,11 +294,12 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
     model = src.build_model()  # validates the weights file now, not half-way through
     size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
     spec = replace(src.config.preprocess, size=size)
-    onnx_path = (_check_from_onnx(Path(from_onnx), jobs, bool(dynamic_batch), size)
+    onnx_path = (_check_from_onnx(Path(from_onnx), jobs, bool(dynamic_batch), size, calib_data is not None)
                  if from_onnx is not None else None)
     live = [j for j in jobs if j not in skipped]
     calib = None
-    if any(j.precision == "int8" and not (j.target == "tensorrt" and onnx_path) for j in live):
+    qdq_given = onnx_path is not None and _onnx_precision(onnx_path) == "int8"
+    if any(j.precision == "int8" and not (j.target == "tensorrt" and qdq_given) for j in live):
         if calib_data is None:
             raise ConfigError("int8 needs calibration images: --calib-data DIR")
         calib = load_images(calib_data, int(calib_size), "calibration")

@@ -130,7 +130,8 @@ def test_fp16_onnx_has_fp32_io_and_matches_fp32_on_onnxruntime(onnx_files, phant
     ("trt-int8", "fp32", False, "holds Q/DQ nodes.*is int8, not fp32"),
     ("trt-int8", "fp16", False, "is int8, not fp16"),
     ("fp16", "fp32", False, "computes in float16"),
-    ("fp32", "int8", False, "needs an explicit Q/DQ ONNX"),
+    ("fp32", "int8", False, "needs a TensorRT Q/DQ ONNX, or an FP32 ONNX and --calib-data"),
+    ("fp16", "int8", False, "needs a TensorRT Q/DQ ONNX"),
     ("ort-int8", "int8", False, "INT32"),
     ("static", "fp32", True, "batch axis is static"),
 ])
@@ -143,6 +144,8 @@ def test_from_onnx_accepts_what_it_can_build(onnx_files):
     for file, precision, dynamic in [("trt-int8", "int8", True), ("fp32", "fp32", True), ("static", "fp32", False),
                                      ("fp16", "fp16", True)]:
         assert _check_from_onnx(onnx_files[file], [Job("tensorrt", precision)], dynamic, SIZE) == onnx_files[file]
+    # an FP32 file is quantized on the board with the TensorRT recipe when there are images
+    assert _check_from_onnx(onnx_files["fp32"], [Job("tensorrt", "int8")], True, SIZE, can_calibrate=True)
 
 
 def test_from_onnx_bad_files(onnx_files, tmp_path):
@@ -257,3 +260,22 @@ def test_engine_builds_and_verifies(pkg_copy, phantom, cli, precision):  # pragm
     assert rec.extra["tensorrt"] and rec.extra["gpu"] and rec.extra["compute_capability"]
     assert rec.extra["strongly_typed"] and rec.extra["network_precision"] == precision
     assert rec.extra["timing_cache"]["saved"] and (pkg_copy / "tensorrt.timing.cache").is_file()
+
+
+def test_pipeline_picks_the_onnx_each_tensorrt_precision_is_built_from(pkg_copy, phantom, onnx_files, tmp_path):
+    """The files _build_tensorrt hands to TensorRT (the plan is prepared for the onnx
+    target, which needs no GPU; onnx_file does not depend on the target)."""
+    from btseg.export.pipeline import TENSORRT_INT8, Builder
+    from btseg.export.targets import prepare
+
+    plan = prepare(pkg_copy, ["onnx"], ["int8"], calib_data=phantom, calib_size=4, verify=False)
+    b = Builder(plan, tmp_path)
+    path, info = b.onnx_file(TENSORRT_INT8)
+    assert info["recipe"] == "tensorrt" and tensorrt_qdq_problems(onnx.load(str(path))) == []
+    assert trt_export.onnx_precision(b.onnx_file("fp16")[0]) == "fp16"
+    plan.from_onnx = onnx_files["trt-int8"]  # a TensorRT Q/DQ file is used as it is
+    assert Builder(plan, tmp_path / "a").onnx_file(TENSORRT_INT8)[0] == onnx_files["trt-int8"]
+    plan.from_onnx = onnx_files["static"]  # an FP32 file is quantized here
+    (tmp_path / "b").mkdir()
+    path, info = Builder(plan, tmp_path / "b").onnx_file(TENSORRT_INT8)
+    assert info["recipe"] == "tensorrt" and path.parent == tmp_path / "b"
