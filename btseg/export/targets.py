@@ -209,12 +209,6 @@ def _unavailable(job: Job) -> str | None:
     return None
 
 
-def _onnx_precision(path: Path) -> str:
-    from btseg.export.tensorrt import onnx_precision
-
-    return onnx_precision(path)
-
-
 def _check_writable(path: Path) -> None:
     p = path
     while not p.exists():
@@ -222,47 +216,6 @@ def _check_writable(path: Path) -> None:
     if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
         raise ArtifactError(f"{path}: output directory is not writable ({p} is "
                             f"{'not a directory' if not p.is_dir() else 'read-only'})")
-
-
-def _check_from_onnx(path: Path, jobs: list[Job], dynamic_batch: bool, size: tuple[int, int],
-                     can_calibrate: bool = False) -> Path:
-    """A ``--from-onnx`` file must build what each job's label says, before any build:
-    a Q/DQ graph is int8 (never labelled fp32/fp16), a float16 graph is fp16, an int8
-    graph must follow TensorRT's Q/DQ rules (an FP32 graph plus calibration images is
-    quantized with the TensorRT recipe on this machine), and its input must fit
-    ``--dynamic-batch`` and the input size."""
-    import onnx
-
-    from btseg.export.quantize import tensorrt_qdq_problems
-    from btseg.export.tensorrt import input_shape, onnx_precision
-
-    if not path.is_file():
-        raise ArtifactError(f"--from-onnx {path}: file not found")
-    found = onnx_precision(path)  # ArtifactError when unreadable
-    for j in jobs:
-        if j.precision == "int8" and found != "int8" and not (found == "fp32" and can_calibrate):
-            raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs a TensorRT Q/DQ ONNX, or an FP32 ONNX "
-                              "and --calib-data (quantized here with the TensorRT recipe)")
-        if found == "int8" and j.precision != "int8":
-            raise ConfigError(f"--from-onnx {path}: the graph holds Q/DQ nodes, so a TensorRT engine built "
-                              f"from it is int8, not {j.precision}: use --precision int8")
-        if found == "fp16" and j.precision == "fp32":
-            raise ConfigError(f"--from-onnx {path}: the graph computes in float16; use --precision fp16")
-    if found == "int8":
-        problems = tensorrt_qdq_problems(onnx.load(str(path), load_external_data=False))
-        if problems:
-            raise ConfigError(f"--from-onnx {path}: TensorRT cannot build this Q/DQ graph: "
-                              f"{'; '.join(problems[:2])} (re-export with --target tensorrt --precision int8)")
-    dims = input_shape(path)
-    if len(dims) != 4:
-        raise ConfigError(f"--from-onnx {path}: input has shape {dims}, expected N C H W")
-    if dynamic_batch and isinstance(dims[0], int) and dims[0] > 0:
-        raise ConfigError(f"--from-onnx {path}: --dynamic-batch, but the file's batch axis is static "
-                          f"({dims[0]}); export it with --dynamic-batch or drop the option")
-    if all(isinstance(d, int) and d > 0 for d in dims[2:]) and tuple(dims[2:]) != tuple(size):
-        raise ConfigError(f"--from-onnx {path}: input is {dims[2]}x{dims[3]}, the package's input size "
-                          f"is {size[0]}x{size[1]} (--input-size)")
-    return path
 
 
 def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str], *,
@@ -276,6 +229,7 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
 
     from btseg.errors import BackendUnavailableError
     from btseg.export.quantize import load_images
+    from btseg.export.tensorrt import check_from_onnx, onnx_precision
     from btseg.export.verify import Tolerances
     from btseg.package import ModelPackage, load_package
 
@@ -294,11 +248,11 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
     model = src.build_model()  # validates the weights file now, not half-way through
     size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
     spec = replace(src.config.preprocess, size=size)
-    onnx_path = (_check_from_onnx(Path(from_onnx), jobs, bool(dynamic_batch), size, calib_data is not None)
-                 if from_onnx is not None else None)
+    onnx_path = (check_from_onnx(Path(from_onnx), [j.precision for j in jobs], bool(dynamic_batch), size,
+                                 calib_data is not None) if from_onnx is not None else None)
     live = [j for j in jobs if j not in skipped]
     calib = None
-    qdq_given = onnx_path is not None and _onnx_precision(onnx_path) == "int8"
+    qdq_given = onnx_path is not None and onnx_precision(onnx_path) == "int8"
     if any(j.precision == "int8" and not (j.target == "tensorrt" and qdq_given) for j in live):
         if calib_data is None:
             raise ConfigError("int8 needs calibration images: --calib-data DIR")

@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from btseg.errors import ArtifactError, BackendUnavailableError
+from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
+from btseg.export.tensorrt_cache import TIMING_CACHE, TimingCache
 from btseg.io import atomic_write
 
 MAX_BATCH = 8
-TIMING_CACHE = "tensorrt.timing.cache"
 INSTALL = "pip install 'btseg[tensorrt]' (CUDA 13, driver >= 580) or 'btseg[tensorrt-cu12]'; JetPack 6 on a Jetson"
 
 
@@ -122,6 +122,49 @@ def input_shape(path: str | Path) -> list[int | str]:
 
     dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+
+
+
+
+
+def check_from_onnx(path: Path, precisions: list[str], dynamic_batch: bool, size: tuple[int, int],
+                    can_calibrate: bool = False) -> Path:
+    """A ``--from-onnx`` file must build what each job's label says, before any build:
+    a Q/DQ graph is int8 (never labelled fp32/fp16), a float16 graph is fp16, an int8
+    graph must follow TensorRT's Q/DQ rules (an FP32 graph plus calibration images is
+    quantized with the TensorRT recipe on this machine), and its input must fit
+    ``--dynamic-batch`` and the input size."""
+    import onnx
+
+    from btseg.export.quantize import tensorrt_qdq_problems
+
+    if not path.is_file():
+        raise ArtifactError(f"--from-onnx {path}: file not found")
+    found = onnx_precision(path)  # ArtifactError when unreadable
+    for precision in precisions:
+        if precision == "int8" and found != "int8" and not (found == "fp32" and can_calibrate):
+            raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs a TensorRT Q/DQ ONNX, or an FP32 ONNX "
+                              "and --calib-data (quantized here with the TensorRT recipe)")
+        if found == "int8" and precision != "int8":
+            raise ConfigError(f"--from-onnx {path}: the graph holds Q/DQ nodes, so a TensorRT engine built "
+                              f"from it is int8, not {precision}: use --precision int8")
+        if found == "fp16" and precision == "fp32":
+            raise ConfigError(f"--from-onnx {path}: the graph computes in float16; use --precision fp16")
+    if found == "int8":
+        problems = tensorrt_qdq_problems(onnx.load(str(path), load_external_data=False))
+        if problems:
+            raise ConfigError(f"--from-onnx {path}: TensorRT cannot build this Q/DQ graph: "
+                              f"{'; '.join(problems[:2])} (re-export with --target tensorrt --precision int8)")
+    dims = input_shape(path)
+    if len(dims) != 4:
+        raise ConfigError(f"--from-onnx {path}: input has shape {dims}, expected N C H W")
+    if dynamic_batch and isinstance(dims[0], int) and dims[0] > 0:
+        raise ConfigError(f"--from-onnx {path}: --dynamic-batch, but the file's batch axis is static "
+                          f"({dims[0]}); export it with --dynamic-batch or drop the option")
+    if all(isinstance(d, int) and d > 0 for d in dims[2:]) and tuple(dims[2:]) != tuple(size):
+        raise ConfigError(f"--from-onnx {path}: input is {dims[2]}x{dims[3]}, the package's input size "
+                          f"is {size[0]}x{size[1]} (--input-size)")
+    return path
 
 
 def capabilities(trt: Any) -> dict[str, bool]:
@@ -221,7 +264,7 @@ def _profile(network: Any, input_size: tuple[int, int], dynamic_batch: bool, onn
 
 
 def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, workspace_gib: float | None,
-                tcache: "TimingCache", logger: Any, onnx_path: Path) -> Any:
+                tcache: TimingCache, logger: Any, onnx_path: Path) -> Any:
     """A fresh builder config (profile, workspace, timing cache) and one build; None on failure."""
     from btseg.runtime.tensorrt_backend import expect, trt_guard
 
@@ -239,67 +282,3 @@ def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, work
         if serialized is not None:
             tcache.save(config)
         return serialized
-
-
-class TimingCache:
-    """The timing cache file, with every TensorRT return value checked and recorded."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = Path(path) if path else None
-        self.reused = False
-        self.skip_file = False  # after a build that failed with the reused cache
-        self.events: list[str] = []
-        self.saved = False
-
-    def note(self, event: str) -> None:
-        self.events.append(event)
-
-    def attach(self, config: Any) -> None:
-        """Load the file into ``config`` if TensorRT accepts it, else a fresh cache, else none."""
-        self.reused = False
-        if self.path is None:
-            return
-        data = b""
-        if self.path.is_file() and not self.skip_file:
-            try:
-                data = self.path.read_bytes()
-            except OSError as e:
-                self.note(f"unreadable ({e.strerror or e}); not used")
-        if data:
-            from btseg.runtime.tensorrt_backend import TRT_EXCEPTIONS
-
-            try:
-                cache = config.create_timing_cache(data)
-            except TRT_EXCEPTIONS:  # a corrupt file may raise instead of returning None
-                cache = None
-            if cache is None:
-                self.note(f"{len(data)} bytes TensorRT cannot read; not used")
-            elif not config.set_timing_cache(cache, False):
-                self.note("rejected by TensorRT (another GPU or TensorRT version); not used")
-            else:
-                self.reused = True
-                self.note(f"reused ({len(data)} bytes)")
-                return
-        cache = config.create_timing_cache(b"")
-        if cache is None or not config.set_timing_cache(cache, False):
-            self.note("TensorRT could not create a new cache; built without one")
-        else:
-            self.note("new")
-
-    def save(self, config: Any) -> None:
-        """Write the cache after a successful build (if TensorRT gives one back)."""
-        if self.path is None:
-            return
-        cache = config.get_timing_cache()
-        data = cache.serialize() if cache is not None else None
-        if data is None:
-            self.note("TensorRT returned no cache after the build; not saved")
-            return
-        with atomic_write(self.path, "wb") as f:
-            f.write(memoryview(data))
-        self.saved = True
-
-    def record(self) -> dict[str, Any] | None:
-        if self.path is None and not self.events:
-            return None
-        return {"file": TIMING_CACHE, "reused": self.reused, "saved": self.saved, "events": self.events}

@@ -20,7 +20,8 @@ from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
 from btseg.export import onnx as O
 from btseg.export import tensorrt as trt_export
 from btseg.export.quantize import load_images, quantize_onnx, quantize_onnx_tensorrt, tensorrt_qdq_problems
-from btseg.export.targets import Job, _check_from_onnx, plan_jobs
+from btseg.export.targets import plan_jobs
+from btseg.export.tensorrt import check_from_onnx
 
 REASON = trt_export.probe()
 SIZE = (64, 64)
@@ -137,26 +138,26 @@ def test_fp16_onnx_has_fp32_io_and_matches_fp32_on_onnxruntime(onnx_files, phant
 ])
 def test_from_onnx_refuses_what_it_cannot_build(onnx_files, file, precision, dynamic, match):
     with pytest.raises(ConfigError, match=match):
-        _check_from_onnx(onnx_files[file], [Job("tensorrt", precision)], dynamic, SIZE)
+        check_from_onnx(onnx_files[file], [precision], dynamic, SIZE)
 
 
 def test_from_onnx_accepts_what_it_can_build(onnx_files):
     for file, precision, dynamic in [("trt-int8", "int8", True), ("fp32", "fp32", True), ("static", "fp32", False),
                                      ("fp16", "fp16", True)]:
-        assert _check_from_onnx(onnx_files[file], [Job("tensorrt", precision)], dynamic, SIZE) == onnx_files[file]
+        assert check_from_onnx(onnx_files[file], [precision], dynamic, SIZE) == onnx_files[file]
     # an FP32 file is quantized on the board with the TensorRT recipe when there are images
-    assert _check_from_onnx(onnx_files["fp32"], [Job("tensorrt", "int8")], True, SIZE, can_calibrate=True)
+    assert check_from_onnx(onnx_files["fp32"], ["int8"], True, SIZE, can_calibrate=True)
 
 
 def test_from_onnx_bad_files(onnx_files, tmp_path):
     with pytest.raises(ArtifactError, match="file not found"):
-        _check_from_onnx(tmp_path / "nope.onnx", [Job("tensorrt", "fp32")], False, SIZE)
+        check_from_onnx(tmp_path / "nope.onnx", ["fp32"], False, SIZE)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a protobuf" * 10)
     with pytest.raises(ArtifactError, match="not a readable ONNX"):
-        _check_from_onnx(junk, [Job("tensorrt", "fp32")], False, SIZE)
+        check_from_onnx(junk, ["fp32"], False, SIZE)
     with pytest.raises(ConfigError, match="input is 64x64.*32x32"):
-        _check_from_onnx(onnx_files["fp32"], [Job("tensorrt", "fp32")], False, (32, 32))
+        check_from_onnx(onnx_files["fp32"], ["fp32"], False, (32, 32))
 
 
 # -- the timing cache: every return value TensorRT documents, injected ---------------------

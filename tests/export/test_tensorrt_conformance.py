@@ -27,7 +27,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 API = json.loads((Path(__file__).parent / "data" / "tensorrt_api.json").read_text())
-SOURCES = [ROOT / "btseg" / "export" / "tensorrt.py", ROOT / "btseg" / "runtime" / "tensorrt_backend.py"]
+SOURCES = [ROOT / "btseg" / "export" / f for f in ("tensorrt.py", "tensorrt_cache.py")] + [
+    ROOT / "btseg" / "runtime" / "tensorrt_backend.py"]
 # the naming convention btseg's TensorRT code follows: variable (or self._attribute) -> class
 TYPED = {"builder": "Builder", "network": "INetworkDefinition", "parser": "OnnxParser",
          "config": "IBuilderConfig", "opt_profile": "IOptimizationProfile", "cache": "ITimingCache",
@@ -82,7 +83,7 @@ TRT_PATHS, MEMBERS, KEYWORDS, CUDA_PATHS = _uses()
 def test_the_ast_walk_finds_the_code_under_test():
     """Guards the walk itself: the calls btseg's build relies on are seen."""
     assert {"Builder", "OnnxParser", "NetworkDefinitionCreationFlag.STRONGLY_TYPED", "ILogger.ERROR"} <= TRT_PATHS
-    assert {("IBuilderConfig", "set_timing_cache"), ("IExecutionContext", "execute_async_v3"),
+    assert {("IBuilderConfig", "set_timing_cache"), ("IExecutionContext", "execute_async_v3"), ("ITimingCache", "serialize"),
             ("Builder", "build_serialized_network")} <= MEMBERS
     assert {"cudaMemcpyAsync", "cudaMemcpyKind.cudaMemcpyHostToDevice", "cudaError_t.cudaSuccess"} <= CUDA_PATHS
     assert set(API) >= {"10.0.1", "11.4.0.106"} and any(v.startswith("10.16") for v in API)
