@@ -195,6 +195,11 @@ out["build_fp32"] = attempt(lambda: T.build(trt, Path(fp32), Path(engine), "fp32
 out["build_qdq_as_fp32"] = attempt(lambda: T.build(trt, Path(qdq), Path(engine), "fp32", (16, 16)))
 out["runtime_load"] = attempt(lambda: B.TensorRTBackend.load(Path(fp32), device="cuda"))
 out["engine_written"] = Path(engine).exists()
+
+def missing_api():  # what TensorRT 11 does to code that still names BuilderFlag.FP16
+    with B.trt_guard("tensorrt/fp16", log):
+        getattr(trt.BuilderFlag, "FP16")
+out["missing_api"] = attempt(missing_api)
 print(json.dumps(out))
 '''
 
@@ -250,4 +255,9 @@ def test_real_bindings_run_up_to_the_first_tensorrt_call(stubbed, tmp_path):
         kind, msg = out["runtime_load"]
         assert kind == "BackendUnavailableError" and "cuda" in msg.lower(), (v, out)  # no device here
         assert not out["engine_written"], v
+        kind, msg = out["missing_api"]
+        if v.startswith("11."):  # an AttributeError becomes a typed error with the log lines
+            assert kind == "ArtifactError" and "AttributeError" in msg and "[TensorRT log: error 1" in msg, (v, out)
+        else:
+            assert kind == "no error", (v, out)
     assert {"10", "11"} <= seen or len(sites) < 2, seen
