@@ -71,8 +71,12 @@ class TimingCache:
         if data is None:
             self.note("TensorRT returned no cache after the build; not saved")
             return
-        with atomic_write(self.path, "wb") as f:
-            f.write(memoryview(data))
+        try:  # the engine is built: a cache that cannot be written costs the next build time only
+            with atomic_write(self.path, "wb") as f:
+                f.write(memoryview(data))
+        except OSError as e:
+            self.note(f"could not be written ({e.strerror or e}); not saved")
+            return
         self.saved = True
 
     def record(self) -> dict[str, Any] | None:

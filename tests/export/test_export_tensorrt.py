@@ -214,6 +214,17 @@ def test_timing_cache_records_what_happened(tmp_path, existing, config, events, 
     assert (path.is_file() and path.read_bytes() == b"timings") == saved  # no half-written or fake file
 
 
+def test_timing_cache_unwritable_keeps_the_build(tmp_path):
+    blocked = tmp_path / trt_export.TIMING_CACHE
+    (blocked / "x").mkdir(parents=True)  # a directory where the file should go: the write fails
+    tc = trt_export.TimingCache(blocked)
+    cfg = FakeConfig(create=["ok"])
+    tc.attach(cfg)
+    tc.save(cfg)  # no exception: the engine is not lost over its cache
+    rec = tc.record()
+    assert not rec["saved"] and rec["events"][-1].startswith("could not be written"), rec
+
+
 def test_timing_cache_off_records_nothing():
     tc = trt_export.TimingCache(None)
     tc.attach(FakeConfig(create=[]))
