@@ -76,14 +76,20 @@ def extract(wheel: Path, dest: Path) -> Path:
     return out
 
 
-def download(specs: tuple[str, ...] = WHEELS, dest: Path = CACHE) -> list[Path]:
-    """``pip download --no-deps`` each spec into ``dest`` (skips what is there); the wheels found."""
+def download(specs: tuple[str, ...] = WHEELS, dest: Path = CACHE, strict: bool = True) -> list[Path]:
+    """``pip download --no-deps`` each spec into ``dest`` (skips what is there); the wheels found.
+
+    ``strict=False`` goes on past a spec pip cannot get (no wheel for this Python, offline)."""
     dest.mkdir(parents=True, exist_ok=True)
     for spec in specs:
         name, ver = spec.split("==")
         if not list(dest.glob(f"{name}-{ver}-*.whl")):
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", spec, "-d", str(dest)],
-                           check=True, capture_output=True, timeout=300)
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", spec, "-d", str(dest)],
+                               check=True, capture_output=True, timeout=300)
+            except (subprocess.SubprocessError, OSError):
+                if strict:
+                    raise
     return sorted(p for s in specs for p in dest.glob(f"{s.split('==')[0]}-{s.split('==')[1]}-*.whl"))
 
 
