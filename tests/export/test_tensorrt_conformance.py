@@ -198,6 +198,11 @@ def missing_api():  # what TensorRT 11 does to code that still names BuilderFlag
     with B.trt_guard("tensorrt/fp16", log):
         getattr(trt.BuilderFlag, "FP16")
 out["missing_api"] = attempt(missing_api)
+
+for name in [m for m in sys.modules if m == "cuda" or m.startswith("cuda.")]:
+    del sys.modules[name]
+sys.modules["cuda"] = None  # as if cuda-bindings were not installed
+out["probe_without_cuda_bindings"] = T.probe()
 print(json.dumps(out))
 '''
 
@@ -253,6 +258,7 @@ def test_real_bindings_run_up_to_the_first_tensorrt_call(stubbed, tmp_path):
         kind, msg = out["runtime_load"]
         assert kind == "BackendUnavailableError" and "cuda" in msg.lower(), (v, out)  # no device here
         assert not out["engine_written"], v
+        assert out["probe_without_cuda_bindings"] == "cuda-bindings (NVIDIA cuda-python) not installed", v
         kind, msg = out["missing_api"]
         if v.startswith("11."):  # an AttributeError becomes a typed error with the log lines
             assert kind == "ArtifactError" and "AttributeError" in msg and "[TensorRT log: error 1" in msg, (v, out)
