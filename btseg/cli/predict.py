@@ -36,6 +36,7 @@ from btseg.cli.common import console, handle_errors
 from btseg.errors import BtsegError, DataError
 from btseg.io import write_json, write_png
 from btseg.runtime.backend import BACKENDS
+from btseg.specs import TARGET_NAMES
 from btseg.runtime.inputs import DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, iter_frames
 
 _KNOWN = IMAGE_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES
@@ -118,7 +119,7 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--model", "-m", default=None, type=click.Path(path_type=Path),
               help="Model package directory. Default: the bundled model (synthetic phantoms; not for clinical use).")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
-@click.option("--target", default=None, type=click.Choice(["onnx", "openvino", "tensorrt", "torch"]),
+@click.option("--target", default=None, type=click.Choice(list(TARGET_NAMES)),
               help="Artifact target (default: the fastest verified one).")
 @click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")
