@@ -100,8 +100,13 @@ def init_distributed(device: str = "auto") -> DistContext:
         # share the cores instead of every process starting one thread per core
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", init_method="env://",
-                                timeout=timeout())
+        # torchrun's store outlives a restart and still holds the dead attempt's gloo/nccl
+        # addresses under the same keys (the new group then hangs connecting to them), so
+        # each attempt gets its own key prefix in that store
+        store, _, _ = next(dist.rendezvous("env://", rank, world, timeout=timeout()))
+        store = dist.PrefixStore(f"btseg/attempt-{restart_count()}", store)
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", store=store, rank=rank,
+                                world_size=world, timeout=timeout())
     return DistContext(rank=rank, world_size=world, local_rank=local, device=device)
 
 

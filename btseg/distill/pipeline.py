@@ -74,14 +74,14 @@ def _shared(ctx: ddp.DistContext, path: Path) -> None:
                           "--out must be a directory every node shares")
 
 
-def _complete(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """The summary of the package in ``out`` if it is complete and was trained with ``cfg``."""
+def _complete(out: Path, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the package in ``out`` if it is complete and was trained with ``cfg`` + ``extra``."""
     try:
         pkg = load_package(out)
     except BtsegError:
         return None
     done = pkg.config.training or {}
-    want = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
+    want = {**{k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}, **extra}
     if any(done.get(k) != v for k, v in want.items()):
         return None
     m = pkg.config.metrics or {}
@@ -140,7 +140,8 @@ def train_teacher(kind: str, dataset: Dataset, splits: Splits, cfg: TrainConfig,
         raise ConfigError(f"teacher {kind!r}: expected benign or malignant")
     labels = (kind, "normal") if cfg.teachers_see_normal else (kind,)
     out = Path(out_dir) / f"teacher-{kind}"
-    if (done := _reuse(out, cfg, ctx, resume)) is not None:
+    extra: dict[str, Any] = {"kd": "none", "teachers": None}
+    if (done := _reuse(out, cfg, extra, ctx, resume)) is not None:
         return done
     torch.manual_seed(cfg.seed)  # same init whatever ran before in this process
     model = create_model(cfg.teacher_arch, **cfg.teacher_kwargs)
@@ -148,14 +149,15 @@ def train_teacher(kind: str, dataset: Dataset, splits: Splits, cfg: TrainConfig,
                  _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume,
                  name=f"teacher-{kind}", progress=progress)
     return _finish(model, cfg.teacher_arch, cfg.teacher_kwargs, f"teacher-{kind}", cfg, out, dataset, splits,
-                   labels, result, {"kd": "none", "teachers": None}, ctx)
+                   labels, result, extra, ctx)
 
 
-def _reuse(out: Path, cfg: TrainConfig, ctx: ddp.DistContext, resume: bool) -> dict[str, Any] | None:
+def _reuse(out: Path, cfg: TrainConfig, extra: dict[str, Any], ctx: ddp.DistContext,
+           resume: bool) -> dict[str, Any] | None:
     """When resuming: the summary of a complete package in ``out`` made with ``cfg`` (rank 0 decides)."""
     if not resume:
         return None
-    return ddp.on_main(ctx, lambda: _complete(out, cfg), f"{out.name}: checking for a finished package")
+    return ddp.on_main(ctx, lambda: _complete(out, cfg, extra), f"{out.name}: checking for a finished package")
 
 
 def load_teachers(teacher_dir: str | Path, cfg: TrainConfig) -> list[torch.nn.Module]:
@@ -176,11 +178,11 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
     """Train the student with ``cfg.kd`` / ``cfg.teachers`` into ``OUT/<name>/``."""
     labels = ("benign", "malignant", "normal")
     out = Path(out_dir) / name
-    if (done := _reuse(out, cfg, ctx, resume)) is not None:
+    extra: dict[str, Any] = {"kd": cfg.kd, "teachers": cfg.teachers if cfg.kd != "none" else None}
+    if (done := _reuse(out, cfg, extra, ctx, resume)) is not None:
         return done
     torch.manual_seed(cfg.seed)
     student = create_model(cfg.student_arch, **cfg.student_kwargs)
-    extra: dict[str, Any] = {"kd": cfg.kd, "teachers": cfg.teachers if cfg.kd != "none" else None}
     if cfg.kd == "none":
         objective: torch.nn.Module = SupervisedObjective(student)
     else:
