@@ -28,6 +28,8 @@ def _train_options(fn):
         click.option("--teachers", "teacher_mode", default=None,
                      help="routed | benign | malignant | mean (student; default routed)."),
         click.option("--epochs", type=int, default=None, help="Override the preset's epochs."),
+        click.option("--batch-size", type=int, default=None, help="Global batch (all processes together; "
+                     "under torchrun each takes batch-size / processes). Default: the preset's."),
         click.option("--seed", type=int, default=None, help="Seed of the split, init and augmentation."),
         click.option("--device", default=None, help="auto | cpu | cuda."),
         click.option("--resume", is_flag=True, help="Continue each model from OUT/<model>/train/state.json."),
@@ -49,7 +51,7 @@ def _train_options(fn):
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
-         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress) -> None:
+         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None) -> None:
     from btseg.distill.config import get_preset
     from btseg.distill.pipeline import run
 
@@ -61,8 +63,8 @@ def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs,
         if arch not in list_models():
             raise ConfigError(f"--arch {arch!r}: unknown model; known: {', '.join(list_models())}")
     cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
-                                     alpha=alpha, beta=beta, temperature=temperature, threads=threads,
-                                     progress=False if no_progress else None, student_arch=arch)
+                                     batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
+                                     threads=threads, progress=False if no_progress else None, student_arch=arch)
     if widths is not None:
         try:
             cfg = cfg.replace(student_kwargs={**cfg.student_kwargs, "widths": [int(w) for w in widths.split(",")]})
