@@ -53,11 +53,18 @@ def _log(out: Path, model: str) -> list[dict]:
     return [json.loads(r) for r in (out / model / "train" / "log.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def two_procs(phantom_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ddp") / "all"
-    p = _torchrun(phantom_dir, out)
-    assert p.returncode == 0, p.stderr[-3000:]
+    """The uninterrupted 2-process run, made once even when xdist workers share the tests."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same directory for every xdist worker
+    out = shared / "ddp-all"
+    with FileLock(str(shared / "ddp-all.lock")):
+        if not (shared / "ddp-all.done").exists():
+            p = _torchrun(phantom_dir, out)
+            assert p.returncode == 0, p.stderr[-3000:]
+            (shared / "ddp-all.done").write_text("ok")
     return out
 
 
