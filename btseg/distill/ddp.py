@@ -175,20 +175,6 @@ def on_main(ctx: DistContext, fn: Callable[[], T], where: str) -> T:
     return result[0]
 
 
-def barrier(ctx: DistContext, where: str = "barrier") -> None:
-    """Wait for every rank (an :func:`agree` with no error)."""
-    agree(ctx, None, where)
-
-
-def broadcast_float(ctx: DistContext, value: float, src: int = 0) -> float:
-    """Rank ``src``'s value on every rank."""
-    if not ctx.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
-    dist.broadcast(t, src)
-    return float(t.item())
-
-
 def all_reduce_mean(ctx: DistContext, value: float) -> float:
     """Mean of a scalar over ranks (training-loss logging)."""
     if not ctx.distributed:
