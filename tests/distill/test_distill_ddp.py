@@ -58,7 +58,9 @@ def two_procs(phantom_dir, tmp_path_factory) -> Path:
     """The uninterrupted 2-process run, made once even when xdist workers share the tests."""
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp().parent  # the same directory for every xdist worker
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this session's directory, the same for every xdist worker
     out = shared / "ddp-all"
     with FileLock(str(shared / "ddp-all.lock")):
         if not (shared / "ddp-all.done").exists():
