@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -134,7 +136,8 @@ def agree(ctx: DistContext, error: BaseException | None, where: str) -> None:
     """A barrier that also agrees on errors: raise on every rank if any rank has one.
 
     The first failing rank's error is raised everywhere as the same btseg error class with
-    ``rank N: `` in front (``RankFailedError`` for an exception that is not a btseg error).
+    ``rank N (where): `` in front; an exception that is not a btseg error (a bug) becomes
+    ``RankFailedError`` everywhere, and its own rank prints its traceback first.
     """
     if not ctx.distributed:
         if error is not None:
@@ -144,6 +147,8 @@ def agree(ctx: DistContext, error: BaseException | None, where: str) -> None:
     dist.all_reduce(flag)
     if int(flag.item()) == 0:
         return
+    if error is not None and not isinstance(error, BtsegError):
+        traceback.print_exception(error, file=sys.stderr)  # a bug: its rank keeps the traceback
     reports: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(reports, None if error is None else _describe(error))
     rank, (cls_name, message) = next((r, m) for r, m in enumerate(reports) if m is not None)
