@@ -134,6 +134,20 @@ def _step(wrapped: nn.Module, batch_iter, opt, scaler, use_amp: bool, ctx: ddp.D
     return {k: float(v) for k, v in {"loss": loss.detach(), **parts}.items()}
 
 
+def _record(st: dict[str, Any], val: float, epoch: int, cfg: TrainConfig) -> bool:
+    """Update the loop state with the epoch's validation Dice; True if it is the best so far."""
+    val = -1.0 if math.isnan(val) else val
+    improved = val > st["best_val_dice"]
+    if improved:
+        st.update(best_val_dice=val, best_epoch=epoch, bad_epochs=0)
+    else:
+        st["bad_epochs"] += 1
+    st["epoch"] = epoch
+    st["stopped_early"] = st["bad_epochs"] >= cfg.patience
+    st["finished"] = st["stopped_early"] or epoch == cfg.epochs
+    return improved
+
+
 def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sample], cfg: TrainConfig,
         workdir: str | Path, ctx: ddp.DistContext | None = None, *, resume: bool = False,
         name: str = "model", stop_after: int | None = None, progress: Progress | None = None) -> FitResult:
@@ -200,22 +214,13 @@ def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sampl
                 g["lr"] = lr_at(st["step"], total, warmup, cfg)
             parts = _step(wrapped, batches, opt, scaler, use_amp, ctx, f"{name} epoch {epoch} step {i}")
             st["step"] += 1
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+            sums = {k: sums.get(k, 0.0) + v for k, v in parts.items()}
             say("step", {"name": name, "epoch": epoch, "epochs": cfg.epochs, "loss": sums["loss"] / (i + 1)})
         row: dict[str, Any] = {"epoch": epoch, "step": st["step"], "lr": opt.param_groups[0]["lr"], **world}
         row.update({f"train_{k}": ddp.all_reduce_mean(ctx, v / steps) for k, v in sums.items()})
         row.update(ddp.on_main(ctx, lambda: _validate(model, val_samples, train_set, cfg, ctx),
                                f"{name}: validation after epoch {epoch}"))
-        val = -1.0 if math.isnan(row["val_dice"]) else row["val_dice"]
-        improved = val > st["best_val_dice"]
-        if improved:
-            st.update(best_val_dice=val, best_epoch=epoch, bad_epochs=0)
-        else:
-            st["bad_epochs"] += 1
-        st["epoch"] = epoch
-        st["stopped_early"] = st["bad_epochs"] >= cfg.patience
-        st["finished"] = st["stopped_early"] or epoch == cfg.epochs
+        improved = _record(st, row["val_dice"], epoch, cfg)
         row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 3)
         st["seconds"] = round(time.perf_counter() - t_start, 3)
         history.append(row)
