@@ -96,7 +96,8 @@ def _validate(model: nn.Module, val_samples: Sequence[Sample], train_set: SegDat
               ctx: ddp.DistContext) -> dict[str, float]:
     summary = evaluate_package(model, val_samples, distances=False, spec=train_set.spec,
                                threshold=cfg.threshold, batch_size=cfg.batch_size, device=ctx.device)
-    return {"val_dice": summary["overall"]["dice"]["mean"], "val_iou": summary["overall"]["iou"]["mean"]}
+    dice = summary["overall"]["dice"]["mean"]
+    return {"val_dice": -1.0 if math.isnan(dice) else dice, "val_iou": summary["overall"]["iou"]["mean"]}
 
 
 def _wrap(objective: nn.Module, ctx: ddp.DistContext) -> nn.Module:
@@ -136,7 +137,6 @@ def _step(wrapped: nn.Module, batch_iter, opt, scaler, use_amp: bool, ctx: ddp.D
 
 def _record(st: dict[str, Any], val: float, epoch: int, cfg: TrainConfig) -> bool:
     """Update the loop state with the epoch's validation Dice; True if it is the best so far."""
-    val = -1.0 if math.isnan(val) else val
     improved = val > st["best_val_dice"]
     if improved:
         st.update(best_val_dice=val, best_epoch=epoch, bad_epochs=0)
