@@ -25,17 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, overload
 
-import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from btseg.data.sample import LABELS, Sample
 from btseg.data.transforms import to_gray
 from btseg.errors import DataError
+from btseg.imageio import IMAGE_SUFFIXES, decode_image, image_size
 
 log = logging.getLogger("btseg.data")
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTS = IMAGE_SUFFIXES  # the one list, in btseg.imageio
 LAYOUTS = ("busi", "datasetb", "folder")
 
 
@@ -94,15 +93,9 @@ def natural_key(p: Path | str) -> list:
 
 
 def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header only; DataError if it is not a readable image."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError as e:
-        raise DataError(f"{path}: file not found") from e
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from e
-    return h, w
+    """(height, width) from the file header only (bounded, regular files only: see
+    :mod:`btseg.imageio`); DataError if it is not a readable image."""
+    return image_size(path)
 
 
 def check_ref(ref: SampleRef) -> None:
@@ -116,20 +109,9 @@ def check_ref(ref: SampleRef) -> None:
 
 
 def read_pixels(path: Path) -> np.ndarray:
-    """Decode any image file as stored (8/16-bit, gray/BGR/BGRA) -> gray or RGB(A) array."""
-    try:
-        # imdecode(fromfile) rather than imread: survives non-ASCII paths on every OS
-        raw = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
-    arr = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
-    if arr is None:
-        raise DataError(f"{path}: cannot decode image (truncated or corrupt file)")
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)  # OpenCV decodes colour as BGR
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    return arr
+    """Decode any image file as stored (8/16-bit) -> gray or RGB(A) array, through the one
+    bounded, truncation-checked reader :func:`btseg.imageio.decode_image`."""
+    return decode_image(path)
 
 
 def load_image(path: Path) -> np.ndarray:
