@@ -23,7 +23,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import Callable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -85,6 +85,27 @@ def image_files(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS
              and not p.name.startswith(".")]
     return sorted(files, key=natural_key)
+
+
+def unique_by(files: Sequence[Path], key: Callable[[Path], str | None], problems: Problems,
+              what: str) -> dict[str, Path]:
+    """``key(file) -> file`` for files whose key is unique.  Files sharing a key (``a.png`` and
+    ``a.jpg``; ``000001.png`` and ``1.png`` in Dataset B) would pair with the same mask or
+    label silently: each of them is recorded as a problem naming the others, and none is kept."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        k = key(f)
+        if k is not None:
+            groups.setdefault(k, []).append(f)
+    out = {}
+    for k, fs in groups.items():
+        if len(fs) == 1:
+            out[k] = fs[0]
+            continue
+        for f in fs:
+            others = ", ".join(o.name for o in fs if o is not f)
+            problems.add(f, f"{what} key {k!r} is shared with {others}: ambiguous pairing; rename or remove one")
+    return out
 
 
 def natural_key(p: Path | str) -> list:
