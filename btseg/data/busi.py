@@ -32,6 +32,18 @@ def matches(root: Path) -> bool:
     return resolve_root(Path(root)) is not None
 
 
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images, masks) of every class folder, by name only (no pairing, no decoding)."""
+    base = resolve_root(Path(root))
+    if base is None:
+        return [], []
+    images, masks = [], []
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for p in image_files(sub):
+            (masks if _MASK.match(p.stem) else images).append(p)
+    return images, masks
+
+
 def index_class(folder: Path, label: str, problems: Problems, base: Path) -> list[SampleRef]:
     """Pair images with their masks in one class folder; record orphans and missing masks."""
     files = image_files(folder)

@@ -330,6 +330,22 @@ def open_dataset(root: str | Path, layout: str = "auto", *, include_normal: bool
     return loaders[layout](root, include_normal=include_normal, skip_bad=skip_bad, verify=verify, cache=cache)
 
 
+def dataset_files(root: str | Path, layout: str = "auto") -> tuple[str, list[Path], list[Path]]:
+    """``(layout, images, masks)`` of a data set directory, found by its loader's own rules
+    (no pairing, no decoding): what ``btseg-predict`` segments (images) and must never touch
+    (masks).  DataError when no layout matches."""
+    from btseg.data import busi, datasetb, folder
+
+    root = Path(root)
+    if layout == "auto":
+        layout = detect_layout(root)
+    mods = {"busi": busi, "datasetb": datasetb, "folder": folder}
+    if layout not in mods:
+        raise DataError(f"layout {layout!r}: expected one of auto, {', '.join(LAYOUTS)}")
+    images, masks = mods[layout].list_files(root)
+    return layout, images, masks
+
+
 def detect_layout(root: Path) -> str:
     """Which layout ``root`` holds; DataError listing what was looked for when none matches."""
     from btseg.data import busi, datasetb, folder

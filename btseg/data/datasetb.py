@@ -23,6 +23,12 @@ def matches(root: Path) -> bool:
     return (Path(root) / "original").is_dir() and (Path(root) / "GT").is_dir()
 
 
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images in original/, masks in GT/), by name only."""
+    root = Path(root)
+    return image_files(root / "original"), image_files(root / "GT")
+
+
 def image_key(value: object) -> str | None:
     """Normalise an ``Image`` cell: 1, 1.0, "1", "000001" and "000001.png" all -> "1"."""
     if value is None:

@@ -34,6 +34,12 @@ def matches(root: Path) -> bool:
     return (Path(root) / "images").is_dir() and (Path(root) / "masks").is_dir()
 
 
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images in images/, masks in masks/), by name only."""
+    root = Path(root)
+    return image_files(root / "images"), image_files(root / "masks")
+
+
 def read_labels_csv(path: Path, problems: Problems) -> dict[str, str]:
     """Image stem -> label from ``labels.csv``; unknown labels are problems naming the row."""
     try:
