@@ -32,6 +32,7 @@ import errno
 import io
 import math
 import os
+import re
 import stat
 import struct
 import warnings
@@ -52,6 +53,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_FILE_MB = 1024.0
 # formats PIL may report for the suffixes above (MPO: a JPEG with extra frames, as phones write)
 _FORMATS = {"PNG", "JPEG", "MPO", "BMP", "DIB", "TIFF"}
+_CORRUPT = re.compile(r"corrupt|truncat|premature", re.IGNORECASE)
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -190,19 +192,36 @@ def header_of(data: bytes, what: str, limits: Limits | None = None) -> Header:
     if Image.MAX_IMAGE_PIXELS is not None and limits.max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limits.max_pixels  # only ever raised: PIL must not refuse what we allow
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             with Image.open(io.BytesIO(data)) as im:
                 w, h, fmt = int(im.size[0]), int(im.size[1]), str(im.format)
-    except Image.DecompressionBombError as e:  # more than twice our limit: refused all the same
-        raise DataError(f"{what}: {e.args[0].split(',')[0]}; the limit is {limits.max_pixels / 1e6:.1f} MP "
-                        "(--max-pixels / BTSEG_MAX_PIXELS)") from None
+        bad = [str(c.message) for c in caught if _CORRUPT.search(str(c.message))]
+        if bad:  # a decoder warning about the file itself is an error, never a guess
+            raise DataError(f"{what}: corrupt image header ({bad[0].strip()})")
+    except Image.DecompressionBombError as e:  # more than twice PIL's limit: size it to say so
+        w, h, fmt = _size_past_bomb_check(data, str(e))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
         raise DataError(f"{what}: not a readable image ({e.__class__.__name__}); expected PNG, JPEG, BMP or TIFF") from e
     if fmt not in _FORMATS:
         raise DataError(f"{what}: {fmt} image; expected PNG, JPEG, BMP or TIFF")
     limits.check_pixels(what, w, h)
     return Header(w, h, fmt)
+
+
+def _size_past_bomb_check(data: bytes, why: str) -> tuple[int, int, str]:
+    """The header size of an image PIL's Image.open refused as too large: the same format
+    plugin, run directly, parses the header without that check (no pixel is decoded)."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if fmt in _FORMATS and (accept is None or accept(data[:16])):
+            try:
+                with factory(io.BytesIO(data), None) as im:
+                    return int(im.size[0]), int(im.size[1]), fmt
+            except (OSError, ValueError, SyntaxError, struct.error, EOFError):
+                continue
+    raise DataError(why)
 
 
 def image_size(path: str | os.PathLike, limits: Limits | None = None) -> tuple[int, int]:
