@@ -180,3 +180,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     console.print(f"{len(items) - failed} of {len(items)} inputs segmented, {failed} failed; outputs in {out}")
     if failed:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

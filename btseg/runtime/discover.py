@@ -95,8 +95,8 @@ def _folder(root: Path, out: InputSet) -> list[InputItem]:
         out.protected |= {_real(f) for f in _walk(root)}  # images, masks, label files: all of it
         return [InputItem(f, f.parent.relative_to(root)) for f in images]
     files = [f for f in _walk(root) if f.suffix.lower() in MEDIA_SUFFIXES]
-    out.protected |= {_real(f) for f in files}
-    owned = _btseg_outputs(root)
+    owned = _btseg_outputs(root)  # not protected here: the output policy checks their recorded sha256
+    out.protected |= {_real(f) for f in files} - owned
     stems = {(f.parent, f.stem) for f in files if not _MASK.match(f.stem)}
     items = []
     for f in files:
