@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from typing import Any, Callable
 
 import click
 from rich.console import Console
 
-from btseg.errors import BtsegError
+from btseg.errors import BtsegError, ConfigError
 
 console = Console(stderr=True)
 
@@ -29,3 +30,17 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+def finite(name: str, value: float | None, low: float, high: float = math.inf, *,
+           low_open: bool = False) -> float | None:
+    """A float option's value, or ConfigError (one ``error:`` line, exit 2) when it is nan,
+    inf or outside [low, high] ((low, high] with ``low_open``).  None passes through."""
+    if value is None:
+        return None
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lo = f"> {low:g}" if low_open else f">= {low:g}"
+        hi = "" if high == math.inf else f" and <= {high:g}"
+        raise ConfigError(f"{name} {value!r}: expected a finite number {lo}{hi}")
+    return value

@@ -40,7 +40,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from btseg.cli.common import console, handle_errors
+from btseg.cli.common import console, finite, handle_errors
 from btseg.errors import BtsegError
 from btseg.imageio import Limits
 from btseg.io import sha256_file, write_json, write_png
@@ -131,11 +131,11 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write <stem>_overlay.png.")
 @click.option("--overwrite", is_flag=True,
               help="Replace earlier btseg-predict outputs in --out (only files its records prove it wrote).")
-@click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--spacing", type=float, default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
               help="Largest frame (width x height) read; default BTSEG_MAX_PIXELS or 50000000.")
-@click.option("--max-file-mb", type=click.FloatRange(min=0, min_open=True, max=1e9), default=None,
+@click.option("--max-file-mb", type=float, default=None,
               help="Largest input file in MB; default BTSEG_MAX_FILE_MB or 1024.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
 @handle_errors
@@ -149,7 +149,8 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     from btseg import defaults
     from btseg.runtime.segmenter import Segmenter
 
-    limits = Limits.resolve(max_pixels, max_file_mb)
+    finite("--spacing", spacing, 0, low_open=True)
+    limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
     if model is None:
         model = defaults.default_package()
     batch = discover(inputs or tuple(defaults.sample_images()))
