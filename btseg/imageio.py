@@ -88,9 +88,9 @@ class Limits:
     @classmethod
     def resolve(cls, max_pixels: int | None = None, max_file_mb: float | None = None) -> "Limits":
         """Limits from the arguments, else ``BTSEG_MAX_PIXELS`` / ``BTSEG_MAX_FILE_MB``, else defaults."""
-        return cls(max_pixels=int(max_pixels if max_pixels is not None else _env("BTSEG_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
-                   max_file_mb=float(max_file_mb if max_file_mb is not None
-                                     else _env("BTSEG_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)))
+        px = max_pixels if max_pixels is not None else _env("BTSEG_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+        mb = max_file_mb if max_file_mb is not None else _env("BTSEG_MAX_FILE_MB", DEFAULT_MAX_FILE_MB)
+        return cls(max_pixels=int(px), max_file_mb=float(mb))
 
     def check_pixels(self, what: str, width: int, height: int, frames: int = 1) -> None:
         """DataError when one frame, or all frames together, exceed the limits."""
@@ -202,7 +202,8 @@ def header_of(data: bytes, what: str, limits: Limits | None = None) -> Header:
     except Image.DecompressionBombError as e:  # more than twice PIL's limit: size it to say so
         w, h, fmt = _size_past_bomb_check(data, str(e))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
-        raise DataError(f"{what}: not a readable image ({e.__class__.__name__}); expected PNG, JPEG, BMP or TIFF") from e
+        raise DataError(f"{what}: not a readable image ({e.__class__.__name__}); "
+                        "expected PNG, JPEG, BMP or TIFF") from e
     if fmt not in _FORMATS:
         raise DataError(f"{what}: {fmt} image; expected PNG, JPEG, BMP or TIFF")
     limits.check_pixels(what, w, h)

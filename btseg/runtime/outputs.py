@@ -4,8 +4,9 @@ The policy, checked for every planned output path *before any work* and again ri
 each write:
 
 * ``--out`` must not be, or lie inside, a model package (a folder holding ``model.json``, or
-  ``manifest.json`` with ``model.safetensors``; the ``--model`` folder included), the installed bundled assets, or a data
-  set given as input: :class:`ConfigError`, exit 2, nothing run;
+  ``manifest.json`` with ``model.safetensors``; the ``--model`` folder included), the
+  installed bundled assets, or a data set given as input: :class:`ConfigError`, exit 2,
+  nothing run;
 * an output path must not be an input or any file of an input folder or data set (images,
   masks, label files), even through a symbolic link;
 * two outputs of one run must not share a path (``a.png`` and ``a.jpg`` both give
@@ -140,7 +141,8 @@ class OutputPolicy:
         if not os.path.lexists(path) or real in self.written:
             return None
         if not self.overwrite:
-            return "exists; btseg-predict never overwrites files (--overwrite replaces earlier btseg-predict outputs only)"
+            return ("exists; btseg-predict never overwrites files "
+                    "(--overwrite replaces earlier btseg-predict outputs only)")
         if not self._owned(path):
             return ("exists and is not an unchanged earlier btseg-predict output (no matching <stem>.json record); "
                     "not overwritten even with --overwrite")

@@ -191,3 +191,21 @@ def test_bad_inputs_are_per_input_errors_and_later_images_still_run(tmp_path, im
     for g in goods:
         assert (tmp_path / "out" / f"{g.stem}_mask.png").is_file()
     assert "2 of 10 inputs segmented, 8 failed" in log
+
+
+def test_segmenter_api_refuses_float_0_255_and_nan(tiny_package, images):
+    from btseg.errors import DataError
+    from btseg.runtime.inputs import to_unit_range
+    from btseg.runtime.segmenter import Segmenter
+
+    seg = Segmenter.load(tiny_package, backend="torch", threads=1)
+    gray = images[0].astype(np.float32)
+    with pytest.raises(DataError, match="float images must be in 0..1"):
+        seg.segment(gray)  # 0..255 taken as 0..1 would give a confident wrong mask
+    nan = gray / 255
+    nan[0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        seg.segment(nan)
+    a = seg.segment(images[0]).mask
+    b = seg.segment(to_unit_range(gray, (0, 255))).mask
+    assert (a == b).mean() > 0.99  # the same image, given as float 0..1, gives the same mask
