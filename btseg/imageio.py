@@ -251,7 +251,10 @@ def decode_image(path: str | os.PathLike, limits: Limits | None = None) -> np.nd
     why = truncation(data, hd.format)
     if why:
         raise DataError(f"{path}: truncated image ({why})")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        raise DataError(f"{path}: the {hd.format} decoder failed ({str(e).strip().splitlines()[-1]})") from e
     if img is None:
         raise DataError(f"{path}: cannot decode the {hd.format} image (truncated or corrupt data)")
     if img.shape[:2] != (hd.height, hd.width):

@@ -171,9 +171,10 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         for item in items:
             try:
                 rows.append(predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json, policy, limits))
-            except BtsegError as e:
+            except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
                 failed += 1
-                msg = str(e) if str(e).startswith(str(item.path)) else f"{item.path}: {e}"
+                why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]
+                msg = why if why.startswith(str(item.path)) else f"{item.path}: {why}"
                 progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
                 rows.append({"input": str(item.path), "frames": 0, "status": "failed"})
             progress.advance(task)
