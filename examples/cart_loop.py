@@ -44,7 +44,7 @@ def synthetic_cine(n: int, size: int = 256) -> Iterator[Frame]:
 
 def demo_package(root: Path) -> Path:
     """A small random-init Simplified U-Net package (128 px) for running without a model."""
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.models import SimplifiedUNet
     from btseg.package import ModelConfig, save_package
 

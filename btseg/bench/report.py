@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from btseg.io import atomic_path, atomic_write, write_json
+from btseg.specs import BACKEND_SPECS
 
 # (header, key or callable, format)
 CSV_FIELDS = ("status", "model", "role", "architecture", "backend", "target", "precision", "device", "threads",
@@ -169,7 +170,7 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     # colour = package, marker = backend: labels alone overlap when rows cluster
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
-    markers = {"torch": "o", "onnxruntime": "s", "openvino": "^", "tensorrt": "D"}
+    markers = {n: s.marker for n, s in BACKEND_SPECS.items()}
     for r, (x, y) in zip(rows, pts):
         ax.scatter([x], [y], s=36, color=colors[r["model"]], marker=markers.get(r["backend"], "x"), zorder=3)
         ax.annotate(f"{r['target']}/{r['precision']}", (x, y), fontsize=6.5, xytext=(4, 3),

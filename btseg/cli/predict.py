@@ -10,9 +10,9 @@ For each input frame it writes, into ``--out``::
 ``<stem>`` is the input file's stem, ``<stem>_f0003`` for frame 3 of a cine or video; the
 outputs of a file found in a folder go to the same sub-folder of ``--out``.  A folder that
 is a data set (BUSI, Dataset B, folder layout) gives its images, never its masks; any other
-folder its images, DICOM and videos, recursively (see :mod:`btseg.runtime.discover`).
+folder its images, DICOM and videos, recursively (see :mod:`btseg.cli.predict_inputs`).
 
-Outputs never replace a file btseg-predict did not write (see :mod:`btseg.runtime.outputs`):
+Outputs never replace a file btseg-predict did not write (see :mod:`btseg.cli.predict_outputs`):
 every planned path is checked before the model is even loaded.  Inputs are bounded
 (``--max-pixels``, ``--max-file-mb``, regular files only: :mod:`btseg.imageio`).
 
@@ -41,13 +41,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from btseg.cli.common import console, finite, handle_errors
+from btseg.cli.predict_inputs import WRITER, InputItem, discover
+from btseg.cli.predict_outputs import OutputPolicy, output_names
 from btseg.errors import BtsegError
 from btseg.imageio import Limits
 from btseg.io import sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
-from btseg.runtime.discover import WRITER, InputItem, discover
 from btseg.runtime.inputs import Frame, iter_frames
-from btseg.runtime.outputs import OutputPolicy, output_names
+from btseg.specs import TARGET_NAMES
 
 
 def display_bgr(image: np.ndarray) -> np.ndarray:
@@ -122,7 +123,7 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--model", "-m", default=None, type=click.Path(path_type=Path),
               help="Model package directory. Default: the bundled model (synthetic phantoms; not for clinical use).")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
-@click.option("--target", default=None, type=click.Choice(["onnx", "openvino", "tensorrt", "torch"]),
+@click.option("--target", default=None, type=click.Choice(list(TARGET_NAMES)),
               help="Artifact target (default: the fastest verified one).")
 @click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence, overload
 import numpy as np
 
 from btseg.data.sample import LABELS, Sample
-from btseg.data.transforms import to_gray
+from btseg.preprocess import to_gray
 from btseg.errors import DataError
 from btseg.imageio import IMAGE_SUFFIXES, decode_image, image_size
 

@@ -3,7 +3,7 @@
 Calibration images come from a dataset directory (BUSI, Dataset B or images/+masks/
 folder, read with :func:`btseg.data.open_dataset`) or, failing a known layout, from any
 folder of image files; every image goes through THE preprocessing
-(:func:`btseg.data.transforms.preprocess`), so INT8 ranges are measured on exactly what
+(:func:`btseg.preprocess.preprocess`), so INT8 ranges are measured on exactly what
 the network sees on the cart.  Images are picked evenly spaced over the sorted set, so
 every class of a BUSI-layout set is represented.
 
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.errors import DataError
 
 

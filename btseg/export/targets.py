@@ -118,18 +118,6 @@ def plan_jobs(targets: Sequence[str], precisions: Sequence[str], calib_method: s
     return jobs
 
 
-def check_input_size(size: Sequence[int], levels: int) -> tuple[int, int]:
-    """(H, W) must be positive and divisible by the U-Net's total downsampling factor."""
-    if len(size) != 2:
-        raise ConfigError(f"--input-size {tuple(size)}: expected two numbers, H W")
-    h, w = int(size[0]), int(size[1])
-    step = 2 ** max(levels - 1, 0)
-    if h < step or w < step or h % step or w % step:
-        raise ConfigError(f"--input-size {h} {w}: each side must be a positive multiple of {step} "
-                          f"(the model downsamples {levels - 1} times)")
-    return h, w
-
-
 def table() -> list[tuple[str, str, str, str]]:
     """(target, precisions, INT8 calibration, notes) rows for docs and ``--help``."""
     return [(c.target, ", ".join(c.precisions), ", ".join(c.calib_methods), c.note) for c in CAPABILITIES.values()]
@@ -262,8 +250,11 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
         if reason:
             skipped[j] = reason
     src = load_package(package_dir)
+    from btseg.models import model_contract
+
+    contract = model_contract(src.config.architecture, **src.config.kwargs)
+    size = contract.check_size(input_size or src.config.input_size, "--input-size")
     model = src.build_model()  # validates the weights file now, not half-way through
-    size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
     spec = replace(src.config.preprocess, size=size)
     onnx_path = _check_from_onnx(Path(from_onnx), jobs) if from_onnx is not None else None
     live = [j for j in jobs if j not in skipped]

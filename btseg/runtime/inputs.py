@@ -9,7 +9,7 @@
   ``PixelSpacing`` or else the first ``SequenceOfUltrasoundRegions`` item's
   ``PhysicalDeltaY/X`` (cm -> mm); MONOCHROME1 is inverted, YBR is converted to RGB, and
   data stored in fewer than 16 bits is scaled up to the full uint16 range (which
-  :func:`btseg.data.transforms.preprocess` assumes);
+  :func:`btseg.preprocess.preprocess` assumes);
 * video files (AVI, MP4, ...): every frame through ``cv2.VideoCapture``.
 
 Every file is checked to be a regular file within :class:`~btseg.imageio.Limits` before it is

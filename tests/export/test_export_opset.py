@@ -18,7 +18,7 @@ def test_opset_out_of_range_is_one_line_exit_2(cli, tmp_path, opset):
 def test_recorded_opset_is_read_from_the_written_model(cli, tmp_path):
     import torch
 
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.models import SimplifiedUNet
     from btseg.package import ModelConfig, save_package
 

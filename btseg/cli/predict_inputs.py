@@ -12,7 +12,7 @@
 * a folder that contributes nothing is an error (:class:`DataError`, exit 2), not an empty run.
 
 Every file seen (inputs, masks, label files of a data set) is *protected*: the output policy
-(:mod:`btseg.runtime.outputs`) never writes over it.
+(:mod:`btseg.cli.predict_outputs`) never writes over it.
 
 Example::
 

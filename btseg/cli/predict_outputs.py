@@ -32,7 +32,7 @@ from typing import Iterable
 from btseg.errors import ConfigError, DataError
 from btseg.imageio import DICOM_SUFFIXES, VIDEO_SUFFIXES
 from btseg.io import sha256_file
-from btseg.runtime.discover import InputItem, InputSet, read_record
+from btseg.cli.predict_inputs import InputItem, InputSet, read_record
 
 PACKAGE_MARKERS = (("model.json",), ("manifest.json", "model.safetensors"))  # any one set = a package
 
@@ -55,7 +55,7 @@ class OutputPolicy:
 
     Args:
         out: the ``--out`` folder.
-        batch: the run's inputs (:func:`btseg.runtime.discover.discover`).
+        batch: the run's inputs (:func:`btseg.cli.predict_inputs.discover`).
         overwrite: allow replacing earlier btseg-predict outputs (never anything else).
         package: the model package in use.
     """
