@@ -73,11 +73,15 @@ def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: d
     paths = [policy.claim(folder / n) for n in output_names(name, overlay)]
     write_png(paths[0], seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
-                              "mask": paths[0].name, "backend": backend}
+                              "mask": paths[0].name, "backend": backend,
+                              "dicom": frame.dicom.record() if frame.dicom is not None else None}
     if overlay:
         canvas = display_bgr(frame.image)
         contours, _ = cv2.findContours(seg.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, (0, 255, 0), max(1, min(canvas.shape[:2]) // 200))
+        for r in getattr(seg, "regions", None) or []:  # where btseg looked (tissue regions, roi)
+            x, y, w, h = r["box"]
+            cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), (0, 200, 255), 1)
         write_png(paths[1], canvas)
         record["overlay"] = paths[1].name
     # what lets a later --overwrite run prove these files are btseg's own, unchanged
@@ -101,11 +105,14 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
 
 
 def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
-                backend: dict[str, Any], as_json: bool, policy: OutputPolicy, limits: Limits) -> dict[str, Any]:
-    """Segment every frame of one input; returns its summary row (raises BtsegError)."""
+                backend: dict[str, Any], as_json: bool, policy: OutputPolicy, limits: Limits,
+                where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Segment every frame of one input; returns its summary row (raises BtsegError).
+    ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta)."""
+    where = where or {}
     recs = []
-    for frame in iter_frames(item.path, limits):
-        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None)
+    for frame in iter_frames(item.path, where.get("allow_modalities"), limits):
+        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
         rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy)
         recs.append(rec)
         if as_json:
@@ -139,19 +146,29 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--max-file-mb", type=float, default=None,
               help="Largest input file in MB; default BTSEG_MAX_FILE_MB or 1024.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
+@click.option("--roi", default=None, metavar="X,Y,W,H|auto",
+              help="Segment only this part of each image (auto: find the B-mode image on a screen capture). "
+                   "DICOM ultrasound tissue regions are always used.")
+@click.option("--allow-modality", "allow_modality", multiple=True, metavar="MODALITY",
+              help="Also segment DICOM of this modality (e.g. CT); default: ultrasound only.")
+@click.option("--any-modality", is_flag=True, help="Segment DICOM of any modality.")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
-         max_pixels: int | None, max_file_mb: float | None, as_json: bool) -> None:
+         max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
+         allow_modality: tuple[str, ...], any_modality: bool) -> None:
     """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
+    from btseg.runtime.regions import parse_roi
     from btseg.runtime.segmenter import Segmenter
 
     finite("--spacing", spacing, 0, low_open=True)
     limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
+    where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
+
     if model is None:
         model = defaults.default_package()
     batch = discover(inputs or tuple(defaults.sample_images()))
@@ -171,7 +188,8 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         task = progress.add_task("segmenting", total=len(items))
         for item in items:
             try:
-                rows.append(predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json, policy, limits))
+                rows.append(predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json, policy,
+                                        limits, where))
             except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
                 failed += 1
                 why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]

@@ -36,6 +36,7 @@ from btseg.package import ArtifactRecord, ModelPackage, load_package
 from btseg.runtime.backend import BACKENDS, Backend, load_backend
 from btseg.runtime.inputs import Frame, check_image
 from btseg.runtime.postprocess import Segmentation, postprocess
+from btseg.runtime.regions import segment_where
 from btseg.specs import FALLBACK, PREFERENCE
 
 def device_class(device: str) -> str:
@@ -174,8 +175,16 @@ class Segmenter:
             return image.image, spacing_mm if spacing_mm is not None else image.spacing_mm
         return check_image(image), spacing_mm
 
-    def segment(self, image: np.ndarray | Frame, spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
-        """Segment one image (array or :class:`Frame`); result at the image's own size."""
+    def segment(self, image: np.ndarray | Frame, spacing_mm: float | tuple[float, float] | None = None,
+                roi: tuple[int, int, int, int] | str | None = None) -> Segmentation:
+        """Segment one image (array or :class:`Frame`); result at the image's own size.
+
+        A DICOM frame with ultrasound tissue regions is segmented region by region, each at
+        its own spacing; ``roi=(x, y, w, h)`` or ``roi="auto"`` confines the mask to that part
+        of the image (see :mod:`btseg.runtime.regions`; the result then lists its regions).
+        """
+        if (seg := segment_where(self.segment, image, spacing_mm, roi)) is not None:
+            return seg
         t0 = time.perf_counter()
         img, spacing = self._split(image, spacing_mm)
         x = preprocess(img, self.spec)[None]
@@ -189,8 +198,14 @@ class Segmenter:
         return seg
 
     def segment_batch(self, images: Iterable[np.ndarray | Frame],
-                      spacing_mm: float | tuple[float, float] | None = None) -> list[Segmentation]:
-        """Segment several images in one ``infer`` call; timings are the batch's, per image."""
+                      spacing_mm: float | tuple[float, float] | None = None,
+                      roi: tuple[int, int, int, int] | str | None = None) -> list[Segmentation]:
+        """Segment several images in one ``infer`` call; timings are the batch's, per image.
+        With ``roi`` or ultrasound regions, each image is segmented on its own (:meth:`segment`)."""
+        images = list(images)
+        regions = any(getattr(getattr(im, "dicom", None), "has_regions", False) for im in images)
+        if images and (roi is not None or regions):
+            return [self.segment(im, spacing_mm, roi) for im in images]
         t0 = time.perf_counter()
         pairs = [self._split(im, spacing_mm) for im in images]
         if not pairs:
@@ -209,11 +224,11 @@ class Segmenter:
                            "batch_size": n}
         return out
 
-    def stream(self, frames: Iterable[np.ndarray | Frame],
-               spacing_mm: float | tuple[float, float] | None = None) -> Iterator[Segmentation]:
+    def stream(self, frames: Iterable[np.ndarray | Frame], spacing_mm: float | tuple[float, float] | None = None,
+               roi: tuple[int, int, int, int] | str | None = None) -> Iterator[Segmentation]:
         """Segment a cine loop frame by frame (lazily: one frame in memory at a time)."""
         for frame in frames:
-            yield self.segment(frame, spacing_mm)
+            yield self.segment(frame, spacing_mm, roi)
 
     def info(self) -> dict[str, Any]:
         """Backend, artifact, precision, providers/device, threads, actual inference precision."""

@@ -189,4 +189,4 @@ def test_video_frame_size_is_bounded(tmp_path, gray):
     w.release()
     assert len(list(iter_frames(p))) == 3
     with pytest.raises(DataError, match="64x48"):
-        list(iter_frames(p, Limits(max_pixels=100)))
+        list(iter_frames(p, limits=Limits(max_pixels=100)))
