@@ -62,14 +62,18 @@ def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs,
 
         if arch not in list_models():
             raise ConfigError(f"--arch {arch!r}: unknown model; known: {', '.join(list_models())}")
-    cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
-                                     batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
-                                     threads=threads, progress=False if no_progress else None, student_arch=arch)
+    base = get_preset(preset)
+    student_kwargs = None
     if widths is not None:
         try:
-            cfg = cfg.replace(student_kwargs={**cfg.student_kwargs, "widths": [int(w) for w in widths.split(",")]})
+            student_kwargs = {**base.student_kwargs, "widths": [int(w) for w in widths.split(",")]}
         except ValueError as e:
             raise ConfigError(f"--widths {widths!r}: expected a comma list of integers") from e
+    # one replace: the architecture and its widths are checked together against its contract
+    cfg = base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
+                       batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
+                       threads=threads, progress=False if no_progress else None, student_arch=arch,
+                       student_kwargs=student_kwargs)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress)
