@@ -163,7 +163,7 @@ def _phantom(args: argparse.Namespace, work: Path) -> Path:
 
 
 def export(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.errors import BtsegError
     from btseg.export import run_export
     from btseg.export.tensorrt import probe

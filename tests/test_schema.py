@@ -77,7 +77,7 @@ MODEL_CASES = [  # (field, value, what the message must say)
 ]
 
 
-@pytest.mark.parametrize("field,value,message", MODEL_CASES, ids=[f"{c[0]}={c[1]!r}"[:40] for c in MODEL_CASES])
+@pytest.mark.parametrize("field,value,message", MODEL_CASES, ids=[f"{c[0]}=" + ("<deleted>" if c[1] is _DELETE else repr(c[1]))[:40] for c in MODEL_CASES])
 def test_model_json_field_refused_with_file_field_and_expectation(tmp_path, field, value, message):
     root = _write(tmp_path / "pkg", _set(MODEL, field, value))
     with pytest.raises(SchemaError) as e:
