@@ -128,14 +128,19 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
+@click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
+              help="Inference streams (OpenVINO THROUGHPUT streams / ONNX Runtime sessions); inputs are "
+                   "decoded, segmented and written on streams+1 threads (btseg.runtime.pipeline).")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
-         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool) -> None:
+         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool,
+         streams: int) -> None:
     """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
+    from btseg.runtime.pipeline import ordered_map
     from btseg.runtime.segmenter import Segmenter
 
     if model is None:
@@ -144,7 +149,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         inputs = tuple(defaults.sample_images())
 
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
-                               threads=threads)
+                               threads=threads, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
     backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
     paths = expand(inputs)
@@ -153,9 +158,12 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     used: dict[str, Path] = {}
     with Progress(console=console, transient=True, disable=len(paths) < 2) as progress:
         task = progress.add_task("segmenting", total=len(paths))
-        for path in paths:
+        work = lambda p: predict_one(p, segmenter, out, overlay, spacing, backend_rec, as_json, used)  # noqa: E731
+        for path, result in ordered_map(work, paths, workers=streams + 1):
             try:
-                rows.append(predict_one(path, segmenter, out, overlay, spacing, backend_rec, as_json, used))
+                if isinstance(result, Exception):
+                    raise result
+                rows.append(result)
             except BtsegError as e:
                 failed += 1
                 msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"

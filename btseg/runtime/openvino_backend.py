@@ -7,6 +7,16 @@ reports ``INFERENCE_PRECISION_HINT`` and the per-layer runtime precisions of the
 model, so a benchmark records what ran, not what was exported.  Pass
 ``precision_hint="f32"`` to force full precision.
 
+Throughput: ``streams=N`` compiles with ``PERFORMANCE_HINT=THROUGHPUT`` and
+``NUM_STREAMS=N``; :meth:`infer_many` keeps N requests in flight through an
+``AsyncInferQueue`` (what ``benchmark_app -api async`` does).
+
+Fast start: the compiled blob is cached (OpenVINO ``CACHE_DIR``) in a folder per artifact
+sha256 under :func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
+``$XDG_CACHE_HOME/btseg/ov``, else ``~/.cache/btseg/ov``); a changed artifact gets a new
+key, so a stale blob is never loaded.  ``BTSEG_OV_CACHE=off`` (or ``cache=False``) turns it
+off; an unwritable cache folder turns it off too, and :meth:`info` says why.
+
 Thread safety: an ``InferRequest`` is not thread-safe, so every calling thread gets its
 own (``threading.local``), created on first use from the shared ``CompiledModel`` (which is
 thread-safe).  Requests die with their threads.
@@ -17,12 +27,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
 from btseg.runtime.backend import require
+from btseg.runtime.cache import model_cache_dir
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO"}
 
@@ -40,18 +51,22 @@ class OpenVINOBackend:
 
     name = "openvino"
 
-    def __init__(self, compiled: Any, artifact: Path, device: str, threads: int | None) -> None:
+    def __init__(self, compiled: Any, artifact: Path, device: str, threads: int | None,
+                 streams: int | None = None, cache: str = "off") -> None:
         self._compiled = compiled
         self._artifact = artifact
         self._device = device
         self._threads = threads
+        self._streams = streams
+        self._cache = cache
         self._local = threading.local()
         shape = compiled.input(0).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
 
     @classmethod
     def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
-             precision_hint: str | None = None, **options: Any) -> "OpenVINOBackend":
+             precision_hint: str | None = None, streams: int | None = None, cache: bool | str | None = None,
+             **options: Any) -> "OpenVINOBackend":
         """Read and compile ``artifact`` (``.xml`` IR or ``.onnx``).
 
         Args:
@@ -59,8 +74,14 @@ class OpenVINOBackend:
             threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's default).
             precision_hint: ``INFERENCE_PRECISION_HINT`` (``f32``, ``bf16``, ``f16``); None
                 lets OpenVINO choose (and :meth:`info` says what it chose).
+            streams: None/1: ``PERFORMANCE_HINT=LATENCY`` (one frame at a time); N > 1:
+                ``THROUGHPUT`` with ``NUM_STREAMS=N`` (for :meth:`infer_many`).
+            cache: None: the user cache folder (see the module docstring); a path: that
+                folder; False: no model cache.
         """
         ov = require("openvino", "openvino", "openvino")
+        if streams is not None and int(streams) < 1:
+            raise ConfigError(f"openvino: streams {streams}: expected >= 1")
         core = ov.Core()
         name = ov_device(device)
         base = name.split(".")[0]
@@ -73,16 +94,21 @@ class OpenVINOBackend:
         if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
             raise ArtifactError(f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing")
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if streams and int(streams) > 1:
+            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": int(streams)})
         if threads and base in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if precision_hint:
             config["INFERENCE_PRECISION_HINT"] = precision_hint
+        folder, state = model_cache_dir(path, cache)
+        if folder is not None:
+            config["CACHE_DIR"] = str(folder)
         try:
-            model = core.read_model(str(path))
+            # from the path, so that a cached blob loads without reading the IR at all
+            compiled = core.compile_model(str(path), name, config)
         except RuntimeError as e:
             raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e
-        compiled = core.compile_model(model, name, config)
-        return cls(compiled, path, name, threads)
+        return cls(compiled, path, name, threads, int(streams) if streams else None, state)
 
     def _request(self) -> Any:
         req = getattr(self._local, "request", None)
@@ -98,6 +124,38 @@ class OpenVINOBackend:
         req = self._request()
         req.infer({0: x})
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order, with ``streams`` requests in flight at once
+        (an ``AsyncInferQueue``); at most twice that many batches are held in memory."""
+        import openvino as ov
+
+        jobs = max(1, int(self._streams or 1))
+        queue = ov.AsyncInferQueue(self._compiled, jobs)
+        done: dict[int, np.ndarray] = {}
+        cond = threading.Condition()
+
+        def finished(request: Any, index: int) -> None:
+            out = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+            with cond:
+                done[index] = out
+                cond.notify_all()
+
+        queue.set_callback(finished)
+        sent = taken = 0
+        for x in batches:
+            queue.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, sent)
+            sent += 1
+            while sent - taken >= 2 * jobs:
+                with cond:
+                    cond.wait_for(lambda: taken in done)
+                    out = done.pop(taken)
+                taken += 1
+                yield out
+        queue.wait_all()
+        while taken < sent:
+            yield done.pop(taken)
+            taken += 1
 
     def runtime_precisions(self) -> dict[str, int]:
         """How many compute layers of the compiled model run in each precision."""
@@ -126,6 +184,7 @@ class OpenVINOBackend:
         return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
                 "providers": list(execution) if execution else [self._device],
                 "threads": prop("INFERENCE_NUM_THREADS") or self._threads,
-                "performance_hint": str(prop("PERFORMANCE_HINT")),
+                "performance_hint": str(prop("PERFORMANCE_HINT")), "streams": prop("NUM_STREAMS"),
+                "model_cache": self._cache,
                 "inference_precision_hint": hint_name, "inference_precision": actual,
                 "runtime_precisions": layers, "version": ov.__version__}
