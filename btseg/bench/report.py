@@ -188,16 +188,18 @@ def place_labels(xy: list[tuple[float, float]], size: tuple[float, float], step:
     """Greedy, overlap-free label positions (display units) near each point.
 
     Each label is a ``size`` (w, h) box; it tries rings of candidate offsets around its
-    point (closest first) and takes the first that overlaps no label placed so far.
+    point (closest first) and takes the first that overlaps neither a label placed so far
+    nor any point's marker (markers count as boxes of the same size).
     """
     w, h = size
+    obstacles = list(xy)
     placed: list[tuple[float, float]] = []
     rings = [(0.0, 0.0)] + [(r * step * np.cos(a), r * step * np.sin(a)) for r in range(1, 12)
                              for a in np.linspace(0, 2 * np.pi, 8 + 4 * r, endpoint=False)]
     for x, y in xy:
         for dx, dy in rings[1:]:
             cx, cy = x + dx, y + dy
-            if all(abs(cx - px) >= w or abs(cy - py) >= h for px, py in placed):
+            if all(abs(cx - px) >= w or abs(cy - py) >= h for px, py in placed + obstacles):
                 break
         placed.append((cx, cy))
     return placed
@@ -220,8 +222,8 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     if not rows:
         return False
     pts = [(r["latency"]["infer"]["p90_ms"], r["dice"]) for r in rows]
-    fig = plt.figure(figsize=(13, 6.5), dpi=110)
-    ax = fig.add_axes((0.07, 0.1, 0.5, 0.8))
+    fig = plt.figure(figsize=(12, 6.5), dpi=110)
+    ax = fig.add_axes((0.07, 0.1, 0.52, 0.8))
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
     markers = {"torch": "o", "onnxruntime": "s", "openvino": "^", "tensorrt": "D"}
@@ -251,14 +253,15 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     ax.set_title(f"Dice vs latency, {result['config']['device']}, {result['config']['threads']} threads")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=7)
-    key = fig.add_axes((0.6, 0.05, 0.39, 0.9))
+    key = fig.add_axes((0.62, 0.05, 0.37, 0.88))
     key.axis("off")
     cells = [[str(i), r["model"], r["backend"], f"{r['target']}/{r['precision']}", f"{x:.2f}", f"{y:.4f}"]
              for i, (r, (x, y)) in enumerate(zip(rows, pts), 1)]
     table = key.table(cellText=cells, colLabels=["#", "model", "backend", "artifact", "p90 ms", "Dice"],
                       loc="upper center", cellLoc="left")
     table.auto_set_font_size(False)
-    table.set_fontsize(7)
+    table.set_fontsize(8)
+    table.scale(1, 1.3)
     table.auto_set_column_width(list(range(6)))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
