@@ -144,7 +144,7 @@ def time_streams(backend: Any, x: np.ndarray, streams: int, warmup: int = 10, it
     """Inference throughput with ``streams`` requests in flight (``benchmark_app -api async``).
 
     ``backend`` should have been loaded with ``streams=streams``; its ``infer_many``
-    (OpenVINO ``AsyncInferQueue``, ONNX Runtime sessions on threads) is fed ``x`` again and
+    (OpenVINO async requests round-robin, ONNX Runtime sessions on threads) is fed ``x`` again and
     again: ``iters`` x ``streams`` inferences, or for ``duration`` seconds.  Returns
     ``{"mode": "streams", "batch", "streams", "n", "seconds", "images_per_s"}``.
     """

@@ -56,7 +56,7 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
               help="Also time segment_batch of N frames per call and report images/s (latency stays batch 1).")
 @click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
-              help="Also time N requests in flight (OpenVINO THROUGHPUT + AsyncInferQueue, ONNX Runtime N "
+              help="Also time N requests in flight (OpenVINO THROUGHPUT + N async requests, ONNX Runtime N "
                    "sessions splitting --threads) and report images/s, as benchmark_app -api async.")
 @click.option("--no-peak", is_flag=True, help="Skip the machine-peak GMAC/s probe (the '% peak' column).")
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)

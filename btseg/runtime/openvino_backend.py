@@ -8,8 +8,8 @@ model, so a benchmark records what ran, not what was exported.  Pass
 ``precision_hint="f32"`` to force full precision.
 
 Throughput: ``streams=N`` compiles with ``PERFORMANCE_HINT=THROUGHPUT`` and
-``NUM_STREAMS=N``; :meth:`infer_many` keeps N requests in flight through an
-``AsyncInferQueue`` (what ``benchmark_app -api async`` does).
+``NUM_STREAMS=N``; :meth:`infer_many` keeps N infer requests in flight (``start_async``
+round-robin, what ``benchmark_app -api async`` does).
 
 Fast start: the compiled blob is cached (OpenVINO ``CACHE_DIR``) in a folder per artifact
 sha256 under :func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
@@ -126,36 +126,32 @@ class OpenVINOBackend:
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Logits of each batch, in order, with ``streams`` requests in flight at once
-        (an ``AsyncInferQueue``); at most twice that many batches are held in memory."""
-        import openvino as ov
+        """Logits of each batch, in order, with ``streams`` infer requests in flight.
 
+        The requests are used round-robin (``start_async`` on request ``i % N``, ``wait``
+        on it before its reuse), so results come back in order with at most N batches held.
+        No Python completion callback is involved: with OpenVINO 2026.4 an
+        ``AsyncInferQueue`` with a Python callback aborted the interpreter at exit
+        ("terminate called without an active exception") and a bench run using it hung.
+        """
         jobs = max(1, int(self._streams or 1))
-        queue = ov.AsyncInferQueue(self._compiled, jobs)
-        done: dict[int, np.ndarray] = {}
-        cond = threading.Condition()
-
-        def finished(request: Any, index: int) -> None:
-            out = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
-            with cond:
-                done[index] = out
-                cond.notify_all()
-
-        queue.set_callback(finished)
-        sent = taken = 0
+        requests = [self._compiled.create_infer_request() for _ in range(jobs)]
+        busy: list[bool] = [False] * jobs
+        i = 0
         for x in batches:
-            queue.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, sent)
-            sent += 1
-            while sent - taken >= 2 * jobs:
-                with cond:
-                    cond.wait_for(lambda: taken in done)
-                    out = done.pop(taken)
-                taken += 1
-                yield out
-        queue.wait_all()
-        while taken < sent:
-            yield done.pop(taken)
-            taken += 1
+            k = i % jobs
+            if busy[k]:
+                requests[k].wait()
+                yield np.array(requests[k].get_output_tensor(0).data, dtype=np.float32, copy=True)
+            requests[k].start_async({0: np.ascontiguousarray(x, dtype=np.float32)})
+            busy[k] = True
+            i += 1
+        for j in range(i, i + jobs):  # drain in submission order
+            k = j % jobs
+            if busy[k]:
+                requests[k].wait()
+                busy[k] = False
+                yield np.array(requests[k].get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def runtime_precisions(self) -> dict[str, int]:
         """How many compute layers of the compiled model run in each precision."""
