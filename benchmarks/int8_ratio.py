@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/int8_ratio.py --model PKG [--rounds 40] [--threads 2] [--out ratio.json]
+    python benchmarks/int8_ratio.py --model PKG [--backends onnxruntime,openvino] [--rounds 40]
+        [--threads 2] [--out ratio.json]
 
 Loads every (backend, artifact) pair below through the real runtime (``Segmenter.load``),
 then calls ``backend.infer`` on one preprocessed frame **round-robin**: one call of each,
@@ -37,13 +38,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--backends", default="onnxruntime,openvino",
+                    help="comma list; one backend per run keeps the other's idle threads out of the timing")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    wanted = a.backends.split(",")
+    pairs = [q for q in PAIRS if q[0] in wanted]
     from btseg.data.transforms import preprocess
     from btseg.runtime.segmenter import Segmenter
 
     segs = {f"{b} {t}/{p}": Segmenter.load(a.model, target=t, precision=p, backend=b, threads=a.threads)
-            for b, t, p in PAIRS}
+            for b, t, p in pairs}
     spec = next(iter(segs.values())).spec
     frame = np.random.default_rng(0).integers(0, 256, (2 * spec.size[0], 2 * spec.size[1]), dtype=np.uint8)
     x = preprocess(frame, spec)[None]
@@ -58,7 +63,7 @@ def main() -> None:
             s.backend.infer(x)
             times[k].append((time.perf_counter() - t0) * 1e3)
     p50 = {k: statistics.median(v) for k, v in times.items()}
-    ratio = {b: p50[f"{b} {t}/int8"] / p50[f"{b} {t}/fp32"] for b, t, _ in PAIRS[::2]}
+    ratio = {b: p50[f"{b} {t}/int8"] / p50[f"{b} {t}/fp32"] for b, t, _ in pairs[::2]}
     ran = {k: s.info()["inference_precision"] for k, s in segs.items()}
     result = {"model": a.model, "threads": a.threads, "rounds": a.rounds, "p50_ms": p50, "int8_over_fp32": ratio,
               "ran_as": ran, "loadavg_before": before, "loadavg_after": _load()}

@@ -7,7 +7,7 @@ Usage::
 
 Per round, one after the other (interleaved, so both see the same machine load):
 
-1. ``benchmark_app -m PKG/openvino-<precision>/model.xml -d CPU -api async -hint throughput
+1. ``benchmark_app -m PKG/openvino-<precision>/model.xml -d CPU -api async -hint none
    -nstreams N -nthreads T -t SECONDS``: inference only, random input, N requests in flight;
 2. the ``btseg-predict`` pipeline in this process (the same functions the CLI runs:
    ``expand`` -> ``ordered_map(predict_one, workers=N+1)``, decode + preprocess + inference
@@ -38,7 +38,8 @@ def benchmark_app(xml: Path, streams: int, threads: int, seconds: float) -> floa
     """``benchmark_app -api async`` throughput (FPS) of ``xml``."""
     exe = Path(sys.executable).with_name("benchmark_app")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "openvino.tools.benchmark.main"]
-    cmd += ["-m", str(xml), "-d", "CPU", "-api", "async", "-hint", "throughput", "-nstreams", str(streams),
+    # benchmark_app takes -nstreams/-nthreads only with -hint none (its UI rule); same config as ours
+    cmd += ["-m", str(xml), "-d", "CPU", "-api", "async", "-hint", "none", "-nstreams", str(streams),
             "-nthreads", str(threads), "-t", str(seconds)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     m = re.search(r"Throughput:\s+([\d.]+)\s+FPS", out)
