@@ -40,7 +40,7 @@ def benchmark_app(xml: Path, streams: int, threads: int, seconds: float) -> floa
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "openvino.tools.benchmark.main"]
     # benchmark_app takes -nstreams/-nthreads only with -hint none (its UI rule); same config as ours
     cmd += ["-m", str(xml), "-d", "CPU", "-api", "async", "-hint", "none", "-nstreams", str(streams),
-            "-nthreads", str(threads), "-t", str(seconds)]
+            "-nthreads", str(threads), "-t", str(int(round(seconds)))]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     m = re.search(r"Throughput:\s+([\d.]+)\s+FPS", out)
     if not m:
@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=2)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     from btseg.package import load_package
