@@ -17,14 +17,16 @@ sha256 under :func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
 key, so a stale blob is never loaded.  ``BTSEG_OV_CACHE=off`` (or ``cache=False``) turns it
 off; an unwritable cache folder turns it off too, and :meth:`info` says why.
 
-Thread safety: an ``InferRequest`` is not thread-safe, so every calling thread gets its
-own (``threading.local``), created on first use from the shared ``CompiledModel`` (which is
-thread-safe).  Requests die with their threads.
+Thread safety: an ``InferRequest`` is not thread-safe, so a call takes one from a pool of
+``streams + 1`` requests created at load (a thread that finds none free waits for one) and
+gives it back.  They are created up front because creating a request while another thread
+was inferring on the same THROUGHPUT-compiled model hung the process once here (one
+thread holding the GIL inside pyopenvino, OpenVINO's threads waiting for it).
 """
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -59,7 +61,9 @@ class OpenVINOBackend:
         self._threads = threads
         self._streams = streams
         self._cache = cache
-        self._local = threading.local()
+        self._pool: queue.Queue = queue.Queue()
+        for _ in range((streams or 1) + 1):
+            self._pool.put(compiled.create_infer_request())
         shape = compiled.input(0).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
 
@@ -110,20 +114,17 @@ class OpenVINOBackend:
             raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e
         return cls(compiled, path, name, threads, int(streams) if streams else None, state)
 
-    def _request(self) -> Any:
-        req = getattr(self._local, "request", None)
-        if req is None:
-            req = self._local.request = self._compiled.create_infer_request()
-        return req
-
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """NCHW float32 -> NCHW float32 logits, on this thread's own infer request."""
+        """NCHW float32 -> NCHW float32 logits, on a request from the pool."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if self._static_batch == 1 and len(x) > 1:
             return np.concatenate([self.infer(x[i:i + 1]) for i in range(len(x))])
-        req = self._request()
-        req.infer({0: x})
-        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        req = self._pool.get()
+        try:
+            req.infer({0: x})
+            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        finally:
+            self._pool.put(req)
 
     def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Logits of each batch, in order, with ``streams`` infer requests in flight.
@@ -135,7 +136,20 @@ class OpenVINOBackend:
         ("terminate called without an active exception") and a bench run using it hung.
         """
         jobs = max(1, int(self._streams or 1))
-        requests = [self._compiled.create_infer_request() for _ in range(jobs)]
+        requests = [self._pool.get() for _ in range(jobs)]
+        try:
+            yield from self._round_robin(requests, batches)
+        finally:
+            for r in requests:
+                try:
+                    r.wait()  # a consumer that stopped early leaves requests running
+                except RuntimeError:  # never started
+                    pass
+                self._pool.put(r)
+
+    @staticmethod
+    def _round_robin(requests: list[Any], batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        jobs = len(requests)
         busy: list[bool] = [False] * jobs
         i = 0
         for x in batches:
