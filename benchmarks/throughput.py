@@ -75,12 +75,17 @@ def predict_cli(model: str, images: Path, precision: str, streams: int, threads:
     """images/s of ``btseg-predict DIR`` as a user runs it (start-up and load included)."""
     n = len([p for p in images.iterdir() if p.suffix.lower() == ".png"])
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "btseg.cli.predict", str(images), "--model", model, "--backend", "openvino",
+        cmd = [sys.executable, "-c", "from btseg.cli.predict import main; main()", str(images), "--model", model,
+               "--backend", "openvino",
                "--target", "openvino", "--precision", precision, "--threads", str(threads),
                "--streams", str(streams), "--out", out]
         t0 = time.perf_counter()
         subprocess.run(cmd, capture_output=True, text=True, check=True)
-        return n / (time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        written = len(list(Path(out).glob("*_mask.png")))
+        if written != n:
+            raise RuntimeError(f"btseg-predict wrote {written} masks for {n} images")
+        return n / dt
 
 
 def main() -> None:
