@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 OUT ?= demo-out
 FRESH ?= 0
 
-.PHONY: demo test venv weights bench clean
+.PHONY: demo test venv weights bench bench-results clean
 
 $(STAMP): pyproject.toml requirements/cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU pins first (torch CPU build), then the package with its extras on top of them
 	$(BIN)/python -m pip install -q -r requirements/cpu.txt
-	$(BIN)/python -m pip install -q -c requirements/cpu.txt -e ".[openvino,dev]"
+	$(BIN)/python -m pip install -q -c requirements/cpu.txt -e ".[openvino,train,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,13 +22,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 demo: $(STAMP)
-	$(BIN)/python -m btseg.demo --out $(OUT) $(if $(filter 1,$(FRESH)),--fresh,)
+	$(BIN)/python -m btseg.cli.demo --out $(OUT) $(if $(filter 1,$(FRESH)),--fresh,)
 
 weights: $(STAMP)
-	$(BIN)/python -m btseg.demo --weights-only
+	$(BIN)/python tools/make_weights.py
 
+# every artifact of the bundled model on every backend installed here, side by side
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/btseg-bench --out bench-out
+
+# re-make benchmarks/RESULTS.md's tables (builds the demo run first when it is missing)
+bench-results: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --build
 
 clean:
 	rm -rf $(OUT) build *.egg-info

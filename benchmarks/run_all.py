@@ -69,7 +69,7 @@ def export(pkg: Path, data: Path) -> None:
 
 def at_256(student: Path, dst: Path) -> Path:
     """Copy weights + config with the input size set to 256x256 (no artifacts)."""
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.io import write_json
     from btseg.package import ModelConfig
 

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def build(root: Path) -> Path:
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.export import run_export
     from btseg.models import SimplifiedUNet
     from btseg.package import ModelConfig, save_package

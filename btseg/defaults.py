@@ -1,6 +1,6 @@
 """The bundled default model package and sample images (``btseg/assets``).
 
-``make weights`` writes them (see :mod:`btseg.demo`); ``btseg-predict``, ``btseg-export``
+``make weights`` writes them (see :mod:`btseg.cli.demo`); ``btseg-predict``, ``btseg-export``
 and ``btseg-bench`` fall back to them when run with no arguments.  The model was trained
 on synthetic phantoms and is not for clinical use.
 """

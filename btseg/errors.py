@@ -37,3 +37,7 @@ class BackendUnavailableError(BtsegError):
 
 class VerificationError(BtsegError):
     """An exported artifact disagrees with the PyTorch reference beyond its tolerance."""
+
+
+class ModalityError(DataError):
+    """A DICOM whose modality btseg does not segment (CT, MR...) without an explicit allowance."""

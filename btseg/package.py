@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.errors import ArtifactError, BtsegError
 from btseg.io import atomic_path, read_json, sha256_file, write_json
 

@@ -1,13 +1,17 @@
-"""A cart's frame loop: capture on one thread, segment on a worker, never fall behind.
+"""A cart's frame loop: capture on one thread, segment on another, never fall behind.
 
-The capture side pushes frames into a bounded queue; when the worker is still busy and the
-queue is full the *oldest* waiting frame is dropped (and counted), so what the operator
-sees is at most ``--queue`` frames old instead of an ever-growing lag.  At the end it prints
-capture-to-result latency percentiles (p50/p90/p99), the Segmenter's own processing time and
-the drop count.
+The source (``btseg.runtime.sources.FrameSource``) reads frames on its own thread into a
+bounded queue; when the segmenter is still busy and the queue is full the *oldest* waiting
+frame is dropped (and counted), so what the operator sees is at most ``--queue`` frames old
+instead of an ever-growing lag.  A source that ends or stalls (no frame for ``--timeout``
+seconds) ends the loop and is reported.  At the end it prints the source's status,
+capture-to-result latency percentiles (p50/p90/p99), the Segmenter's own processing time
+and the drop count.
 
     python examples/cart_loop.py                              # synthetic phantom cine, ~3 s
     python examples/cart_loop.py --model runs/demo/student --input cine.dcm --fps 30
+    python examples/cart_loop.py --input /dev/video0 --roi auto   # a frame grabber's screen
+    python examples/cart_loop.py --input rtsp://cart.local/stream --timeout 1
 
 With no ``--model`` it runs the bundled default model (``btseg.defaults``; trained on
 phantoms, not for clinical use) on its fastest verified artifact; if that is missing, a
@@ -17,16 +21,17 @@ tiny random-init package built in a temporary directory (then only the timings m
 from __future__ import annotations
 
 import argparse
-import queue
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from btseg.runtime import Frame, Segmenter, iter_frames
+from btseg.runtime import Frame, Segmenter
+from btseg.runtime.regions import parse_roi
+from btseg.runtime.roi_auto import detect_roi
+from btseg.runtime.sources import FrameSource
 
 
 def synthetic_cine(n: int, size: int = 256) -> Iterator[Frame]:
@@ -44,7 +49,7 @@ def synthetic_cine(n: int, size: int = 256) -> Iterator[Frame]:
 
 def demo_package(root: Path) -> Path:
     """A small random-init Simplified U-Net package (128 px) for running without a model."""
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.models import SimplifiedUNet
     from btseg.package import ModelConfig, save_package
 
@@ -65,50 +70,33 @@ def default_model(tmp: Path) -> Path:
         return demo_package(tmp / "demo")
 
 
-def run(segmenter: Segmenter, frames: Iterator[Frame], fps: float, depth: int) -> dict:
-    """Capture at ``fps`` into a queue of ``depth`` frames; a worker thread segments them."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
+def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
+    """Segment the newest frames of ``source`` until it ends or stalls (it drops what we miss)."""
     latencies, processing = [], []
-    dropped = captured = 0
-
-    def worker() -> None:
-        while (item := q.get()) is not None:
-            t_capture, frame = item
-            seg = segmenter.segment(frame)
-            latencies.append((time.perf_counter() - t_capture) * 1e3)
+    auto = isinstance(roi, str) and roi == "auto"
+    with source:
+        for frame in source:
+            if auto and getattr(roi, "full", np.zeros(0)).shape != frame.image.shape[:2]:
+                roi = detect_roi(frame.image, frame.source)  # once (again if the frame size changes)
+            seg = segmenter.segment(frame, roi=roi)
+            latencies.append((time.perf_counter() - frame.t_capture) * 1e3)
             processing.append(seg.timings["total_ms"])
-
-    thread = threading.Thread(target=worker, name="segmenter", daemon=True)
-    thread.start()
-    period, t_next = 1.0 / fps, None
-    for frame in frames:
-        # the clock starts at the first frame: opening the source is not the loop falling behind
-        t_next = (t_next or time.perf_counter()) + period
-        captured += 1
-        item = (time.perf_counter(), frame)
-        try:
-            q.put_nowait(item)
-        except queue.Full:
-            try:
-                q.get_nowait()  # drop the oldest waiting frame: fresh frames matter more
-                dropped += 1
-            except queue.Empty:
-                pass
-            q.put_nowait(item)  # only this thread puts, so there is room now
-        time.sleep(max(0.0, t_next - time.perf_counter()))
-    q.put(None)
-    thread.join()
-    return {"captured": captured, "segmented": len(latencies), "dropped": dropped,
-            "latency_ms": latencies, "processing_ms": processing}
+    st = source.stats
+    return {"captured": st["captured"], "segmented": len(latencies), "dropped": st["dropped"],
+            "status": st["status"], "reason": st["reason"], "latency_ms": latencies, "processing_ms": processing}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="model package (default: the bundled one)")
-    ap.add_argument("--input", type=Path, help="DICOM cine or video (default: synthetic phantom frames)")
+    ap.add_argument("--input", help="device index, /dev/videoN, URL, GStreamer pipeline, named pipe, video file "
+                                    "or DICOM cine (default: synthetic phantom frames)")
     ap.add_argument("--frames", type=int, default=90, help="synthetic frames (default 90 = 3 s at 30 fps)")
-    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--fps", type=float, default=None, help="pace for files (default: their own rate, else 30)")
     ap.add_argument("--queue", type=int, default=2, help="frames that may wait; older ones are dropped")
+    ap.add_argument("--timeout", type=float, default=2.0, help="seconds without a frame = source stalled")
+    ap.add_argument("--loop", action="store_true", help="replay a file source until stopped (Ctrl-C)")
+    ap.add_argument("--roi", default=None, help="X,Y,W,H or auto (screen captures)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -116,17 +104,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
         segmenter = Segmenter.load(model, backend=args.backend, threads=args.threads)
-        frames = iter_frames(args.input) if args.input else synthetic_cine(args.frames)
+        spec = args.input if args.input is not None else synthetic_cine(args.frames)
+        fps = args.fps or (None if args.input else 30.0)
+        source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=fps, loop=args.loop)
         segmenter.segment(np.zeros((256, 256), np.uint8))  # warm-up outside the measurement
-        r = run(segmenter, frames, args.fps, args.queue)
+        r = run(segmenter, source, parse_roi(args.roi))
     info = segmenter.info()
     print(f"{info['backend']} {info['target']}/{info['precision']} on {info['device']} "
           f"(runs {info['inference_precision']}, {info['threads']} threads)")
-    print(f"captured {r['captured']} frames at {args.fps:g} fps, segmented {r['segmented']}, dropped {r['dropped']}")
+    print(f"source {source.kind} {source.name}: {r['status']} ({r['reason']})")
+    print(f"captured {r['captured']} frames, segmented {r['segmented']}, dropped {r['dropped']}")
     for name in ("latency_ms", "processing_ms"):
         p50, p90, p99 = np.percentile(r[name], [50, 90, 99]) if r[name] else (float("nan"),) * 3
         what = "capture->result" if name == "latency_ms" else "segment() time "
         print(f"{what}  p50 {p50:6.1f} ms   p90 {p90:6.1f} ms   p99 {p99:6.1f} ms")
+    if r["status"] == "error":
+        raise SystemExit(f"error: {r['reason']}")
 
 
 if __name__ == "__main__":

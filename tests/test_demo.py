@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from btseg.demo import main
+from btseg.cli.demo import main
 
 
 def test_demo_tiny_end_to_end_then_reuses_everything(tmp_path):

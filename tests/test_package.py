@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.errors import ArtifactError
 from btseg.io import sha256_file
 from btseg.models import SimplifiedUNet

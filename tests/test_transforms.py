@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from btseg.data.transforms import PreprocessSpec, preprocess, resize_mask, resize_prob
+from btseg.preprocess import PreprocessSpec, preprocess, resize_mask, resize_prob
 from btseg.errors import ConfigError, DataError
 
 SPEC = PreprocessSpec(size=(32, 48))

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 # the library each backend imports; imported before the baseline so it is not counted as model
-_BACKEND_LIBS = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
 
 def _rss_mb() -> float:
@@ -71,8 +70,10 @@ def probe(model: str, backend: str, target: str, precision: str, iters: int = 20
 
     import btseg.package  # noqa: F401 - part of the baseline every artifact pays
     import btseg.runtime  # noqa: F401
+    from btseg.specs import BACKEND_SPECS
 
-    lib = _BACKEND_LIBS.get(backend)
+    spec = BACKEND_SPECS.get(backend)
+    lib = spec.package if spec else None
     if lib:
         try:
             importlib.import_module(lib)

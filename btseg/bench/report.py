@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from btseg.io import atomic_path, atomic_write, write_json
+from btseg.specs import BACKEND_SPECS
 
 # (header, key or callable, format)
 CSV_FIELDS = ("status", "model", "role", "architecture", "backend", "target", "precision", "device", "threads",
@@ -226,7 +227,7 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     ax = fig.add_axes((0.07, 0.1, 0.52, 0.8))
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
-    markers = {"torch": "o", "onnxruntime": "s", "openvino": "^", "tensorrt": "D"}
+    markers = {n: s.marker for n, s in BACKEND_SPECS.items()}
     for r, (x, y) in zip(rows, pts):
         ax.scatter([x], [y], s=30, color=colors[r["model"]], marker=markers.get(r["backend"], "x"), zorder=3)
     front = [pts[i] for i in pareto(pts)]

@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.util
 import os
 import tempfile
 import time
@@ -39,9 +38,10 @@ from btseg.errors import BtsegError, ConfigError
 from btseg.package import load_package
 from btseg.runtime.inputs import check_image
 from btseg.runtime.segmenter import failed_on
+from btseg.specs import BACKEND_NAMES, BACKEND_SPECS
+from btseg.specs import installed_backends as installed_backends
 
-ALL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-_LIB = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+ALL_BACKENDS = BACKEND_NAMES
 
 
 @dataclass
@@ -79,11 +79,6 @@ class BenchConfig:
             self.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def installed_backends() -> list[str]:
-    """The backends whose Python package imports here (the CLI's default)."""
-    return [b for b in ALL_BACKENDS if importlib.util.find_spec(_LIB[b]) is not None]
-
-
 def default_inputs() -> tuple[str, str]:
     """The bundled default package and samples, or a clear error naming what is missing."""
     from btseg.defaults import default_package, samples_dir
@@ -117,7 +112,7 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
     for backend in cfg.backends:
         if backend == "torch":
             continue
-        runnable = [a for a in artifacts if a.target in BACKENDS[backend][2] and a.precision in cfg.precisions]
+        runnable = [a for a in artifacts if a.target in BACKENDS[backend].targets and a.precision in cfg.precisions]
         for a in runnable:
             row = dict(base, backend=backend, target=a.target, precision=a.precision, file=a.file,
                        artifact_id=a.id, status="pending", reason="", export_verification=a.verification,
@@ -132,8 +127,8 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
             rows.append(row)
         if not runnable:
             have = ", ".join(sorted({f"{a.target}/{a.precision}" for a in artifacts})) or "none"
-            installed = importlib.util.find_spec(_LIB[backend]) is not None
-            reason = (f"backend {backend!r} is not installed (pip install 'btseg[{backend}]')" if not installed
+            installed = BACKEND_SPECS[backend].installed()
+            reason = (f"backend {backend!r} is not installed ({BACKEND_SPECS[backend].install_hint})" if not installed
                       else f"no artifact {backend} can run at {','.join(cfg.precisions)} (manifest has: {have})")
             rows.append(dict(base, backend=backend, target="-", precision="-", file=None, artifact_id=None,
                              status="failed" if not installed else "skipped", reason=reason))

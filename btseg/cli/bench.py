@@ -21,7 +21,7 @@ import sys
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors
+from btseg.cli.common import handle_errors, requires_extra
 from btseg.errors import ConfigError
 
 # the table goes to stdout; when piped, rich would squeeze it into 80 columns
@@ -72,6 +72,7 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--no-memory", is_flag=True, help="Skip the per-row peak-memory subprocess.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout instead of the table.")
 @handle_errors
+@requires_extra("btseg-bench", "train")
 def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
          device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
          iters: int | None, duration: float | None,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 from typing import Any, Callable
 
 import click
 from rich.console import Console
 
-from btseg.errors import BtsegError
+from btseg.errors import BackendUnavailableError, BtsegError
 
 console = Console(stderr=True)
 
@@ -29,3 +30,40 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+# what the commands beyond the runtime need, and the extra that installs it
+EXTRAS: dict[str, tuple[str, ...]] = {"train": ("torch", "safetensors", "onnx", "onnxslim")}
+
+
+def require_extra(command: str, extra: str) -> None:
+    """Refuse with one line (exit 2) when ``command`` needs an extra this install lacks.
+
+    The base install (``pip install btseg``) runs the runtime and ``btseg-predict`` with no
+    PyTorch; ``btseg-distill``, ``btseg-export`` and ``btseg-bench`` need ``btseg[train]``.
+    """
+    missing = []
+    for package in EXTRAS[extra]:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(package)
+    if missing:
+        raise BackendUnavailableError(f"{command} needs {', '.join(missing)}, which this install lacks: "
+                                      f"pip install 'btseg[{extra}]'")
+
+
+def requires_extra(command: str, extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator form of :func:`require_extra`; put it under :func:`handle_errors`."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            require_extra(command, extra)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from btseg.cli.common import console, handle_errors
+from btseg.cli.common import console, handle_errors, requires_extra
 from btseg.errors import ConfigError, DataError
 
 
@@ -74,6 +74,8 @@ def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs,
 
 
 @click.group()
+@handle_errors
+@requires_extra("btseg-distill", "train")
 def main() -> None:
     """Train the benign/malignant teachers and distil them into the student (LightBTSeg)."""
 

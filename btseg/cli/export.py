@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors
+from btseg.cli.common import handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.export.targets import CALIB_METHODS, PRECISIONS, TARGETS
 
@@ -61,6 +61,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--tolerance", "tolerances", multiple=True, metavar="KEY=VALUE",
               help="Override a verification gate, e.g. fp16=0.99, int8=0.98; repeatable.")
 @handle_errors
+@requires_extra("btseg-export", "train")
 def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...], calib_data: Path | None,
          calib_size: int, calib_method: str, input_size: tuple[int, int] | None, dynamic_batch: bool,
          opset: int | None, workspace_gib: float | None, from_onnx: Path | None, out: Path | None,

@@ -36,6 +36,7 @@ from btseg.cli.common import console, handle_errors
 from btseg.errors import BtsegError, DataError
 from btseg.io import write_json, write_png
 from btseg.runtime.backend import BACKENDS
+from btseg.specs import TARGET_NAMES
 from btseg.runtime.inputs import DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, iter_frames
 
 _KNOWN = IMAGE_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES
@@ -71,11 +72,15 @@ def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict
     name = frame.name
     write_png(out / f"{name}_mask.png", seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
-                              "mask": f"{name}_mask.png", "backend": backend}
+                              "mask": f"{name}_mask.png", "backend": backend,
+                              "dicom": frame.dicom.record() if frame.dicom is not None else None}
     if overlay:
         canvas = display_bgr(frame.image)
         contours, _ = cv2.findContours(seg.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, (0, 255, 0), max(1, min(canvas.shape[:2]) // 200))
+        for r in getattr(seg, "regions", None) or []:  # where btseg looked (tissue regions, roi)
+            x, y, w, h = r["box"]
+            cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), (0, 200, 255), 1)
         write_png(out / f"{name}_overlay.png", canvas)
         record["overlay"] = f"{name}_overlay.png"
     write_json(out / f"{name}.json", record)
@@ -94,13 +99,16 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
 
 
 def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
-                backend: dict[str, Any], as_json: bool, used: dict[str, Path]) -> dict[str, Any]:
-    """Segment every frame of one input; returns its summary row (raises BtsegError)."""
+                backend: dict[str, Any], as_json: bool, used: dict[str, Path],
+                where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Segment every frame of one input; returns its summary row (raises BtsegError).
+    ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta)."""
+    where = where or {}
     recs = []
-    for frame in iter_frames(path):
+    for frame in iter_frames(path, where.get("allow_modalities")):
         if used.setdefault(frame.name, path) != path:
             raise DataError(f"{path}: output name {frame.name!r} already used by {used[frame.name]}; rename one")
-        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None)
+        seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
         rec = save_outputs(frame, seg, out, overlay, backend)
         recs.append(rec)
         if as_json:
@@ -118,7 +126,7 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--model", "-m", default=None, type=click.Path(path_type=Path),
               help="Model package directory. Default: the bundled model (synthetic phantoms; not for clinical use).")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
-@click.option("--target", default=None, type=click.Choice(["onnx", "openvino", "tensorrt", "torch"]),
+@click.option("--target", default=None, type=click.Choice(list(TARGET_NAMES)),
               help="Artifact target (default: the fastest verified one).")
 @click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")
@@ -128,20 +136,29 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
+@click.option("--roi", default=None, metavar="X,Y,W,H|auto",
+              help="Segment only this part of each image (auto: find the B-mode image on a screen capture). "
+                   "DICOM ultrasound tissue regions are always used.")
+@click.option("--allow-modality", "allow_modality", multiple=True, metavar="MODALITY",
+              help="Also segment DICOM of this modality (e.g. CT); default: ultrasound only.")
+@click.option("--any-modality", is_flag=True, help="Segment DICOM of any modality.")
 @click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
               help="Inference streams (OpenVINO THROUGHPUT streams / ONNX Runtime sessions); inputs are "
                    "decoded, segmented and written on streams+1 threads (btseg.runtime.pipeline).")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool,
-         streams: int) -> None:
+         roi: str | None, allow_modality: tuple[str, ...], any_modality: bool, streams: int) -> None:
     """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
     from btseg.runtime.pipeline import ordered_map
+    from btseg.runtime.regions import parse_roi
     from btseg.runtime.segmenter import Segmenter
+
+    where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
 
     if model is None:
         model = defaults.default_package()
@@ -158,7 +175,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     used: dict[str, Path] = {}
     with Progress(console=console, transient=True, disable=len(paths) < 2) as progress:
         task = progress.add_task("segmenting", total=len(paths))
-        work = lambda p: predict_one(p, segmenter, out, overlay, spacing, backend_rec, as_json, used)  # noqa: E731
+        work = lambda p: predict_one(p, segmenter, out, overlay, spacing, backend_rec, as_json, used, where)  # noqa: E731
         for path, result in ordered_map(work, paths, workers=streams + 1):
             try:
                 if isinstance(result, Exception):

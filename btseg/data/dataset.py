@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from btseg.data.sample import LABELS, Sample
-from btseg.data.transforms import to_gray
+from btseg.preprocess import to_gray
 from btseg.errors import DataError
 
 log = logging.getLogger("btseg.data")

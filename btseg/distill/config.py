@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.errors import ConfigError
 
 KD_MODES = ("none", "response", "feature", "dual")
@@ -107,8 +107,10 @@ class TrainConfig:
         if self.lr <= 0 or self.temperature <= 0 or self.alpha < 0 or self.beta < 0:
             raise ConfigError(f"lr={self.lr}, temperature={self.temperature}, alpha={self.alpha}, "
                               f"beta={self.beta}: expected lr, temperature > 0 and alpha, beta >= 0")
-        if self.image_size % 16:
-            raise ConfigError(f"image_size={self.image_size}: expected a multiple of 16 (4 poolings)")
+        from btseg.models import model_contract
+
+        for arch, kwargs in ((self.teacher_arch, self.teacher_kwargs), (self.student_arch, self.student_kwargs)):
+            model_contract(arch, **kwargs).check_size((self.image_size, self.image_size), "image_size")
 
     @property
     def spec(self) -> PreprocessSpec:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from btseg.data.sample import Sample
-from btseg.data.transforms import PreprocessSpec, preprocess_batch, resize_prob
+from btseg.preprocess import PreprocessSpec, preprocess_batch, resize_prob
 from btseg.errors import ConfigError, DataError
 from btseg.metrics import MetricAccumulator
 from btseg.package import ModelPackage, load_package

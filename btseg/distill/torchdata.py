@@ -1,6 +1,6 @@
 """A torch Dataset over btseg Samples: THE preprocessing plus light augmentation.
 
-Inputs go through :func:`btseg.data.transforms.preprocess` (the same code the runtime
+Inputs go through :func:`btseg.preprocess.preprocess` (the same code the runtime
 and export calibration use); masks are resized with nearest neighbour.  Augmentation:
 
 * horizontal flip only: a vertical flip would put the transducer at the bottom and turn
@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from btseg.data.sample import Sample
-from btseg.data.transforms import PreprocessSpec, preprocess, resize_mask
+from btseg.preprocess import PreprocessSpec, preprocess, resize_mask
 from btseg.distill.losses import LABEL_INDEX
 
 

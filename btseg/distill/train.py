@@ -132,15 +132,14 @@ def _load_best(workdir: Path, model: nn.Module) -> None:
 
 
 def _progress(enabled: bool):
+    from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
-
-    from btseg.cli.common import console
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]:.4f}  val dice {task.fields[dice]}"),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    console=console, disable=not enabled, transient=False)
+                    console=Console(stderr=True), disable=not enabled, transient=False)
 
 
 def fit(objective: nn.Module, train_set: SegDataset, val_samples: Sequence[Sample], cfg: TrainConfig,

@@ -31,6 +31,8 @@ from btseg.export.targets import ExportPlan, Job, prepare
 from btseg.io import atomic_path, sha256_file
 from btseg.package import ArtifactRecord
 
+TENSORRT_INT8 = "int8-tensorrt"  # the Q/DQ ONNX built with the TensorRT recipe (quantize.TENSORRT_QDQ)
+
 
 @dataclass
 class Built:
@@ -58,13 +60,21 @@ class Builder:
         if precision in self._cache:
             return self._cache[precision]
         p, dst = self.plan, self.staging / f"{precision}.onnx"
-        if p.from_onnx is not None and precision in ("fp32", "int8"):
+        # --from-onnx: the file is the FP32 graph, or the Q/DQ graph when it is one
+        if p.from_onnx is not None and (precision == "fp32" or
+                                        (precision in ("int8", TENSORRT_INT8) and O.has_qdq(p.from_onnx))):
             info = {"from_onnx": str(p.from_onnx), "from_onnx_sha256": sha256_file(p.from_onnx)}
             dst = p.from_onnx
         elif precision == "fp32":
             info = O.export_onnx(p.model, p.spec.size, dst, p.metadata("fp32"), p.opset, p.dynamic_batch)
         elif precision == "fp16":
             info = O.to_fp16(self.onnx_file("fp32")[0], dst, p.metadata("fp16"))
+        elif precision == TENSORRT_INT8:
+            from btseg.export.quantize import quantize_onnx_tensorrt
+
+            info = quantize_onnx_tensorrt(self.onnx_file("fp32")[0], dst, p.calib_images.inputs(p.spec),
+                                          p.calib_method, p.metadata("int8"))
+            info["calibration"] = p.calib_images.describe()
         else:
             from btseg.export.quantize import quantize_onnx
 
@@ -108,7 +118,8 @@ class Builder:
         from btseg.export import tensorrt as TRT
 
         p = self.plan
-        src, info = self.onnx_file("int8" if job.precision == "int8" else "fp32")
+        # strongly typed: the ONNX's own types are the engine's precision
+        src, info = self.onnx_file({"int8": TENSORRT_INT8}.get(job.precision, job.precision))
         name = f"{p.src.config.role or 'model'}-{job.precision}.engine"
         engine = self.staging / name
         extra = TRT.build_engine(src, engine, job.precision, p.spec.size, p.dynamic_batch, p.workspace_gib,

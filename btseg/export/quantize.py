@@ -3,12 +3,12 @@
 Calibration images come from a dataset directory (BUSI, Dataset B or images/+masks/
 folder, read with :func:`btseg.data.open_dataset`) or, failing a known layout, from any
 folder of image files; every image goes through THE preprocessing
-(:func:`btseg.data.transforms.preprocess`), so INT8 ranges are measured on exactly what
+(:func:`btseg.preprocess.preprocess`), so INT8 ranges are measured on exactly what
 the network sees on the cart.  Images are picked evenly spaced over the sorted set, so
 every class of a BUSI-layout set is represented.
 
-The INT8 graph is built with one :class:`Recipe` per runtime (:data:`RECIPES`), recorded
-in the manifest.  ONNX Runtime's CPU recipe (``ORT_CPU``): QDQ format, uint8 asymmetric
+Each runtime gets its own INT8 recipe, recorded in the manifest (``extra.recipe``): TensorRT's
+is :data:`TENSORRT_QDQ`; ONNX Runtime's CPU recipe (``ORT_CPU``): QDQ format, uint8 asymmetric
 activations and int8 per-channel symmetric weights (U8S8), every operator quantised.  Why
 (ORT 1.32 profiler, paper student at 256 px, 2 threads, see docs/bench.md): with int8
 activations (S8S8, the old recipe) ORT fused only 27 of the 53 Conv into ``QLinearConv``;
@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.errors import DataError
 
 
@@ -196,10 +196,9 @@ class Recipe:
 
 #: ONNX Runtime CPU EP: U8S8 QDQ, per-channel weights (see the module docstring for why).
 ORT_CPU = Recipe("onnxruntime-cpu-u8s8-qdq")
-#: The former recipe: symmetric int8 activations (S8S8), the form TensorRT's explicit
-#: quantization needs; on ORT's CPU EP it leaves half the Convs in float.
-QDQ_S8S8_SYMMETRIC = Recipe("qdq-s8s8-symmetric", activation_type="int8", activation_symmetric=True)
-RECIPES: dict[str, Recipe] = {"onnxruntime": ORT_CPU, "qdq-s8s8-symmetric": QDQ_S8S8_SYMMETRIC}
+#: One recipe per runtime; TensorRT's (symmetric S8S8, FP32 bias and output) is
+#: :data:`TENSORRT_QDQ` below, built by :func:`quantize_onnx_tensorrt`.
+RECIPES: dict[str, Recipe] = {"onnxruntime": ORT_CPU}
 
 
 def _excluded(path: Path, op_types: Sequence[str]) -> list[str]:
@@ -253,3 +252,92 @@ def quantize_onnx(src: Path, dst: Path, inputs: list[np.ndarray], method: str,
             "activation_symmetric": recipe.activation_symmetric, "weight_type": recipe.weight_type,
             "activation_type": recipe.activation_type, "calib_images": len(inputs), "recipe": recipe.describe(),
             **({"calib_percentile": extra_options["CalibPercentile"]} if method == "percentile" else {})}
+
+
+# -- the TensorRT recipe -------------------------------------------------------------------
+# TensorRT builds explicit-precision engines from Q/DQ graphs, with three demands that
+# onnxruntime's defaults break: zero points must be 0 (symmetric activations and weights),
+# a DequantizeLinear may only produce activation types (QuantizeBias=False: the Conv bias
+# stays FP32, no INT32 bias DQ; onnx-tensorrt #850), and the graph output stays FP32
+# (the node producing ``logits`` is not quantized).
+TENSORRT_QDQ: dict[str, Any] = {
+    "per_channel": True, "activation_type": "QInt8", "weight_type": "QInt8",
+    "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+}
+
+
+def _output_producers(model: Any) -> list[str]:
+    outs = {o.name for o in model.graph.output}
+    return [n.name for n in model.graph.node if outs & set(n.output)]
+
+
+def quantize_onnx_tensorrt(src: Path, dst: Path, inputs: list[np.ndarray], method: str,
+                           metadata: dict[str, Any]) -> dict[str, Any]:
+    """FP32 ONNX -> INT8 Q/DQ ONNX that TensorRT's parser accepts (recipe :data:`TENSORRT_QDQ`).
+
+    Raises:
+        DataError: no calibration inputs.
+        ArtifactError: the result still breaks a TensorRT rule (:func:`tensorrt_qdq_problems`).
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from btseg.errors import ArtifactError
+    from btseg.export.onnx import finalize
+
+    if not inputs:
+        raise DataError("INT8 calibration: no images")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    src, dst = Path(src), Path(dst)
+    pre, raw = dst.with_name(dst.stem + ".pre.onnx"), dst.with_name(dst.stem + ".raw.onnx")
+    r = TENSORRT_QDQ
+    extra_options = dict(r["extra_options"], **({"CalibPercentile": 99.999} if method == "percentile" else {}))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        excluded = _output_producers(onnx.load(str(pre), load_external_data=False))
+        quantize_static(str(pre), str(raw), _reader(inputs), quant_format=QuantFormat.QDQ,
+                        per_channel=r["per_channel"], activation_type=getattr(QuantType, r["activation_type"]),
+                        weight_type=getattr(QuantType, r["weight_type"]), calibrate_method=methods[method],
+                        nodes_to_exclude=excluded, extra_options=extra_options)
+    proto = onnx.load(str(raw))
+    for p in (pre, raw):
+        p.unlink(missing_ok=True)
+    problems = tensorrt_qdq_problems(proto)
+    if problems:
+        raise ArtifactError(f"{src}: the TensorRT Q/DQ graph breaks TensorRT rules: {'; '.join(problems[:3])}")
+    finalize(proto, dst, metadata)
+    return {"quantizer": "onnxruntime.quantization.quantize_static", "recipe": "tensorrt", "format": "QDQ",
+            "calib_method": method, "per_channel_weights": True, "activation_symmetric": True,
+            "weight_symmetric": True, "quantize_bias": False, "fp32_nodes": excluded,
+            "weight_type": "int8", "activation_type": "int8", "calib_images": len(inputs),
+            **({"calib_percentile": extra_options["CalibPercentile"]} if method == "percentile" else {})}
+
+
+def tensorrt_qdq_problems(model: Any) -> list[str]:
+    """Why TensorRT would reject or mis-build this Q/DQ graph (empty when it is fine):
+    a DequantizeLinear of a non-INT8 tensor (INT32 bias), a non-zero or non-INT8 zero
+    point, or Q/DQ on a graph output."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    outs = {o.name for o in model.graph.output}
+    problems = []
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if outs & set(n.output):
+            problems.append(f"{n.op_type} {n.name!r} produces graph output {sorted(outs & set(n.output))}")
+        zp = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is not None and zp.data_type != TensorProto.INT8:
+            problems.append(f"{n.op_type} {n.name!r}: zero point of type "
+                            f"{TensorProto.DataType.Name(zp.data_type)}, TensorRT takes INT8 only")
+        elif zp is not None and numpy_helper.to_array(zp).any():
+            problems.append(f"{n.op_type} {n.name!r}: non-zero zero point (TensorRT needs symmetric)")
+        x = inits.get(n.input[0])
+        if n.op_type == "DequantizeLinear" and x is not None and x.data_type != TensorProto.INT8:
+            problems.append(f"DequantizeLinear {n.name!r} of a {TensorProto.DataType.Name(x.data_type)} "
+                            "initializer (TensorRT's parser takes INT8 there; quantize with QuantizeBias=False)")
+    return problems

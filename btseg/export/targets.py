@@ -53,8 +53,9 @@ CAPABILITIES: dict[str, Capability] = {
                        "INT8 is an explicit Q/DQ graph (per-channel weights, symmetric activations)"),
     "openvino": Capability("openvino", PRECISIONS, ("minmax", "percentile"), False, "openvino + nncf",
                            "nncf has no entropy (KL) range estimator"),
-    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10",
-                           "INT8 comes from the Q/DQ ONNX graph (no TensorRT calibrator)"),
+    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10 + cuda-bindings",
+                           "strongly typed: FP16 from the FP16 ONNX, INT8 from a TensorRT Q/DQ ONNX "
+                           "(symmetric, no INT32 bias, FP32 logits); no TensorRT calibrator"),
 }
 TARGETS = tuple(CAPABILITIES)
 
@@ -118,18 +119,6 @@ def plan_jobs(targets: Sequence[str], precisions: Sequence[str], calib_method: s
     return jobs
 
 
-def check_input_size(size: Sequence[int], levels: int) -> tuple[int, int]:
-    """(H, W) must be positive and divisible by the U-Net's total downsampling factor."""
-    if len(size) != 2:
-        raise ConfigError(f"--input-size {tuple(size)}: expected two numbers, H W")
-    h, w = int(size[0]), int(size[1])
-    step = 2 ** max(levels - 1, 0)
-    if h < step or w < step or h % step or w % step:
-        raise ConfigError(f"--input-size {h} {w}: each side must be a positive multiple of {step} "
-                          f"(the model downsamples {levels - 1} times)")
-    return h, w
-
-
 def table() -> list[tuple[str, str, str, str]]:
     """(target, precisions, INT8 calibration, notes) rows for docs and ``--help``."""
     return [(c.target, ", ".join(c.precisions), ", ".join(c.calib_methods), c.note) for c in CAPABILITIES.values()]
@@ -172,7 +161,7 @@ class ExportPlan:
 
     def toolchain(self, job: Job) -> dict[str, str]:
         names = ["btseg", "torch", "onnx", "onnxruntime", "onnxslim"]
-        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt"]}.get(job.target, [])
+        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt", "cuda-bindings"]}.get(job.target, [])
         return {n: _version(n) for n in names}
 
     def metadata(self, precision: str) -> dict[str, Any]:
@@ -217,25 +206,6 @@ def _check_writable(path: Path) -> None:
                             f"{'not a directory' if not p.is_dir() else 'read-only'})")
 
 
-def _check_from_onnx(path: Path, jobs: list[Job]) -> Path:
-    import onnx
-
-    from btseg.export.onnx import has_qdq
-
-    if not path.is_file():
-        raise ArtifactError(f"--from-onnx {path}: file not found")
-    from google.protobuf.message import DecodeError
-
-    try:
-        onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError) as e:
-        raise ArtifactError(f"--from-onnx {path}: not a readable ONNX model ({e})") from e
-    if any(j.precision == "int8" for j in jobs) and not has_qdq(path):
-        raise ConfigError(f"--from-onnx {path}: tensorrt/int8 needs an explicit Q/DQ ONNX "
-                          "(export it with --target onnx --precision int8 and copy student-int8.onnx)")
-    return path
-
-
 def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str], *,
             calib_data: str | Path | None = None, calib_size: int = 64, calib_method: str = "minmax",
             input_size: Sequence[int] | None = None, dynamic_batch: bool = False, opset: int | None = None,
@@ -247,6 +217,7 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
 
     from btseg.errors import BackendUnavailableError
     from btseg.export.quantize import load_images
+    from btseg.export.tensorrt import check_from_onnx, onnx_precision
     from btseg.export.verify import Tolerances
     from btseg.package import ModelPackage, load_package
 
@@ -262,13 +233,18 @@ def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequenc
         if reason:
             skipped[j] = reason
     src = load_package(package_dir)
+    from btseg.models import model_contract
+
+    contract = model_contract(src.config.architecture, **src.config.kwargs)
+    size = contract.check_size(input_size or src.config.input_size, "--input-size")
     model = src.build_model()  # validates the weights file now, not half-way through
-    size = check_input_size(input_size or src.config.input_size, len(getattr(model, "widths", [1])))
     spec = replace(src.config.preprocess, size=size)
-    onnx_path = _check_from_onnx(Path(from_onnx), jobs) if from_onnx is not None else None
+    onnx_path = (check_from_onnx(Path(from_onnx), [j.precision for j in jobs], bool(dynamic_batch), size,
+                                 calib_data is not None) if from_onnx is not None else None)
     live = [j for j in jobs if j not in skipped]
     calib = None
-    if any(j.precision == "int8" and not (j.target == "tensorrt" and onnx_path) for j in live):
+    qdq_given = onnx_path is not None and onnx_precision(onnx_path) == "int8"
+    if any(j.precision == "int8" and not (j.target == "tensorrt" and qdq_given) for j in live):
         if calib_data is None:
             raise ConfigError("int8 needs calibration images: --calib-data DIR")
         calib = load_images(calib_data, int(calib_size), "calibration")

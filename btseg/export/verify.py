@@ -33,8 +33,9 @@ import numpy as np
 
 from btseg.errors import ConfigError, VerificationError
 from btseg.metrics import dice, reduce
+from btseg.specs import backend_for_target
 
-BACKEND_FOR_TARGET = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+BACKEND_FOR_TARGET = {t: backend_for_target(t) for t in ("onnx", "openvino", "tensorrt")}
 # OpenVINO runs an FP32/FP16 IR in bf16 on CPUs with bf16 units (AMX or avx512_bf16, as here) unless told otherwise, which moves
 # masks (Dice vs PyTorch ~0.98 on the test student); verify the artifact itself in f32 and
 # record the hint.  A cart that wants bf16 must be verified with that hint (btseg-bench).

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from btseg.models.blocks import AttentionGate, UpConv
+from btseg.models.contract import ModelContract, check_widths
 
 BlockFactory = Callable[[int, int], nn.Module]
 
@@ -31,7 +32,7 @@ class UNetSkeleton(nn.Module):
     def __init__(self, widths: Sequence[int], block: BlockFactory, in_channels: int = 1,
                  out_channels: int = 1, attention: bool = True, up_kernel: int = 3) -> None:
         super().__init__()
-        widths = [int(w) for w in widths]
+        widths = check_widths(widths, type(self).__name__)
         self.widths = widths
         self.encoders = nn.ModuleList()
         cin = in_channels
@@ -48,6 +49,21 @@ class UNetSkeleton(nn.Module):
             self.decoders.append(block(2 * shallow, shallow))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
         self.attention = attention
+
+    @classmethod
+    def contract(cls, widths: Sequence[int] | None = None, **_: object) -> ModelContract:
+        """The contract of this model built with ``widths`` (default: its paper widths)."""
+        import inspect
+
+        if widths is None:
+            widths = inspect.signature(cls.__init__).parameters["widths"].default
+        w = check_widths(widths, getattr(cls, "model_name", cls.__name__))
+        return ModelContract(getattr(cls, "model_name", cls.__name__), 2 ** (len(w) - 1), (w[-1], *reversed(w[:-1])))
+
+    @property
+    def size_divisor(self) -> int:
+        """Each input side must be a multiple of this (one 2x pooling per level below the top)."""
+        return 2 ** (len(self.widths) - 1)
 
     @property
     def feature_channels(self) -> list[int]:

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from btseg.models.blocks import ConvBNReLU
+from btseg.models.contract import ModelContract, check_widths
 from btseg.models.registry import register_model
 
 PAPER_WIDTHS = (16, 32, 128, 160, 256)
@@ -80,9 +81,7 @@ class UNeXt(nn.Module):
 
     def __init__(self, widths: Sequence[int] = PAPER_WIDTHS, in_channels: int = 1, out_channels: int = 1) -> None:
         super().__init__()
-        c = [int(w) for w in widths]
-        if len(c) != 5:
-            raise TypeError(f"widths: expected 5 values, got {len(c)}")
+        c = check_widths(widths, "unext", levels=5)
         self.widths = c
         self.convs = nn.ModuleList([ConvBNReLU(in_channels, c[0]), ConvBNReLU(c[0], c[1]), ConvBNReLU(c[1], c[2])])
         # overlapping patch embedding: a stride-2 3x3 conv halves the resolution
@@ -97,6 +96,14 @@ class UNeXt(nn.Module):
         self.decoders = nn.ModuleList(ConvBNReLU(i, o) for i, o in zip(ins, outs))
         self.dtoken = ShiftedMLP(c[3])
         self.head = nn.Conv2d(c[0], out_channels, 1)
+
+    @classmethod
+    def contract(cls, widths: Sequence[int] = PAPER_WIDTHS, **_: object) -> ModelContract:
+        """Three 2x poolings and two stride-2 patch embeddings: sides divisible by 32."""
+        c = check_widths(widths, "unext", levels=5)
+        return ModelContract("unext", 32, (c[4], c[3], c[2], c[1], c[0], c[0]))
+
+    size_divisor = 32
 
     @property
     def feature_channels(self) -> list[int]:

@@ -10,5 +10,6 @@ Example::
 from btseg.runtime.inputs import Frame, iter_frames
 from btseg.runtime.postprocess import Segmentation
 from btseg.runtime.segmenter import Segmenter
+from btseg.runtime.sources import FrameSource
 
-__all__ = ["Frame", "Segmentation", "Segmenter", "iter_frames"]
+__all__ = ["Frame", "FrameSource", "Segmentation", "Segmenter", "iter_frames"]

@@ -15,14 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from btseg.errors import BackendUnavailableError, ConfigError
+from btseg.specs import BACKEND_SPECS
 
-# backend name -> (module, class, the artifact targets it can run)
-BACKENDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "torch": ("btseg.runtime.torch_backend", "TorchBackend", ("torch",)),
-    "onnxruntime": ("btseg.runtime.onnxruntime_backend", "OnnxRuntimeBackend", ("onnx",)),
-    "openvino": ("btseg.runtime.openvino_backend", "OpenVINOBackend", ("openvino", "onnx")),
-    "tensorrt": ("btseg.runtime.tensorrt_backend", "TensorRTBackend", ("tensorrt",)),
-}
+# backend name -> its spec (module, class, the artifact targets it can run, ...)
+BACKENDS = BACKEND_SPECS
 
 
 @runtime_checkable
@@ -46,8 +42,8 @@ def backend_class(name: str) -> type:
     """
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
-    module, cls, _ = BACKENDS[name]
-    return getattr(importlib.import_module(module), cls)
+    spec = BACKENDS[name]
+    return getattr(importlib.import_module(spec.module), spec.cls)
 
 
 def load_backend(name: str, artifact: str | Path, device: str = "cpu", threads: int | None = None,
@@ -59,10 +55,12 @@ def load_backend(name: str, artifact: str | Path, device: str = "cpu", threads: 
 def require(package: str, extra: str, backend: str) -> Any:
     """Import an optional dependency or raise a clear :class:`BackendUnavailableError`.
 
+    The install hint is the backend's spec (``extra`` is kept for callers' readability).
     Only ImportError is caught: a package that is installed but broken shows its own error.
     """
     try:
         return importlib.import_module(package)
     except ImportError as e:
+        hint = BACKENDS[backend].install_hint if backend in BACKENDS else f"pip install '{package}'"
         raise BackendUnavailableError(
-            f"backend {backend!r} needs the Python package {package!r}: pip install 'btseg[{extra}]' ({e})") from e
+            f"backend {backend!r} needs the Python package {package!r}: {hint} ({e})") from e

@@ -7,7 +7,7 @@
   ``PixelSpacing`` or else the first ``SequenceOfUltrasoundRegions`` item's
   ``PhysicalDeltaY/X`` (cm -> mm); MONOCHROME1 is inverted, YBR is converted to RGB, and
   data stored in fewer than 16 bits is scaled up to the full uint16 range (which
-  :func:`btseg.data.transforms.preprocess` assumes);
+  :func:`btseg.preprocess.preprocess` assumes);
 * video files (AVI, MP4, ...): every frame through ``cv2.VideoCapture``.
 
 Anything else raises :class:`DataError` saying what was wrong and what was expected.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Collection, Iterator
 
 import cv2
 import numpy as np
@@ -45,12 +45,15 @@ class Frame:
         spacing_mm: (row, col) mm per pixel when the source says so, else None.
         source: file name or ``"array"``.
         index: frame number in a cine/video, None for a single image.
+        dicom: :class:`btseg.runtime.dicom_meta.DicomInfo` (modality, vendor, ultrasound
+            regions) for DICOM frames, else None.
     """
 
     image: np.ndarray
     spacing_mm: tuple[float, float] | None = None
     source: str = "array"
     index: int | None = None
+    dicom: Any = None
 
     @property
     def name(self) -> str:
@@ -145,6 +148,10 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if frames == 1:
         arr = arr[None]
+    if photometric == "PALETTE COLOR":  # indices -> RGB through the file's LUT (e.g. Philips captures)
+        from btseg.runtime.dicom_meta import apply_palette
+
+        return apply_palette(arr, ds), dicom_spacing(ds)
     if photometric.startswith("YBR") and samples == 3 and _pydicom_major() < 3:
         from pydicom.pixel_data_handlers.util import convert_color_space
 
@@ -206,8 +213,13 @@ def kind_of(path: str | os.PathLike) -> str:
     return "image"
 
 
-def iter_frames(source: str | os.PathLike | np.ndarray) -> Iterator[Frame]:
-    """Frames of an array, image file, DICOM (one per cine frame) or video file."""
+def iter_frames(source: str | os.PathLike | np.ndarray,
+                allow_modalities: Collection[str] | None = None) -> Iterator[Frame]:
+    """Frames of an array, image file, DICOM (one per cine frame) or video file.
+
+    A DICOM whose modality is not ultrasound raises :class:`btseg.errors.ModalityError`
+    unless ``allow_modalities`` names it (``["*"]``: any); see :mod:`btseg.runtime.dicom_meta`.
+    """
     if isinstance(source, np.ndarray):
         yield Frame(check_image(source))
         return
@@ -218,9 +230,12 @@ def iter_frames(source: str | os.PathLike | np.ndarray) -> Iterator[Frame]:
     if kind == "image":
         yield Frame(read_image(path), None, str(path))
     elif kind == "dicom":
+        from btseg.runtime.dicom_meta import read_dicom_info
+
+        info = read_dicom_info(path, allow_modalities)  # modality and regions, before decoding
         arr, spacing = read_dicom(path)
         for i, img in enumerate(arr):
-            yield Frame(check_image(img, f"{path} frame {i}"), spacing, str(path), i if len(arr) > 1 else None)
+            yield Frame(check_image(img, f"{path} frame {i}"), spacing, str(path), i if len(arr) > 1 else None, info)
     else:
         for i, img in enumerate(read_video(path)):
             yield Frame(img, None, str(path), i)

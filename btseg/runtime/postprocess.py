@@ -7,7 +7,7 @@ Steps (the design's output contract):
 
 1. ``prob = sigmoid(logits)`` at the network size (numerically stable, float32);
 2. ``prob`` resized back to the image's (height, width) with
-   :func:`btseg.data.transforms.resize_prob` (bilinear);
+   :func:`btseg.preprocess.resize_prob` (bilinear);
 3. ``mask = prob >= threshold``;
 4. optional clean-up from the package's ``postprocess`` spec: ``largest_component``
    (keep the largest 8-connected component) then ``fill_holes``;
@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from btseg.data.transforms import resize_prob
+from btseg.preprocess import resize_prob
 from btseg.errors import DataError
 
 

@@ -1,6 +1,6 @@
 """The runtime API: a model package + one backend -> :class:`Segmentation` per image.
 
-Pipeline per frame: :func:`btseg.data.transforms.preprocess` (THE preprocessing, the
+Pipeline per frame: :func:`btseg.preprocess.preprocess` (THE preprocessing, the
 package's spec) -> ``backend.infer`` -> :func:`btseg.runtime.postprocess.postprocess`
 (sigmoid, resize back, threshold, optional clean-up, measurements).
 
@@ -30,27 +30,14 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError, DataError
 from btseg.package import ArtifactRecord, ModelPackage, load_package
 from btseg.runtime.backend import BACKENDS, Backend, load_backend
 from btseg.runtime.inputs import Frame, check_image
 from btseg.runtime.postprocess import Segmentation, postprocess
-
-# (backend, target, precision), fastest first, per device class
-PREFERENCE: dict[str, list[tuple[str, str, str]]] = {
-    "cuda": [("tensorrt", "tensorrt", "fp16"), ("tensorrt", "tensorrt", "int8"), ("tensorrt", "tensorrt", "fp32"),
-             ("onnxruntime", "onnx", "fp16"), ("onnxruntime", "onnx", "fp32")],
-    "cpu": [("openvino", "openvino", "int8"), ("openvino", "openvino", "fp16"), ("openvino", "openvino", "fp32"),
-            ("onnxruntime", "onnx", "int8"), ("onnxruntime", "onnx", "fp32"), ("openvino", "onnx", "fp32")],
-    "openvino": [("openvino", "openvino", "int8"), ("openvino", "openvino", "fp16"),
-                 ("openvino", "openvino", "fp32"), ("openvino", "onnx", "fp32")],
-}
-# targets outside PREFERENCE still run, after it, on this backend
-FALLBACK: dict[str, dict[str, str]] = {"cuda": {"tensorrt": "tensorrt", "onnx": "onnxruntime"},
-                                       "cpu": {"onnx": "onnxruntime", "openvino": "openvino"},
-                                       "openvino": {"openvino": "openvino", "onnx": "openvino"}}
-
+from btseg.runtime.regions import segment_where
+from btseg.specs import FALLBACK, PREFERENCE
 
 def device_class(device: str) -> str:
     """``cuda[:N]`` -> cuda; ``gpu``/``npu``/``auto`` (OpenVINO devices) -> openvino; else cpu."""
@@ -133,7 +120,7 @@ class Segmenter:
         tried: list[str] = []
         for name, rec in cls._candidates(pkg, target, precision, backend, device):
             path = pkg.artifact_path(rec, check_sha=True)  # a tampered file is an error, not a skip
-            opts = {**verified_options(rec, name), **({"extra": rec.extra} if name == "tensorrt" else {}), **options}
+            opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}), **options}
             try:
                 be = load_backend(name, path, device, threads, **opts)
             except BackendUnavailableError as e:
@@ -167,9 +154,9 @@ class Segmenter:
                         raise ArtifactError(f"{pkg.root}: refusing {r.target}/{r.precision} on {backend}: it failed "
                                             f"verification against PyTorch on that backend at export")
                     continue
-                if r.target in BACKENDS[backend][2]:  # its own format first, then PREFERENCE
+                if r.target in BACKENDS[backend].targets:  # its own format first, then PREFERENCE
                     rank = next((i for i, c in enumerate(order) if c == (backend, r.target, r.precision)), len(order))
-                    ranked.append((_verified(r) != "passed", (BACKENDS[backend][2].index(r.target), rank), backend, r))
+                    ranked.append((_verified(r) != "passed", (BACKENDS[backend].targets.index(r.target), rank), backend, r))
                 continue
             hits = [(i, name) for i, (name, t, p) in enumerate(order) if (t, p) == (r.target, r.precision)]
             if not hits and r.target in FALLBACK[dclass]:  # e.g. onnx/fp16 on a CPU: slow but runnable
@@ -188,8 +175,16 @@ class Segmenter:
             return image.image, spacing_mm if spacing_mm is not None else image.spacing_mm
         return check_image(image), spacing_mm
 
-    def segment(self, image: np.ndarray | Frame, spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
-        """Segment one image (array or :class:`Frame`); result at the image's own size."""
+    def segment(self, image: np.ndarray | Frame, spacing_mm: float | tuple[float, float] | None = None,
+                roi: tuple[int, int, int, int] | str | None = None) -> Segmentation:
+        """Segment one image (array or :class:`Frame`); result at the image's own size.
+
+        A DICOM frame with ultrasound tissue regions is segmented region by region, each at
+        its own spacing; ``roi=(x, y, w, h)`` or ``roi="auto"`` confines the mask to that part
+        of the image (see :mod:`btseg.runtime.regions`; the result then lists its regions).
+        """
+        if (seg := segment_where(self.segment, image, spacing_mm, roi)) is not None:
+            return seg
         t0 = time.perf_counter()
         img, spacing = self._split(image, spacing_mm)
         x = preprocess(img, self.spec)[None]
@@ -203,8 +198,14 @@ class Segmenter:
         return seg
 
     def segment_batch(self, images: Iterable[np.ndarray | Frame],
-                      spacing_mm: float | tuple[float, float] | None = None) -> list[Segmentation]:
-        """Segment several images in one ``infer`` call; timings are the batch's, per image."""
+                      spacing_mm: float | tuple[float, float] | None = None,
+                      roi: tuple[int, int, int, int] | str | None = None) -> list[Segmentation]:
+        """Segment several images in one ``infer`` call; timings are the batch's, per image.
+        With ``roi`` or ultrasound regions, each image is segmented on its own (:meth:`segment`)."""
+        images = list(images)
+        regions = any(getattr(getattr(im, "dicom", None), "has_regions", False) for im in images)
+        if images and (roi is not None or regions):
+            return [self.segment(im, spacing_mm, roi) for im in images]
         t0 = time.perf_counter()
         pairs = [self._split(im, spacing_mm) for im in images]
         if not pairs:
@@ -223,11 +224,11 @@ class Segmenter:
                            "batch_size": n}
         return out
 
-    def stream(self, frames: Iterable[np.ndarray | Frame],
-               spacing_mm: float | tuple[float, float] | None = None) -> Iterator[Segmentation]:
+    def stream(self, frames: Iterable[np.ndarray | Frame], spacing_mm: float | tuple[float, float] | None = None,
+               roi: tuple[int, int, int, int] | str | None = None) -> Iterator[Segmentation]:
         """Segment a cine loop frame by frame (lazily: one frame in memory at a time)."""
         for frame in frames:
-            yield self.segment(frame, spacing_mm)
+            yield self.segment(frame, spacing_mm, roi)
 
     def info(self) -> dict[str, Any]:
         """Backend, artifact, precision, providers/device, threads, actual inference precision."""

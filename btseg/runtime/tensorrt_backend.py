@@ -1,33 +1,105 @@
-"""TensorRT (>= 10) backend: a serialized engine on one CUDA device, via pycuda.
+"""TensorRT (>= 10, incl. 11) backend: a serialized engine on one CUDA device, via cuda-python.
 
-* ``tensorrt`` and ``pycuda`` are imported inside :meth:`TensorRTBackend.load` only (through
-  :func:`btseg.runtime.backend.require`); a missing one raises
-  :class:`BackendUnavailableError` naming it.
+* ``tensorrt`` and NVIDIA's ``cuda-bindings`` (``cuda.bindings.runtime``, the CUDA runtime
+  API that TensorRT's own samples use; wheels for CUDA 12 and 13) are imported inside
+  :meth:`TensorRTBackend.load` only; a missing one raises :class:`BackendUnavailableError`
+  naming it.
+* Every CUDA call's status is checked (:func:`cuda_call`); every TensorRT call that can fail
+  runs under :func:`trt_guard`, which turns the bindings' exceptions (and a None where an
+  object was expected) into btseg's typed errors carrying the last error lines of the
+  TensorRT log (:func:`make_logger`).
 * An engine only runs on the TensorRT version and GPU model that built it.  The manifest
-  record's ``extra`` (``tensorrt_version`` / ``tensorrt``, ``gpu`` / ``gpu_name``,
-  ``compute_capability``) is checked against this machine before deserialising, and a
-  mismatch is refused with "rebuild on the target".  The record comes from the
-  ``extra=`` option (the Segmenter passes it) or from the ``manifest.json`` found next to
-  the engine.
-* Name-based I/O (``num_io_tensors`` / ``get_tensor_name`` / ``get_tensor_mode``),
-  ``set_tensor_address`` + ``execute_async_v3`` on one CUDA stream.  Pinned host buffers and
-  device buffers are sized once for the profile's maximum batch and reused: no allocation
-  per frame.
+  record's ``extra`` (``tensorrt``, ``gpu``, ``compute_capability``) is checked against this
+  machine before deserialising, and a mismatch is refused with "rebuild on the target".
+* Name-based I/O, ``set_tensor_address`` + ``execute_async_v3`` on one CUDA stream.  Pinned
+  host buffers and device buffers are sized once for the profile's maximum batch and reused.
 * Thread safety: one execution context and one set of buffers, so :meth:`infer` holds a
-  lock (and pushes the device's primary CUDA context onto the calling thread).
+  lock and makes the engine's device current on the calling thread.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import ctypes
+import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
+from btseg.errors import ArtifactError, BackendUnavailableError, BtsegError, ConfigError
 from btseg.io import read_json
 from btseg.runtime.backend import require
+
+LOG = logging.getLogger("btseg.tensorrt")
+# what the TensorRT bindings raise: pybind11 maps C++ exceptions to RuntimeError/ValueError/
+# TypeError (a factory returning nullptr), numpy shape errors are ValueError, an API that a
+# version lacks is AttributeError
+TRT_EXCEPTIONS = (RuntimeError, TypeError, ValueError, AttributeError, MemoryError, OSError)
+
+
+def make_logger(trt: Any, keep: int = 20) -> Any:
+    """A ``trt.ILogger`` that forwards to :mod:`logging` and keeps the last ``keep`` errors
+    (``.errors``) and warnings (``.warnings``) to put into btseg's error messages."""
+    levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+              trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
+              trt.ILogger.VERBOSE: logging.DEBUG}
+
+    class KeepingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: collections.deque[str] = collections.deque(maxlen=keep)
+            self.warnings: collections.deque[str] = collections.deque(maxlen=keep)
+
+        def log(self, severity: Any, msg: str) -> None:
+            level = levels.get(severity, logging.ERROR)
+            if level >= logging.ERROR:
+                self.errors.append(str(msg))
+            elif level == logging.WARNING:
+                self.warnings.append(str(msg))
+            LOG.log(level, "TensorRT: %s", msg)
+
+        def tail(self) -> str:
+            """`` [TensorRT log: ...]`` with the kept error lines, or ``""``."""
+            return f" [TensorRT log: {' | '.join(self.errors)}]" if self.errors else ""
+
+    return KeepingLogger()
+
+
+@contextlib.contextmanager
+def trt_guard(what: str, logger: Any, error: type[BtsegError] = ArtifactError) -> Iterator[None]:
+    """Re-raise what TensorRT raises inside the block as ``error(what: ... [TensorRT log])``."""
+    try:
+        yield
+    except BtsegError:
+        raise
+    except TRT_EXCEPTIONS as e:
+        tail = logger.tail() if logger is not None else ""
+        raise error(f"{what}: {type(e).__name__}: {e}{tail}") from e
+
+
+def expect(obj: Any, what: str, logger: Any, error: type[BtsegError] = ArtifactError) -> Any:
+    """``obj`` unless it is None (TensorRT's way of failing), else ``error`` with the log."""
+    if obj is None:
+        raise error(f"{what} failed{logger.tail() if logger is not None else ''}")
+    return obj
+
+
+def cuda_call(cudart: Any, result: Any, what: str, error: type[BtsegError] = BackendUnavailableError) -> Any:
+    """Check a ``cuda.bindings.runtime`` result tuple ``(cudaError_t, *values)``.
+
+    Returns the single value (or the tuple of values, or None); raises ``error`` naming the
+    CUDA error (``cudaErrorNoDevice: no CUDA-capable device is detected``) otherwise.
+    """
+    err, values = result[0], tuple(result[1:])
+    if err != cudart.cudaError_t.cudaSuccess:
+        name = cudart.cudaGetErrorName(err)[1]
+        text = cudart.cudaGetErrorString(err)[1]
+        dec = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else str(b)  # noqa: E731
+        raise error(f"{what}: {dec(name)}: {dec(text)}")
+    return values[0] if len(values) == 1 else (values or None)
 
 
 def _first(d: dict[str, Any], *keys: str) -> Any:
@@ -55,15 +127,30 @@ def check_compatible(extra: dict[str, Any], trt_version: str, gpu_name: str, cap
                             f"{capability[0]}.{capability[1]}: rebuild on the target")
 
 
-def _manifest_extra(engine: Path) -> dict[str, Any]:
-    """The ``extra`` of the manifest record that lists ``engine``, if one is found nearby."""
-    for root in (engine.parent, engine.parent.parent):
+def _manifest_extra(engine_path: Path) -> dict[str, Any]:
+    """The ``extra`` of the manifest record that lists ``engine_path``, if one is found nearby."""
+    for root in (engine_path.parent, engine_path.parent.parent):
         man = root / "manifest.json"
         if man.is_file():
             for rec in read_json(man).get("artifacts", []):
-                if (root / rec.get("file", "")).resolve() == engine.resolve():
+                if (root / rec.get("file", "")).resolve() == engine_path.resolve():
                     return dict(rec.get("extra") or {})
     return {}
+
+
+def open_device(cudart: Any, device: str) -> tuple[int, str, tuple[int, int]]:
+    """``cuda[:N]`` -> (N, GPU name, compute capability), the device made current."""
+    kind, _, idx = device.partition(":")
+    if kind not in ("cuda", "gpu") or not (idx or "0").isdigit():
+        raise ConfigError(f"tensorrt: device {device!r}; expected cuda[:N]")
+    n = int(idx or 0)
+    count = cuda_call(cudart, cudart.cudaGetDeviceCount(), f"tensorrt: no usable CUDA device {device!r}")
+    if n >= count:
+        raise BackendUnavailableError(f"tensorrt: device {device!r}, this machine has {count} CUDA device(s)")
+    cuda_call(cudart, cudart.cudaSetDevice(n), f"tensorrt: cannot use CUDA device {n}")
+    prop = cuda_call(cudart, cudart.cudaGetDeviceProperties(n), f"tensorrt: CUDA device {n} properties")
+    name = prop.name.decode(errors="replace").rstrip("\x00") if isinstance(prop.name, bytes) else str(prop.name)
+    return n, name, (int(prop.major), int(prop.minor))
 
 
 class TensorRTBackend:
@@ -71,13 +158,14 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, cuda: Any, ctx: Any, engine: Any, context: Any, stream: Any, io: tuple[str, str],
-                 buffers: dict[str, tuple[np.ndarray, Any]], artifact: Path, device: str, gpu: str,
-                 version: str) -> None:
-        self._cuda, self._ctx, self._engine, self._context, self._stream = cuda, ctx, engine, context, stream
+    def __init__(self, cudart: Any, engine: Any, context: Any, stream: Any, io: tuple[str, str],
+                 buffers: dict[str, tuple[np.ndarray, int]], artifact: Path, device: tuple[int, str],
+                 gpu: str, version: str, logger: Any) -> None:
+        self._cudart, self._engine, self._context, self._stream = cudart, engine, context, stream
         self._input, self._output = io
-        self._buffers = buffers  # name -> (pinned host array, device allocation), sized once
-        self._artifact, self._device, self._gpu, self._version = artifact, device, gpu, version
+        self._buffers = buffers  # name -> (pinned host array, device pointer), sized once
+        self._artifact, (self._index, self._device), self._gpu, self._version = artifact, device, gpu, version
+        self._logger = logger
         self._max_batch = buffers[self._input][0].shape[0]
         self._lock = threading.Lock()
 
@@ -86,79 +174,101 @@ class TensorRTBackend:
              extra: dict[str, Any] | None = None, **options: Any) -> "TensorRTBackend":
         """Deserialize ``artifact`` (``.engine``/``.plan``) on ``cuda[:N]``."""
         trt = require("tensorrt", "tensorrt", "tensorrt")
-        cuda = require("pycuda.driver", "tensorrt", "tensorrt")
-        kind, _, idx = device.partition(":")
-        if kind not in ("cuda", "gpu"):
-            raise ConfigError(f"tensorrt: device {device!r}; expected cuda[:N]")
-        if int(trt.__version__.split(".")[0]) < 10:
-            raise BackendUnavailableError(f"tensorrt {trt.__version__}: btseg needs TensorRT >= 10")
+        cudart = require("cuda.bindings.runtime", "tensorrt", "tensorrt")
         path = Path(artifact)
         if not path.is_file():
             raise ArtifactError(f"{path}: TensorRT engine not found")
-        try:
-            cuda.init()
-            dev = cuda.Device(int(idx or 0))
-        except cuda.Error as e:
-            raise BackendUnavailableError(f"tensorrt: no usable CUDA device {device!r} ({e})") from e
-        check_compatible(extra if extra is not None else _manifest_extra(path), trt.__version__,
-                         dev.name(), dev.compute_capability())
-        ctx = dev.retain_primary_context()
-        ctx.push()
-        try:
-            logger = trt.Logger(trt.Logger.WARNING)
-            engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
-            if engine is None:
-                raise ArtifactError(f"{path}: TensorRT could not deserialize it; rebuild on the target")
-            context = engine.create_execution_context()
-            stream = cuda.Stream()
+        index, gpu, capability = open_device(cudart, device)
+        check_compatible(extra if extra is not None else _manifest_extra(path), trt.__version__, gpu, capability)
+        logger = make_logger(trt)
+        with trt_guard(f"{path}: TensorRT runtime", logger, BackendUnavailableError):
+            runtime = expect(trt.Runtime(logger), "creating the TensorRT runtime", logger, BackendUnavailableError)
+        with trt_guard(f"{path}: loading the engine", logger):
+            engine = expect(runtime.deserialize_cuda_engine(path.read_bytes()),
+                            f"{path}: deserializing (rebuild on the target)", logger)
+            context = expect(engine.create_execution_context(), f"{path}: creating an execution context", logger)
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             outputs = [n for n in names if n not in inputs]
-            buffers = {}
-            for name in inputs + outputs:  # inputs first: output shapes follow the input shapes set
-                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-                if name in inputs:
-                    shape = tuple(engine.get_tensor_shape(name))
-                    if -1 in shape:
-                        shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # the profile's max
-                    context.set_input_shape(name, shape)
-                else:
-                    shape = tuple(context.get_tensor_shape(name))
-                host = cuda.pagelocked_empty(shape, dtype)
-                mem = cuda.mem_alloc(host.nbytes)
-                context.set_tensor_address(name, int(mem))
-                buffers[name] = (host, mem)
-        finally:
-            ctx.pop()
-        if len(inputs) != 1 or not outputs:
+        if len(inputs) != 1 or len(outputs) != 1:
             raise ArtifactError(f"{path}: expected one input and one output tensor, got {inputs} -> {outputs}")
-        return cls(cuda, ctx, engine, context, stream, (inputs[0], outputs[0]), buffers, path, device,
-                   dev.name(), trt.__version__)
+        stream = cuda_call(cudart, cudart.cudaStreamCreate(), "tensorrt: creating a CUDA stream")
+        buffers = _allocate(trt, cudart, engine, context, inputs[0], outputs[0], logger, path)
+        return cls(cudart, engine, context, stream, (inputs[0], outputs[0]), buffers, path, (index, device),
+                   gpu, trt.__version__, logger)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """NCHW float32 -> NCHW float32 logits; batches above the engine's maximum are split."""
         if len(batch) > self._max_batch:
             return np.concatenate([self.infer(batch[i:i + self._max_batch])
                                    for i in range(0, len(batch), self._max_batch)])
-        cuda, n = self._cuda, len(batch)
+        cudart, n = self._cudart, len(batch)
         h_in, d_in = self._buffers[self._input]
         h_out, d_out = self._buffers[self._output]
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        where = f"{self._artifact}: inference"
         with self._lock:
-            self._ctx.push()
-            try:
-                self._context.set_input_shape(self._input, (n, *h_in.shape[1:]))
+            cuda_call(cudart, cudart.cudaSetDevice(self._index), where, ArtifactError)
+            with trt_guard(where, self._logger):
+                if not self._context.set_input_shape(self._input, (n, *h_in.shape[1:])):
+                    raise ArtifactError(f"{where}: batch of {n} {tuple(batch.shape)} is outside the engine's "
+                                        f"profile (max batch {self._max_batch}){self._logger.tail()}")
                 h_in[:n] = batch  # casts to the engine's input dtype in place
-                cuda.memcpy_htod_async(d_in, h_in[:n], self._stream)
-                if not self._context.execute_async_v3(self._stream.handle):
-                    raise ArtifactError(f"{self._artifact}: TensorRT execution failed")
-                cuda.memcpy_dtoh_async(h_out[:n], d_out, self._stream)
-                self._stream.synchronize()
-                return h_out[:n].astype(np.float32, copy=True)
-            finally:
-                self._ctx.pop()
+            cuda_call(cudart, cudart.cudaMemcpyAsync(d_in, h_in.ctypes.data, h_in[:n].nbytes, h2d, self._stream),
+                      where, ArtifactError)
+            with trt_guard(where, self._logger):
+                ok = self._context.execute_async_v3(int(self._stream))
+            if not ok:
+                raise ArtifactError(f"{where}: TensorRT execution failed{self._logger.tail()}")
+            cuda_call(cudart, cudart.cudaMemcpyAsync(h_out.ctypes.data, d_out, h_out[:n].nbytes, d2h, self._stream),
+                      where, ArtifactError)
+            cuda_call(cudart, cudart.cudaStreamSynchronize(self._stream), where, ArtifactError)
+            return h_out[:n].astype(np.float32, copy=True)
 
     def info(self) -> dict[str, Any]:
         h_in = self._buffers[self._input][0]
         return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
                 "providers": [self._gpu], "threads": None, "max_batch": self._max_batch,
                 "io_dtype": str(h_in.dtype), "version": self._version}
+
+
+def _pinned(cudart: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A numpy array over page-locked host memory (``cudaMallocHost``), freed with the array."""
+    nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
+    ptr = cuda_call(cudart, cudart.cudaMallocHost(nbytes), "tensorrt: pinned host buffer")
+    raw = (ctypes.c_byte * nbytes).from_address(int(ptr))
+    arr = np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+    _finalize_with(arr, lambda: cudart.cudaFreeHost(ptr))
+    return arr
+
+
+def _finalize_with(owner: Any, free: Any) -> None:
+    import weakref
+
+    base = owner.base if owner.base is not None else owner
+    weakref.finalize(base, free)
+
+
+def _allocate(trt: Any, cudart: Any, engine: Any, context: Any, inp: str, out: str, logger: Any,
+              path: Path) -> dict[str, tuple[np.ndarray, int]]:
+    """Pinned host + device buffers for the profile's maximum shapes, bound to ``context``."""
+    buffers = {}
+    for name in (inp, out):  # input first: the output's shape follows the input shape set
+        with trt_guard(f"{path}: tensor {name!r}", logger):
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            if name == inp:
+                shape = tuple(engine.get_tensor_shape(name))
+                if -1 in shape:
+                    shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # the profile's max
+                if not context.set_input_shape(name, shape):
+                    raise ArtifactError(f"{path}: cannot set input shape {shape}{logger.tail()}")
+            else:
+                shape = tuple(context.get_tensor_shape(name))
+        host = _pinned(cudart, shape, dtype)
+        dev = cuda_call(cudart, cudart.cudaMalloc(max(host.nbytes, 1)), f"tensorrt: device buffer for {name!r}")
+        _finalize_with(host, lambda d=dev: cudart.cudaFree(d))
+        with trt_guard(f"{path}: binding {name!r}", logger):
+            if not context.set_tensor_address(name, int(dev)):
+                raise ArtifactError(f"{path}: cannot bind tensor {name!r}{logger.tail()}")
+        buffers[name] = (host, int(dev))
+    return buffers

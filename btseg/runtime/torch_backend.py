@@ -43,7 +43,7 @@ class TorchBackend:
         try:
             import torch
         except ImportError as e:
-            raise BackendUnavailableError(f"backend 'torch' needs the Python package 'torch': pip install torch ({e})") from e
+            raise BackendUnavailableError(f"backend 'torch' needs the Python package 'torch': pip install 'btseg[train]' ({e})") from e
         from btseg.package import load_package
 
         root = Path(artifact)

@@ -18,7 +18,7 @@ SIZE = 64
 
 
 def make_package(root: Path, seed: int = 0, role: str = "student", widths=(8, 16, 32)) -> Path:
-    from btseg.data.transforms import PreprocessSpec
+    from btseg.preprocess import PreprocessSpec
     from btseg.models import create_model
     from btseg.package import ModelConfig, save_package
 

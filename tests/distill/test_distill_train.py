@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from btseg.data import open_dataset
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.distill.evaluate import count_params, evaluate_package
 from btseg.distill.losses import DistillObjective, SupervisedObjective
 from btseg.distill.torchdata import SegDataset

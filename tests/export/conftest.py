@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.models import create_model
 from btseg.package import ModelConfig, save_package
 

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from btseg.data.transforms import PreprocessSpec
+from btseg.preprocess import PreprocessSpec
 from btseg.export import run_export
 from btseg.metrics import dice
 from btseg.models import UNeXt

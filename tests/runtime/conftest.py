@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from btseg.data.transforms import PreprocessSpec, preprocess
+from btseg.preprocess import PreprocessSpec, preprocess
 from btseg.models import SimplifiedUNet
 from btseg.package import ModelConfig, save_package
 

@@ -14,8 +14,12 @@ US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 
 def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                 pixel_spacing: tuple[float, float] | None = (0.1, 0.1), region_delta_cm: tuple[float, float] | None = None,
-                pixels: bool = True) -> Path:
-    """``frames``: HxW[xC] or NxHxW[xC] uint8/uint16; N > 1 writes a multi-frame cine."""
+                pixels: bool = True, regions: list[dict] | None = None, modality: str = "US",
+                manufacturer: str | None = None) -> Path:
+    """``frames``: HxW[xC] or NxHxW[xC] uint8/uint16; N > 1 writes a multi-frame cine.
+
+    ``regions``: SequenceOfUltrasoundRegions items as attribute dicts (keyword -> value).
+    """
     multi = frames.ndim == 4 or (frames.ndim == 3 and frames.shape[-1] not in (3,))
     arr = frames if multi else frames[None]
     n, rows, cols = arr.shape[:3]
@@ -26,7 +30,9 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
+    ds.Modality = modality
+    if manufacturer:
+        ds.Manufacturer = manufacturer
     ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, samples
     ds.PhotometricInterpretation = photometric
     bits = arr.dtype.itemsize * 8
@@ -43,6 +49,14 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
         region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
         region.PhysicalDeltaX, region.PhysicalDeltaY = region_delta_cm
         ds.SequenceOfUltrasoundRegions = [region]
+    if regions is not None:
+        items = []
+        for attrs in regions:
+            item = Dataset()
+            for key, value in attrs.items():
+                setattr(item, key, value)
+            items.append(item)
+        ds.SequenceOfUltrasoundRegions = items
     if pixels:
         ds.PixelData = np.ascontiguousarray(arr).tobytes()
     ds.save_as(str(path), enforce_file_format=True)

@@ -114,7 +114,7 @@ def test_tensorrt_refuses_an_engine_from_another_version_or_gpu():
 
 def test_tensorrt_engine_parity_on_a_gpu(copy_package, images, image_dir):
     pytest.importorskip("tensorrt", reason="TensorRT not installed (no NVIDIA GPU here); runs on a CUDA machine")
-    pytest.importorskip("pycuda.driver", reason="pycuda not installed (needed by the TensorRT backend)")
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings not installed (needed by the TensorRT backend)")
     from conftest import export
 
     root = copy_package()

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from btseg.data.transforms import preprocess
+from btseg.preprocess import preprocess
 from btseg.errors import ArtifactError, DataError
 from btseg.metrics import dice
 from btseg.package import load_package

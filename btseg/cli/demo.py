@@ -10,9 +10,10 @@ Steps (each skipped when its output already exists, unless ``--fresh``)::
     bench     every artifact + teachers + baselines side by side  OUT/bench/bench.{json,csv,md,png}
     report    tables, the Dice-vs-latency plot, sample overlays   OUT/report.md
 
-``--weights-only`` (``make weights``) runs data, train and export with the fixed seed and
-copies the student package and a few test images into ``btseg/assets`` (the bundled
-default that ``btseg-predict``, ``btseg-export`` and ``btseg-bench`` use with no arguments).
+``make weights`` (``tools/make_weights.py``, release tooling kept out of the wheel) runs the
+data, train and export steps with the fixed seed and copies the student package and a few
+test images into ``btseg/assets`` (the bundled default that ``btseg-predict``,
+``btseg-export`` and ``btseg-bench`` use with no arguments).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from rich.console import Console
 
 from btseg.cli.common import handle_errors
 from btseg.errors import BtsegError
-from btseg.demo_report import bundle, overlays, write_report
-from btseg.demo_training import MODELS, train, training_table
+from btseg.cli.demo_report import overlays, write_report
+from btseg.cli.demo_training import MODELS, train, training_table
 from btseg.io import write_json
 
 console = Console(stderr=True)
@@ -103,11 +104,10 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--iters", type=click.IntRange(5), default=100, show_default=True, help="Timed calls per bench row.")
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
-@click.option("--weights-only", is_flag=True, help="make weights: train + export, then refresh btseg/assets.")
 @click.option("--no-memory", is_flag=True, help="Skip the bench's per-row peak-memory subprocesses (faster).")
 @handle_errors
 def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int, fresh: bool,
-         weights_only: bool, no_memory: bool) -> None:
+         no_memory: bool) -> None:
     """Run the whole toolkit end to end on synthetic data and write OUT/report.md."""
     from btseg.data import open_dataset
 
@@ -116,17 +116,12 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int
     step("1/5 data")
     data = make_data(out, n_images, size, seed, fresh)
     step("2/5 teachers and students")
-    # make weights needs only what it bundles: the teachers and the distilled student
-    models = train(data, run, preset, seed, fresh, only=MODELS[:3] if weights_only else MODELS)
+    models = train(data, run, preset, seed, fresh, only=MODELS)
     table, train_md = training_table(models)
     out_console.print(table)
     write_json(out / "results.json", models)
     step("3/5 export")
     export(run, data, fresh)
-    if weights_only:
-        bundle(run, data)
-        console.print(f"make weights: {(time.perf_counter() - t0) / 60:.1f} min")
-        return
     step("4/5 bench")
     result = bench(run, data, out, iters, memory=not no_memory)
     step("5/5 report")

@@ -1,6 +1,6 @@
 """The demo's training step: every model of the run, two single-threaded processes at a time.
 
-Part of :mod:`btseg.demo` (``make demo``); see there for the whole flow.
+Part of :mod:`btseg.cli.demo` (``make demo``); see there for the whole flow.
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""What a model promises its callers, computed from its constructor arguments alone.
+
+Like segmentation_models.pytorch's ``output_stride``: every registered model states the
+factor its input sides must be divisible by and the channels of the features that feature
+distillation matches.  Configs, export and the runtime check an input size against it
+before any work, and :func:`btseg.models.create_model` validates the arguments through it
+*before* allocating a single weight (a hostile ``widths=[10**6, ...]`` is refused, not
+allocated).
+
+Example::
+
+    >>> c = ModelContract("simplified_unet", size_divisor=16, feature_channels=(128, 64, 32, 16, 8))
+    >>> c.check_size((128, 128))
+    (128, 128)
+    >>> c.check_size((144, 144))
+    Traceback (most recent call last):
+    btseg.errors.ConfigError: input size 144x144: simplified_unet needs each side a positive multiple of 16 ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from btseg.errors import ConfigError
+
+MAX_WIDTH = 4096  # channels per level; the paper teacher's widest is 1024
+MAX_LEVELS = 8
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """``size_divisor``: each input side must be a positive multiple of it (the model's total
+    downsampling); ``feature_channels``: channels of ``forward_features``' list, deep to shallow."""
+
+    architecture: str
+    size_divisor: int
+    feature_channels: tuple[int, ...]
+
+    def check_size(self, size: Sequence[int], what: str = "input size") -> tuple[int, int]:
+        """Return ``(H, W)`` or raise :class:`ConfigError` naming the size and the divisor."""
+        if len(size) != 2:
+            raise ConfigError(f"{what} {tuple(size)}: expected two numbers, H W")
+        h, w = int(size[0]), int(size[1])
+        d = self.size_divisor
+        if h < d or w < d or h % d or w % d:
+            raise ConfigError(f"{what} {h}x{w}: {self.architecture} needs each side a positive multiple of {d} "
+                              f"(it downsamples {d}x)")
+        return h, w
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size_divisor": self.size_divisor, "feature_channels": list(self.feature_channels)}
+
+
+def check_widths(widths: Any, architecture: str, levels: int | None = None) -> list[int]:
+    """Widths must be a list of ``levels`` (or 2..MAX_LEVELS) integers in 1..MAX_WIDTH."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+        raise ConfigError(f"{architecture}: widths {widths!r}: expected a list of integers")
+    out = []
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, int) and not (isinstance(w, float) and w.is_integer()):
+            raise ConfigError(f"{architecture}: widths {list(widths)!r}: expected integers")
+        if not 1 <= int(w) <= MAX_WIDTH:
+            raise ConfigError(f"{architecture}: width {w} out of range: expected 1..{MAX_WIDTH}")
+        out.append(int(w))
+    if levels is not None and len(out) != levels:
+        raise ConfigError(f"{architecture}: widths {out}: expected exactly {levels} values")
+    if not 2 <= len(out) <= MAX_LEVELS:
+        raise ConfigError(f"{architecture}: widths {out}: expected 2..{MAX_LEVELS} levels")
+    return out

@@ -1,0 +1,193 @@
+"""What a DICOM header says about its pixels: modality, vendor, ultrasound regions.
+
+* **Modality.** btseg segments breast ultrasound.  A file whose ``Modality`` is not ``US``
+  is refused (:class:`btseg.errors.ModalityError`) unless its modality is allowed
+  explicitly (``allow_modalities=["CT"]``, ``["*"]`` for any; CLI ``--allow-modality CT``,
+  ``--any-modality``).  A secondary capture (``OT``, ``SC`` or no modality) counts as
+  ultrasound only when it carries ultrasound attributes: ``SequenceOfUltrasoundRegions``
+  or an ultrasound SOP class.
+* **Regions.** Each item of ``SequenceOfUltrasoundRegions`` is either used (a 2-D tissue
+  region: ``RegionSpatialFormat`` 1, ``RegionDataType`` 1 when present, physical units cm
+  (3) in both directions, positive deltas, at least 16x16 px inside the image) or skipped
+  with the reason.  A region that reaches past the image is clipped to it and says so
+  (scanners write inclusive max coordinates; exports crop images without fixing the header).
+
+Example::
+
+    >>> info = read_dicom_info("capture.dcm")       # doctest: +SKIP
+    >>> info.modality, [r.box for r in info.regions], info.skipped   # doctest: +SKIP
+    ('US', [(120, 60, 680, 290)], [{'index': 1, 'reason': 'spatial format 4 (spectral), not 2-D'}])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection
+
+from btseg.errors import DataError, ModalityError
+from btseg.runtime.regions import MIN_SIDE, Region, intersect
+
+US_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1": "US Image", "1.2.840.10008.5.1.4.1.1.3.1": "US Multi-frame",
+                  "1.2.840.10008.5.1.4.1.1.6": "US Image (retired)",
+                  "1.2.840.10008.5.1.4.1.1.3": "US Multi-frame (retired)"}
+CAPTURE_MODALITIES = ("OT", "SC", "")
+MODALITY_NAMES = {"CT": "computed tomography", "MR": "magnetic resonance", "CR": "computed radiography",
+                  "DX": "digital radiography", "MG": "mammography", "PT": "PET", "NM": "nuclear medicine",
+                  "XA": "X-ray angiography", "RF": "radio fluoroscopy", "OT": "other / secondary capture",
+                  "SC": "secondary capture", "": "no modality"}
+UNITS = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds", 7: "cm/sec",
+         8: "cm2", 9: "cm2/sec", 10: "cm3", 11: "cm3/sec", 12: "degrees"}
+SPATIAL = {0: "none or not applicable", 1: "2D", 2: "M-mode", 3: "spectral", 4: "waveform", 5: "graphics"}
+DATA_TYPES = {1: "tissue", 2: "color flow", 3: "PW spectral Doppler", 4: "CW spectral Doppler",
+              5: "Doppler mean trace", 6: "Doppler mode trace", 7: "Doppler max trace", 8: "volume trace",
+              10: "ECG trace", 11: "pulse trace", 12: "phonocardiogram trace", 13: "gray bar", 14: "color bar",
+              15: "integrated backscatter", 16: "area trace", 17: "d(area)/dt", 18: "other physiological input"}
+
+
+@dataclass
+class DicomInfo:
+    """Header facts kept with each frame (``Frame.dicom``) and written to the JSON record."""
+
+    modality: str
+    manufacturer: str | None
+    model: str | None
+    photometric: str | None
+    sop_class: str | None
+    has_regions: bool = False
+    regions: list[Region] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    allowed_by: str = "ultrasound"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able: modality, manufacturer, photometric interpretation, regions seen."""
+        return {"modality": self.modality, "manufacturer": self.manufacturer, "model": self.model,
+                "photometric_interpretation": self.photometric, "sop_class": self.sop_class,
+                "accepted_as": self.allowed_by, "ultrasound_regions": len(self.regions) + len(self.skipped)
+                if self.has_regions else 0}
+
+
+def _text(ds: Any, key: str) -> str | None:
+    v = getattr(ds, key, None)
+    return str(v).strip() if v not in (None, "") else None
+
+
+def is_ultrasound(ds: Any) -> bool:
+    """Modality US, or a secondary capture carrying ultrasound attributes."""
+    modality = (_text(ds, "Modality") or "").upper()
+    if modality == "US":
+        return True
+    return modality in CAPTURE_MODALITIES and ("SequenceOfUltrasoundRegions" in ds
+                                               or str(getattr(ds, "SOPClassUID", "")) in US_SOP_CLASSES)
+
+
+def check_modality(ds: Any, source: str, allow: Collection[str] | None = None) -> str:
+    """'ultrasound' or 'allowed <M>' when ``ds`` may be segmented; else ModalityError."""
+    if is_ultrasound(ds):
+        return "ultrasound"
+    allow = {a.upper() for a in (allow or ())}
+    modality = (_text(ds, "Modality") or "").upper()
+    if "*" in allow or (modality and modality in allow):
+        return f"allowed {modality or 'none'}"
+    name = MODALITY_NAMES.get(modality, "not ultrasound")
+    extra = ""
+    if modality in CAPTURE_MODALITIES:
+        sop = str(getattr(ds, "SOPClassUID", "") or "none")
+        extra = f" without ultrasound attributes (no SequenceOfUltrasoundRegions, SOP class {sop})"
+    flag = f"--allow-modality {modality}" if modality else "--any-modality"
+    raise ModalityError(f"{source}: modality {modality or 'none'!r} ({name}){extra} is not ultrasound (US); "
+                        f"pass {flag} (API: allow_modalities=[{modality or '*'!r}]) to segment it anyway")
+
+
+def _region(item: Any, index: int, rows: int, cols: int) -> Region | str:
+    """One SequenceOfUltrasoundRegions item -> Region, or the reason it is not used."""
+    fmt, dtype = getattr(item, "RegionSpatialFormat", None), getattr(item, "RegionDataType", None)
+    if fmt != 1:
+        return f"spatial format {fmt} ({SPATIAL.get(fmt, 'unknown')}), not 2-D"
+    if dtype is not None and dtype != 1:
+        return f"data type {dtype} ({DATA_TYPES.get(dtype, 'unknown')}), not tissue"
+    ux, uy = getattr(item, "PhysicalUnitsXDirection", None), getattr(item, "PhysicalUnitsYDirection", None)
+    if ux != 3 or uy != 3:
+        return f"physical units x={UNITS.get(ux, ux)}, y={UNITS.get(uy, uy)}; expected cm (3) in both"
+    try:
+        dx, dy = abs(float(item.PhysicalDeltaX)), abs(float(item.PhysicalDeltaY))
+        x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+        x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
+    except (AttributeError, TypeError, ValueError) as e:
+        return f"incomplete region ({e})"
+    if not (math.isfinite(dx) and math.isfinite(dy) and dx > 0 and dy > 0):
+        return f"physical delta x={dx}, y={dy} cm; expected positive numbers"
+    if x1 < x0 or y1 < y0:
+        return f"empty location ({x0},{y0})-({x1},{y1})"
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols - 1), min(y1, rows - 1)
+    if cx1 - cx0 + 1 < MIN_SIDE or cy1 - cy0 + 1 < MIN_SIDE:
+        return (f"location ({x0},{y0})-({x1},{y1}) leaves less than {MIN_SIDE}x{MIN_SIDE} px inside the "
+                f"{cols}x{rows} image")
+    note = "" if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1) else \
+        f"clipped from ({x0},{y0})-({x1},{y1}) to the {cols}x{rows} image"
+    return Region(index, (cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), (dy * 10.0, dx * 10.0), "dicom", None, note)
+
+
+def ultrasound_regions(ds: Any) -> tuple[bool, list[Region], list[dict[str, Any]]]:
+    """(has the sequence, usable tissue regions, skipped ones with reasons); overlaps are skipped."""
+    seq = getattr(ds, "SequenceOfUltrasoundRegions", None)
+    if seq is None:
+        return False, [], []
+    rows, cols = int(getattr(ds, "Rows", 0)), int(getattr(ds, "Columns", 0))
+    used: list[Region] = []
+    skipped: list[dict[str, Any]] = []
+    for i, item in enumerate(seq):
+        r = _region(item, i, rows, cols)
+        if isinstance(r, Region):
+            other = next((u for u in used if intersect(u.box, r.box)), None)
+            if other is None:
+                used.append(r)
+                continue
+            r = f"overlaps tissue region {other.index}"
+        skipped.append({"index": i, "reason": r})
+    return True, used, skipped
+
+
+def dicom_info(ds: Any, source: str, allow_modalities: Collection[str] | None = None) -> DicomInfo:
+    """Check the modality (ModalityError) and read the regions of a parsed dataset."""
+    accepted = check_modality(ds, source, allow_modalities)
+    has, used, skipped = ultrasound_regions(ds)
+    return DicomInfo(modality=_text(ds, "Modality") or "", manufacturer=_text(ds, "Manufacturer"),
+                     model=_text(ds, "ManufacturerModelName"), photometric=_text(ds, "PhotometricInterpretation"),
+                     sop_class=_text(ds, "SOPClassUID"), has_regions=has, regions=used, skipped=skipped,
+                     allowed_by=accepted)
+
+
+def read_dicom_info(path: str | os.PathLike, allow_modalities: Collection[str] | None = None) -> DicomInfo:
+    """The header only (no pixel decoding): checked before any pixel is read."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except InvalidDicomError as e:
+        raise DataError(f"{path}: not a DICOM file ({e})") from e
+    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
+        why = str(e).splitlines()[0] if str(e) else repr(e)
+        raise DataError(f"{path}: unreadable or truncated DICOM header ({why})") from e
+    return dicom_info(ds, str(path), allow_modalities)
+
+
+def apply_palette(arr: Any, ds: Any) -> Any:
+    """PALETTE COLOR indices (NxHxW) -> NxHxWx3 RGB uint8 (16-bit LUT entries keep their top byte)."""
+    import numpy as np
+
+    try:
+        from pydicom.pixels import apply_color_lut
+    except ImportError:  # pydicom < 3
+        from pydicom.pixel_data_handlers.util import apply_color_lut
+    try:
+        rgb = apply_color_lut(arr, ds)
+    except (ValueError, AttributeError, KeyError, IndexError) as e:
+        raise DataError(f"{getattr(ds, 'filename', 'DICOM')}: PALETTE COLOR lookup table unusable ({e})") from e
+    desc = getattr(ds, "RedPaletteColorLookupTableDescriptor", None)
+    bits = int(desc[2]) if desc is not None and len(desc) == 3 else 8 * rgb.dtype.itemsize
+    return (rgb >> 8).astype(np.uint8) if bits > 8 else rgb.astype(np.uint8)
