@@ -44,7 +44,7 @@ def main() -> None:
     a = ap.parse_args()
     wanted = a.backends.split(",")
     pairs = [q for q in PAIRS if q[0] in wanted]
-    from btseg.data.transforms import preprocess
+    from btseg.preprocess import preprocess
     from btseg.runtime.segmenter import Segmenter
 
     segs = {f"{b} {t}/{p}": Segmenter.load(a.model, target=t, precision=p, backend=b, threads=a.threads)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from btseg.bench import accuracy, artifact_bytes, flops, latency, memory, open_segmenter, peak, sysinfo
-from btseg.data.transforms import preprocess
+from btseg.preprocess import preprocess
 from btseg.errors import BtsegError, ConfigError
 from btseg.package import load_package
 from btseg.runtime.inputs import check_image
