@@ -21,7 +21,7 @@ import sys
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors, requires_extra
+from btseg.cli.common import finite, handle_errors, requires_extra
 from btseg.errors import ConfigError
 
 # the table goes to stdout; when piped, rich would squeeze it into 80 columns
@@ -61,13 +61,13 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--no-peak", is_flag=True, help="Skip the machine-peak GMAC/s probe (the '% peak' column).")
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50).")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--duration", type=float, default=None,
               help="Seconds of timed calls per row (instead of --iters).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write bench.json, bench.csv, bench.md, bench.png here.")
 @click.option("--compare-teachers", is_flag=True,
               help="Also bench sibling packages (teacher-benign, teacher-malignant, baseline-*).")
-@click.option("--min-dice", type=click.FloatRange(0, 1), default=None,
+@click.option("--min-dice", type=float, default=None,
               help="Exit 1 if any ok row's Dice is below this (needs --data).")
 @click.option("--no-memory", is_flag=True, help="Skip the per-row peak-memory subprocess.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout instead of the table.")
@@ -80,6 +80,8 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
     from btseg.bench import report, runner
 
+    finite("--duration", duration, 0, 86400, low_open=True)  # nan/inf would never end
+    finite("--min-dice", min_dice, 0, 1)  # nan would never fail the gate
     if min_dice is not None and data is None and models:
         raise ConfigError("--min-dice needs --data (there is no Dice without a test set)")
     cfg = runner.BenchConfig(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import sys
 from typing import Any, Callable
 
 import click
 from rich.console import Console
 
-from btseg.errors import BackendUnavailableError, BtsegError
+from btseg.errors import BackendUnavailableError, BtsegError, ConfigError
 
 console = Console(stderr=True)
 
@@ -67,3 +68,17 @@ def requires_extra(command: str, extra: str) -> Callable[[Callable[..., Any]], C
         return wrapper
 
     return deco
+
+
+def finite(name: str, value: float | None, low: float, high: float = math.inf, *,
+           low_open: bool = False) -> float | None:
+    """A float option's value, or ConfigError (one ``error:`` line, exit 2) when it is nan,
+    inf or outside [low, high] ((low, high] with ``low_open``).  None passes through."""
+    if value is None:
+        return None
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lo = f"> {low:g}" if low_open else f">= {low:g}"
+        hi = "" if high == math.inf else f" and <= {high:g}"
+        raise ConfigError(f"{name} {value!r}: expected a finite number {lo}{hi}")
+    return value

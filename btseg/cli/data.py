@@ -152,3 +152,7 @@ def split(root: str, out_path: str, seed: int, val: float, test: float, k: int |
     out.print(t)
     d = res.duplicates
     out.print(f"{d['n_groups']} near-duplicate group(s) ({d['n_images']} images) kept on one side")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ Examples::
 
     btseg-distill all --data phantom/ --preset demo --out runs/demo
     btseg-distill student --data phantom/ --preset demo --out runs/demo --kd none --name student-nokd
-    torchrun --nproc_per_node 2 -m btseg.cli.distill all --data phantom/ --preset tiny --out runs/t
+    torchrun --nproc_per_node 2 --max-restarts 1 -m btseg.cli.distill all --data phantom/ --preset tiny --out runs/t
     btseg-distill eval runs/demo/student --data phantom/ --split test
 """
 
@@ -28,6 +28,8 @@ def _train_options(fn):
         click.option("--teachers", "teacher_mode", default=None,
                      help="routed | benign | malignant | mean (student; default routed)."),
         click.option("--epochs", type=int, default=None, help="Override the preset's epochs."),
+        click.option("--batch-size", type=int, default=None, help="Global batch (all processes together; "
+                     "under torchrun each takes batch-size / processes). Default: the preset's."),
         click.option("--seed", type=int, default=None, help="Seed of the split, init and augmentation."),
         click.option("--device", default=None, help="auto | cpu | cuda."),
         click.option("--resume", is_flag=True, help="Continue each model from OUT/<model>/train/state.json."),
@@ -49,7 +51,7 @@ def _train_options(fn):
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
-         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress) -> None:
+         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None) -> None:
     from btseg.distill.config import get_preset
     from btseg.distill.pipeline import run
 
@@ -61,16 +63,59 @@ def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs,
         if arch not in list_models():
             raise ConfigError(f"--arch {arch!r}: unknown model; known: {', '.join(list_models())}")
     cfg = get_preset(preset).replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
-                                     alpha=alpha, beta=beta, temperature=temperature, threads=threads,
-                                     progress=False if no_progress else None, student_arch=arch)
+                                     batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
+                                     threads=threads, progress=False if no_progress else None, student_arch=arch)
     if widths is not None:
         try:
             cfg = cfg.replace(student_kwargs={**cfg.student_kwargs, "widths": [int(w) for w in widths.split(",")]})
         except ValueError as e:
             raise ConfigError(f"--widths {widths!r}: expected a comma list of integers") from e
-    results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name)
+    progress = _RichProgress() if cfg.progress else None
+    try:
+        results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     if results:
         click.echo(json.dumps(results, indent=2))
+
+
+class _RichProgress:
+    """Rank 0's training events (:data:`btseg.distill.train.Progress`) as one rich bar per model."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = None
+
+    def __call__(self, event: str, f: dict) -> None:
+        if event == "start":
+            self._start(f)
+        elif event == "step" and self.bar is not None:
+            self.bar.update(self.task, advance=1, loss=f["loss"], description=f"{f['name']} {f['epoch']}/{f['epochs']}")
+        elif event == "epoch" and self.bar is not None:
+            self.bar.update(self.task, dice=f"{f['row']['val_dice']:.4f} (best {f['best']:.4f})")
+        elif event == "end":
+            self.close()
+
+    def _start(self, f: dict) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.close()
+        resumed = f" (resumed after epoch {f['resumed_from']})" if f.get("resumed_from") is not None else ""
+        console.print(f"{f['name']}: {f['world_size']} process(es) x {f['per_rank_batch']} = global batch "
+                      f"{f['global_batch']}{resumed}")
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}  val dice {task.fields[dice]}"),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+        self.bar.start()
+        self.task = self.bar.add_task(f["name"], total=f["total"], completed=f["completed"], loss=float("nan"),
+                                      dice="-")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 @click.group()

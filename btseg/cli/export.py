@@ -49,7 +49,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--calib-method", default="minmax", show_default=True, help="|".join(CALIB_METHODS))
 @click.option("--input-size", nargs=2, type=int, help="H W of the exported input (default: the package's).")
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension (default: static batch 1).")
-@click.option("--opset", type=int, help="ONNX opset (>= 17; default 18).")
+@click.option("--opset", type=int, help="ONNX opset (17 up to the installed onnx's newest; default 18).")
 @click.option("--workspace", "workspace_gib", type=float, help="TensorRT workspace limit in GiB.")
 @click.option("--from-onnx", type=click.Path(path_type=Path), help="Build TensorRT from this ONNX (on the board).")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -75,6 +75,7 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
     from btseg import defaults
     from btseg.export import results_table, run_export
 
+    _check_opset(opset)
     if package_dir is None:
         package_dir = defaults.default_package()
         out = out or Path("btseg-export")
@@ -97,6 +98,21 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
                 _stdout().print(results_table(e.results))
             raise
     _stdout().print(results_table(results))
+
+
+def _check_opset(opset: int | None) -> None:
+    """ConfigError unless ``opset`` is one the installed onnx (and so the exporter) can write."""
+    if opset is None:
+        return
+    import onnx
+
+    from btseg.errors import ConfigError
+    from btseg.export.targets import DEFAULT_OPSET, MIN_OPSET
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ConfigError(f"--opset {opset}: expected {MIN_OPSET}..{newest} (onnx {onnx.__version__} writes up to "
+                          f"{newest}; default {DEFAULT_OPSET})")
 
 
 def _stderr_handler() -> logging.Handler:

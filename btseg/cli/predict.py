@@ -7,10 +7,18 @@ For each input frame it writes, into ``--out``::
     <stem>.json          area (px, mm^2 when the spacing is known), bbox, confidence,
                          timings, backend
 
-``<stem>`` is the input file's stem, ``<stem>_f0003`` for frame 3 of a cine or video.
-A bad input is reported in one line, counted and skipped; the others go on and the exit
-code is 1.  A bad model/option is one line and exit code 2.  ``--json`` prints one JSON
-record per frame on stdout (everything else goes to stderr).
+``<stem>`` is the input file's stem, ``<stem>_f0003`` for frame 3 of a cine or video; the
+outputs of a file found in a folder go to the same sub-folder of ``--out``.  A folder that
+is a data set (BUSI, Dataset B, folder layout) gives its images, never its masks; any other
+folder its images, DICOM and videos, recursively (see :mod:`btseg.cli.predict_inputs`).
+
+Outputs never replace a file btseg-predict did not write (see :mod:`btseg.cli.predict_outputs`):
+every planned path is checked before the model is even loaded.  Inputs are bounded
+(``--max-pixels``, ``--max-file-mb``, regular files only: :mod:`btseg.imageio`).
+
+Exit codes: 0 every input segmented; 1 some inputs failed (each named in one line, the
+rest processed); 2 a usage, output-policy or package error (one ``error:`` line, nothing
+run).  ``--json`` prints one JSON record per frame on stdout (everything else goes to stderr).
 
 Example::
 
@@ -32,25 +40,15 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from btseg.cli.common import console, handle_errors
-from btseg.errors import BtsegError, DataError
-from btseg.io import write_json, write_png
+from btseg.cli.common import console, finite, handle_errors
+from btseg.cli.predict_inputs import WRITER, InputItem, discover
+from btseg.cli.predict_outputs import OutputPolicy, output_names
+from btseg.errors import BtsegError
+from btseg.imageio import Limits
+from btseg.io import sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
+from btseg.runtime.inputs import Frame, iter_frames
 from btseg.specs import TARGET_NAMES
-from btseg.runtime.inputs import DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame, iter_frames
-
-_KNOWN = IMAGE_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES
-
-
-def expand(inputs: tuple[Path, ...]) -> list[Path]:
-    """Files as given; a directory contributes its image/DICOM/video files (sorted)."""
-    out: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _KNOWN)
-        else:
-            out.append(p)
-    return out
 
 
 def display_bgr(image: np.ndarray) -> np.ndarray:
@@ -67,12 +65,15 @@ def display_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
 
 
-def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict[str, Any]) -> dict[str, Any]:
-    """Write mask / overlay / JSON for one frame; return its JSON record."""
+def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str, Any],
+                 policy: OutputPolicy) -> dict[str, Any]:
+    """Write mask / overlay / JSON record for one frame (each path cleared by ``policy``
+    first); return the record."""
     name = frame.name
-    write_png(out / f"{name}_mask.png", seg.mask.astype(np.uint8) * 255)
+    paths = [policy.claim(folder / n) for n in output_names(name, overlay)]
+    write_png(paths[0], seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
-                              "mask": f"{name}_mask.png", "backend": backend,
+                              "mask": paths[0].name, "backend": backend,
                               "dicom": frame.dicom.record() if frame.dicom is not None else None}
     if overlay:
         canvas = display_bgr(frame.image)
@@ -81,9 +82,14 @@ def save_outputs(frame: Frame, seg: Any, out: Path, overlay: bool, backend: dict
         for r in getattr(seg, "regions", None) or []:  # where btseg looked (tissue regions, roi)
             x, y, w, h = r["box"]
             cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), (0, 200, 255), 1)
-        write_png(out / f"{name}_overlay.png", canvas)
-        record["overlay"] = f"{name}_overlay.png"
-    write_json(out / f"{name}.json", record)
+        write_png(paths[1], canvas)
+        record["overlay"] = paths[1].name
+    # what lets a later --overwrite run prove these files are btseg's own, unchanged
+    record["writer"] = WRITER
+    record["files"] = {p.name: sha256_file(p) for p in paths[:-1]}
+    for p in paths[:-1]:
+        policy.recorded(p, record["files"][p.name])
+    write_json(paths[-1], record)
     return record
 
 
@@ -98,24 +104,22 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
     return t
 
 
-def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
-                backend: dict[str, Any], as_json: bool, used: dict[str, Path],
+def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
+                backend: dict[str, Any], as_json: bool, policy: OutputPolicy, limits: Limits,
                 where: dict[str, Any] | None = None) -> dict[str, Any]:
     """Segment every frame of one input; returns its summary row (raises BtsegError).
     ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta)."""
     where = where or {}
     recs = []
-    for frame in iter_frames(path, where.get("allow_modalities")):
-        if used.setdefault(frame.name, path) != path:
-            raise DataError(f"{path}: output name {frame.name!r} already used by {used[frame.name]}; rename one")
+    for frame in iter_frames(item.path, where.get("allow_modalities"), limits):
         seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
-        rec = save_outputs(frame, seg, out, overlay, backend)
+        rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy)
         recs.append(rec)
         if as_json:
             click.echo(json.dumps(rec, default=float))
     areas = [r["area_px"] for r in recs]
     mm2 = [r["area_mm2"] for r in recs if r["area_mm2"] is not None]
-    return {"input": path.name, "frames": len(recs), "status": "ok",
+    return {"input": str(item.path), "frames": len(recs), "status": "ok",
             "area": f"{statistics.median(areas):.0f}", "mm2": f"{statistics.median(mm2):.1f}" if mm2 else "-",
             "conf": f"{statistics.mean(r['confidence'] for r in recs):.3f}",
             "ms": f"{statistics.median(r['timings']['total_ms'] for r in recs):.1f}"}
@@ -133,8 +137,14 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("predictions"), show_default=True)
 @click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write <stem>_overlay.png.")
-@click.option("--spacing", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--overwrite", is_flag=True,
+              help="Replace earlier btseg-predict outputs in --out (only files its records prove it wrote).")
+@click.option("--spacing", type=float, default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
+@click.option("--max-pixels", type=click.IntRange(1), default=None,
+              help="Largest frame (width x height) read; default BTSEG_MAX_PIXELS or 50000000.")
+@click.option("--max-file-mb", type=float, default=None,
+              help="Largest input file in MB; default BTSEG_MAX_FILE_MB or 1024.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per frame on stdout.")
 @click.option("--roi", default=None, metavar="X,Y,W,H|auto",
               help="Segment only this part of each image (auto: find the B-mode image on a screen capture). "
@@ -147,9 +157,10 @@ def predict_one(path: Path, segmenter: Any, out: Path, overlay: bool, spacing: f
                    "decoded, segmented and written on streams+1 threads (btseg.runtime.pipeline).")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
-         device: str, threads: int | None, out: Path, overlay: bool, spacing: float | None, as_json: bool,
-         roi: str | None, allow_modality: tuple[str, ...], any_modality: bool, streams: int) -> None:
-    """Segment INPUT... (images, DICOM, videos, or directories of them) with a model package.
+         device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
+         max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
+         allow_modality: tuple[str, ...], any_modality: bool, streams: int) -> None:
+    """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
@@ -158,36 +169,47 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     from btseg.runtime.regions import parse_roi
     from btseg.runtime.segmenter import Segmenter
 
+    finite("--spacing", spacing, 0, low_open=True)
+    limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
     where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
 
     if model is None:
         model = defaults.default_package()
-    if not inputs:
-        inputs = tuple(defaults.sample_images())
-
+    batch = discover(inputs or tuple(defaults.sample_images()))
+    policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
+    policy.plan(overlay)  # every output path checked before any work
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
                                threads=threads, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
     backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
-    paths = expand(inputs)
+    if batch.skipped:
+        console.print(f"not inputs: {len(batch.skipped)} file(s) (ground-truth masks, earlier outputs), e.g. "
+                      f"{escape(str(batch.skipped[0][0]))}: {batch.skipped[0][1]}", highlight=False, soft_wrap=True)
     rows: list[dict[str, Any]] = []
     failed = 0
-    used: dict[str, Path] = {}
-    with Progress(console=console, transient=True, disable=len(paths) < 2) as progress:
-        task = progress.add_task("segmenting", total=len(paths))
-        work = lambda p: predict_one(p, segmenter, out, overlay, spacing, backend_rec, as_json, used, where)  # noqa: E731
-        for path, result in ordered_map(work, paths, workers=streams + 1):
+    items = batch.items
+    with Progress(console=console, transient=True, disable=len(items) < 2) as progress:
+        task = progress.add_task("segmenting", total=len(items))
+        work = lambda item: predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json,  # noqa: E731
+                                        policy, limits, where)
+        # decode, inference and writing of streams+1 inputs overlap; results (and errors) in input order
+        for item, result in ordered_map(work, items, workers=streams + 1):
             try:
                 if isinstance(result, Exception):
                     raise result
                 rows.append(result)
-            except BtsegError as e:
+            except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
                 failed += 1
-                msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+                why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]
+                msg = why if why.startswith(str(item.path)) else f"{item.path}: {why}"
                 progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
-                rows.append({"input": path.name, "frames": 0, "status": "failed"})
+                rows.append({"input": str(item.path), "frames": 0, "status": "failed"})
             progress.advance(task)
     console.print(summary_table(rows, info))
-    console.print(f"{len(paths) - failed} of {len(paths)} inputs segmented, {failed} failed; outputs in {out}")
+    console.print(f"{len(items) - failed} of {len(items)} inputs segmented, {failed} failed; outputs in {out}")
     if failed:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

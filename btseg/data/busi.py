@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files
+from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files, unique_by
 from btseg.data.sample import LABELS
 
 DIRNAME = "Dataset_BUSI_with_GT"
@@ -32,16 +32,27 @@ def matches(root: Path) -> bool:
     return resolve_root(Path(root)) is not None
 
 
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images, masks) of every class folder, by name only (no pairing, no decoding)."""
+    base = resolve_root(Path(root))
+    if base is None:
+        return [], []
+    images, masks = [], []
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for p in image_files(sub):
+            (masks if _MASK.match(p.stem) else images).append(p)
+    return images, masks
+
+
 def index_class(folder: Path, label: str, problems: Problems, base: Path) -> list[SampleRef]:
     """Pair images with their masks in one class folder; record orphans and missing masks."""
-    images: dict[str, Path] = {}
+    files = image_files(folder)
+    # a.png + a.jpg (or a_mask.png + a_mask.jpg) would pair silently with one mask: refused
+    images = unique_by([p for p in files if not _MASK.match(p.stem)], lambda p: p.stem, problems, "image")
     masks: dict[str, list[tuple[int, Path]]] = {}
-    for p in image_files(folder):
+    for p in unique_by([p for p in files if _MASK.match(p.stem)], _mask_key, problems, "mask").values():
         m = _MASK.match(p.stem)
-        if m:
-            masks.setdefault(m["stem"], []).append((int(m["k"]) if m["k"] else 0, p))
-        else:
-            images[p.stem] = p
+        masks.setdefault(m["stem"], []).append((int(m["k"]) if m["k"] else 0, p))
     refs = []
     for stem, img in images.items():
         ms = sorted(masks.pop(stem, []))
@@ -53,6 +64,11 @@ def index_class(folder: Path, label: str, problems: Problems, base: Path) -> lis
         for _, p in ms:
             problems.add(p, f"mask without an image (expected '{stem}.png')")
     return refs
+
+
+def _mask_key(p: Path) -> str:
+    m = _MASK.match(p.stem)
+    return f"{m['stem']}_mask_{int(m['k']) if m['k'] else 0}"
 
 
 def load_busi(root: str | Path, *, include_normal: bool = True, skip_bad: bool = False,

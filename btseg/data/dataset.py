@@ -23,19 +23,18 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import Callable, Iterator, Sequence, overload
 
-import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from btseg.data.sample import LABELS, Sample
 from btseg.preprocess import to_gray
 from btseg.errors import DataError
+from btseg.imageio import IMAGE_SUFFIXES, decode_image, image_size
 
 log = logging.getLogger("btseg.data")
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTS = IMAGE_SUFFIXES  # the one list, in btseg.imageio
 LAYOUTS = ("busi", "datasetb", "folder")
 
 
@@ -88,21 +87,36 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(files, key=natural_key)
 
 
+def unique_by(files: Sequence[Path], key: Callable[[Path], str | None], problems: Problems,
+              what: str) -> dict[str, Path]:
+    """``key(file) -> file`` for files whose key is unique.  Files sharing a key (``a.png`` and
+    ``a.jpg``; ``000001.png`` and ``1.png`` in Dataset B) would pair with the same mask or
+    label silently: each of them is recorded as a problem naming the others, and none is kept."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        k = key(f)
+        if k is not None:
+            groups.setdefault(k, []).append(f)
+    out = {}
+    for k, fs in groups.items():
+        if len(fs) == 1:
+            out[k] = fs[0]
+            continue
+        for f in fs:
+            others = ", ".join(o.name for o in fs if o is not f)
+            problems.add(f, f"{what} key {k!r} is shared with {others}: ambiguous pairing; rename or remove one")
+    return out
+
+
 def natural_key(p: Path | str) -> list:
     """Sort key that orders embedded numbers numerically."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(p).name)]
 
 
 def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header only; DataError if it is not a readable image."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError as e:
-        raise DataError(f"{path}: file not found") from e
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from e
-    return h, w
+    """(height, width) from the file header only (bounded, regular files only: see
+    :mod:`btseg.imageio`); DataError if it is not a readable image."""
+    return image_size(path)
 
 
 def check_ref(ref: SampleRef) -> None:
@@ -116,20 +130,9 @@ def check_ref(ref: SampleRef) -> None:
 
 
 def read_pixels(path: Path) -> np.ndarray:
-    """Decode any image file as stored (8/16-bit, gray/BGR/BGRA) -> gray or RGB(A) array."""
-    try:
-        # imdecode(fromfile) rather than imread: survives non-ASCII paths on every OS
-        raw = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
-    arr = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
-    if arr is None:
-        raise DataError(f"{path}: cannot decode image (truncated or corrupt file)")
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)  # OpenCV decodes colour as BGR
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    return arr
+    """Decode any image file as stored (8/16-bit) -> gray or RGB(A) array, through the one
+    bounded, truncation-checked reader :func:`btseg.imageio.decode_image`."""
+    return decode_image(path)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -325,6 +328,22 @@ def open_dataset(root: str | Path, layout: str = "auto", *, include_normal: bool
     if layout not in loaders:
         raise DataError(f"layout {layout!r}: expected one of auto, {', '.join(LAYOUTS)}")
     return loaders[layout](root, include_normal=include_normal, skip_bad=skip_bad, verify=verify, cache=cache)
+
+
+def dataset_files(root: str | Path, layout: str = "auto") -> tuple[str, list[Path], list[Path]]:
+    """``(layout, images, masks)`` of a data set directory, found by its loader's own rules
+    (no pairing, no decoding): what ``btseg-predict`` segments (images) and must never touch
+    (masks).  DataError when no layout matches."""
+    from btseg.data import busi, datasetb, folder
+
+    root = Path(root)
+    if layout == "auto":
+        layout = detect_layout(root)
+    mods = {"busi": busi, "datasetb": datasetb, "folder": folder}
+    if layout not in mods:
+        raise DataError(f"layout {layout!r}: expected one of auto, {', '.join(LAYOUTS)}")
+    images, masks = mods[layout].list_files(root)
+    return layout, images, masks
 
 
 def detect_layout(root: Path) -> str:

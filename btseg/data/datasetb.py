@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files
+from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files, natural_key, unique_by
 from btseg.errors import DataError
 
 LOOKED_FOR = "original/ and GT/ folders with DatasetB.xlsx or a .csv (columns Image, Type)"
@@ -21,6 +21,12 @@ _TYPES = {"benign": "benign", "malignant": "malignant", "normal": "normal"}
 def matches(root: Path) -> bool:
     """True when ``root`` looks like Dataset B (used by layout auto-detection)."""
     return (Path(root) / "original").is_dir() and (Path(root) / "GT").is_dir()
+
+
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images in original/, masks in GT/), by name only."""
+    root = Path(root)
+    return image_files(root / "original"), image_files(root / "GT")
 
 
 def image_key(value: object) -> str | None:
@@ -99,13 +105,17 @@ def load_datasetb(root: str | Path, *, include_normal: bool = True, skip_bad: bo
     problems = Problems()
     label_file = find_label_file(root)
     labels = read_labels(label_file, problems)
-    masks = {image_key(p.name): p for p in image_files(root / "GT")}
-    refs, seen = [], set()
-    for img in image_files(root / "original"):
-        key = image_key(img.name)
-        seen.add(key)
+    gt = image_files(root / "GT")
+    masks = unique_by(gt, lambda p: image_key(p.name), problems, "mask")
+    ambiguous = {image_key(p.name) for p in gt} - set(masks)  # already reported on the masks
+    images = image_files(root / "original")
+    unique = unique_by(images, lambda p: image_key(p.name), problems, "image")
+    refs, seen = [], {image_key(p.name) for p in images}
+    for key, img in sorted(unique.items(), key=lambda kv: natural_key(kv[1])):
         if key not in labels:
             problems.add(img, f"no label row in {label_file.name}")
+        elif key in ambiguous:
+            problems.add(img, f"its mask in GT/ is ambiguous (several files with key {key!r})")
         elif key not in masks:
             problems.add(img, f"mask GT/{img.name} is missing")
         else:

@@ -17,7 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files, load_mask
+from btseg.data.dataset import Dataset, Problems, SampleRef, finish, image_files, load_mask, unique_by
 from btseg.data.sample import LABELS
 from btseg.errors import DataError
 
@@ -32,6 +32,12 @@ class InferredLabelsWarning(UserWarning):
 def matches(root: Path) -> bool:
     """True when ``root`` looks like the folder layout (used by layout auto-detection)."""
     return (Path(root) / "images").is_dir() and (Path(root) / "masks").is_dir()
+
+
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images in images/, masks in masks/), by name only."""
+    root = Path(root)
+    return image_files(root / "images"), image_files(root / "masks")
 
 
 def read_labels_csv(path: Path, problems: Problems) -> dict[str, str]:
@@ -63,13 +69,13 @@ def load_folder(root: str | Path, *, include_normal: bool = True, skip_bad: bool
         raise DataError(f"{root}: not a folder dataset; looked for {LOOKED_FOR}")
     problems = Problems()
     masks: dict[str, list[tuple[int, Path]]] = {}
-    for p in image_files(root / "masks"):
+    for p in unique_by(image_files(root / "masks"), _mask_key, problems, "mask").values():
         m = _MASK.match(p.stem)
         masks.setdefault(m["stem"], []).append((int(m["k"]) + 1 if m["k"] else 0, p))
     labels_csv = root / "labels.csv"
     labels = read_labels_csv(labels_csv, problems) if labels_csv.is_file() else None
     refs = []
-    for img in image_files(root / "images"):
+    for img in unique_by(image_files(root / "images"), lambda p: p.stem, problems, "image").values():
         ms = tuple(p for _, p in sorted(masks.get(img.stem, [])))
         if not ms:
             problems.add(img, f"mask masks/{img.stem}.png or masks/{img.stem}_mask.png is missing")
@@ -90,6 +96,12 @@ def load_folder(root: str | Path, *, include_normal: bool = True, skip_bad: bool
                       InferredLabelsWarning, stacklevel=3)
     return finish(root, "folder", refs, problems, skip_bad=skip_bad, include_normal=include_normal,
                   verify=verify, cache=cache, labels_inferred=labels is None)
+
+
+def _mask_key(p: Path) -> str:
+    """``a.png``, ``a_mask.png`` and ``a_mask.jpg`` are all 'the first mask of a': one key."""
+    m = _MASK.match(p.stem)
+    return f"{m['stem']}_mask_{int(m['k']) + 1 if m['k'] else 0}"
 
 
 def _infer_label(masks: tuple[Path, ...], problems: Problems) -> str | None:

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +24,11 @@ from btseg.errors import ConfigError
 KD_MODES = ("none", "response", "feature", "dual")
 TEACHER_MODES = ("routed", "benign", "malignant", "mean")
 DEVICES = ("auto", "cpu", "cuda")
+# (field, low, low exclusive, high) of every float hyper-parameter
+FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("warmup_epochs", 0.0, False, 1e4),
+                ("min_lr_ratio", 0.0, False, 1.0), ("alpha", 0.0, False, 1e3), ("beta", 0.0, False, 1e3),
+                ("temperature", 0.0, True, 1e3), ("val", 0.0, False, 0.9), ("test", 0.0, False, 0.9),
+                ("intensity_jitter", 0.0, False, 1.0), ("threshold", 0.0, True, 0.999))
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,14 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected >= 1")
-        if self.lr <= 0 or self.temperature <= 0 or self.alpha < 0 or self.beta < 0:
-            raise ConfigError(f"lr={self.lr}, temperature={self.temperature}, alpha={self.alpha}, "
-                              f"beta={self.beta}: expected lr, temperature > 0 and alpha, beta >= 0")
+        # every float field is finite and in range: NaN passes any `x <= 0` test, so name the range
+        for name, low, low_open, high in FLOAT_RANGES:
+            v = getattr(self, name)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  and (v > low if low_open else v >= low) and v <= high)
+            if not ok:
+                rng = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                raise ConfigError(f"{name}={v!r}: expected a finite number in {rng}")
         from btseg.models import model_contract
 
         for arch, kwargs in ((self.teacher_arch, self.teacher_kwargs), (self.student_arch, self.student_kwargs)):

@@ -16,6 +16,13 @@ Which images each model learns from (docs/distill.md says why):
 
 Model selection uses the validation split only; the test split is scored once, after
 training, and written into ``model.json``.
+
+Under ``torchrun`` every stage boundary is a :func:`btseg.distill.ddp.collective` (rank 0
+writes ``splits.json`` / a package, every rank waits, then reads), so an error on any
+rank ends every rank with the same message.  After an elastic restart
+(``TORCHELASTIC_RESTART_COUNT > 0``) the run resumes by itself: a model whose package
+is complete with this configuration is not trained again, the others continue from their
+last checkpoint.
 """
 
 from __future__ import annotations
@@ -32,13 +39,15 @@ from btseg.distill.config import TrainConfig
 from btseg.distill.evaluate import count_params, evaluate_package, short
 from btseg.distill.losses import DistillObjective, SupervisedObjective
 from btseg.distill.torchdata import SegDataset
-from btseg.distill.train import fit
-from btseg.errors import ConfigError
+from btseg.distill.train import FitResult, Progress, fit
+from btseg.errors import BtsegError, ConfigError
 from btseg.models import create_model
 from btseg.package import ModelConfig, load_package, save_package
 
 TEACHERS = ("benign", "malignant")
 SPLITS_FILE = "splits.json"
+# TrainConfig fields that change how a run executes, not the model it makes
+RUNTIME_FIELDS = ("device", "num_workers", "threads", "progress")
 
 
 def prepare(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
@@ -47,13 +56,38 @@ def prepare(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
     dataset = open_dataset(data_dir, include_normal=True, cache=True)
     dataset.require_labels()
     path = Path(out_dir) / SPLITS_FILE
-    if ctx.is_main and not path.exists():
-        make_splits(dataset, val=cfg.val, test=cfg.test, seed=cfg.seed).save(path)
-    ddp.barrier(ctx)
-    splits = Splits.load(path)
-    for part in ("train", "val", "test"):
-        splits.select(dataset, part)  # DataError now if the split names images this data lacks
+    with ddp.collective(ctx, f"writing {path}"):
+        if ctx.is_main and not path.exists():
+            make_splits(dataset, val=cfg.val, test=cfg.test, seed=cfg.seed).save(path)
+    with ddp.collective(ctx, f"reading {path}"):
+        _shared(ctx, path)
+        splits = Splits.load(path)
+        for part in ("train", "val", "test"):
+            splits.select(dataset, part)  # DataError now if the split names images this data lacks
     return dataset, splits
+
+
+def _shared(ctx: ddp.DistContext, path: Path) -> None:
+    """On a rank other than 0, a file rank 0 wrote must be visible: else say why it is not."""
+    if not ctx.is_main and not path.exists():
+        raise ConfigError(f"{path}: rank 0 wrote it but this rank cannot see it; with torchrun --nnodes > 1, "
+                          "--out must be a directory every node shares")
+
+
+def _complete(out: Path, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the package in ``out`` if it is complete and was trained with ``cfg`` + ``extra``."""
+    try:
+        pkg = load_package(out)
+    except BtsegError:
+        return None
+    done = pkg.config.training or {}
+    want = {**{k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}, **extra}
+    if any(done.get(k) != v for k, v in want.items()):
+        return None
+    m = pkg.config.metrics or {}
+    return {"package": str(out), "val": short(m["val"]), "test": short(m["test"]), "seconds": done.get("seconds"),
+            "params": done.get("params"), "epochs_run": done.get("epochs_run"), "reused": True} \
+        if "val" in m and "test" in m else None
 
 
 def _part(dataset: Dataset, splits: Splits, part: str, labels: tuple[str, ...]) -> Dataset:
@@ -68,18 +102,24 @@ def _train_set(samples: Dataset, cfg: TrainConfig) -> SegDataset:
 
 
 def _finish(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: TrainConfig, out: Path,
-            dataset: Dataset, splits: Splits, labels: tuple[str, ...], result, extra: dict[str, Any],
+            dataset: Dataset, splits: Splits, labels: tuple[str, ...], result: FitResult, extra: dict[str, Any],
             ctx: ddp.DistContext) -> dict[str, Any]:
-    """Score val and test (rank 0) and write the model package."""
-    if not ctx.is_main:
-        return {}
+    """Score val and test and write the model package: rank 0, every rank waits for it."""
+    return ddp.on_main(ctx, lambda: _score_and_save(model, arch, kwargs, role, cfg, out, dataset, splits, labels,
+                                                     result, extra, ctx), f"{out.name}: writing the package")
+
+
+def _score_and_save(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: TrainConfig, out: Path,
+                    dataset: Dataset, splits: Splits, labels: tuple[str, ...], result: FitResult,
+                    extra: dict[str, Any], ctx: ddp.DistContext) -> dict[str, Any]:
     test = evaluate_package(model, splits.select(dataset, "test"), spec=cfg.spec,
                             threshold=cfg.threshold, device=ctx.device)
     val = evaluate_package(model, _part(dataset, splits, "val", labels), distances=False,
                            spec=cfg.spec, threshold=cfg.threshold, device=ctx.device)
     training = {**cfg.to_dict(), **extra, "seconds": result.seconds, "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-                "resumed_from": result.resumed_from, "world_size": ctx.world_size, "device": ctx.device,
+                "resumed_from": result.resumed_from, **result.world, "restarts": ddp.restart_count(),
+                "device": ctx.device,
                 "params": count_params(model), "torch": torch.__version__, "log": "train/log.jsonl"}
     data = {**dataset.describe(), "splits": str(Path(out).parent / SPLITS_FILE), "split_seed": splits.seed,
             "trained_on": list(labels), "n_train": len(_part(dataset, splits, "train", labels)),
@@ -94,19 +134,30 @@ def _finish(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: Tra
 
 
 def train_teacher(kind: str, dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
-                  ctx: ddp.DistContext, resume: bool = False) -> dict[str, Any]:
+                  ctx: ddp.DistContext, resume: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Train the ``benign`` or ``malignant`` teacher into ``OUT/teacher-<kind>/``."""
     if kind not in TEACHERS:
         raise ConfigError(f"teacher {kind!r}: expected benign or malignant")
     labels = (kind, "normal") if cfg.teachers_see_normal else (kind,)
     out = Path(out_dir) / f"teacher-{kind}"
+    extra: dict[str, Any] = {"kd": "none", "teachers": None}
+    if (done := _reuse(out, cfg, extra, ctx, resume)) is not None:
+        return done
     torch.manual_seed(cfg.seed)  # same init whatever ran before in this process
     model = create_model(cfg.teacher_arch, **cfg.teacher_kwargs)
     result = fit(SupervisedObjective(model), _train_set(_part(dataset, splits, "train", labels), cfg),
                  _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume,
-                 name=f"teacher-{kind}")
+                 name=f"teacher-{kind}", progress=progress)
     return _finish(model, cfg.teacher_arch, cfg.teacher_kwargs, f"teacher-{kind}", cfg, out, dataset, splits,
-                   labels, result, {"kd": "none", "teachers": None}, ctx)
+                   labels, result, extra, ctx)
+
+
+def _reuse(out: Path, cfg: TrainConfig, extra: dict[str, Any], ctx: ddp.DistContext,
+           resume: bool) -> dict[str, Any] | None:
+    """When resuming: the summary of a complete package in ``out`` made with ``cfg`` (rank 0 decides)."""
+    if not resume:
+        return None
+    return ddp.on_main(ctx, lambda: _complete(out, cfg, extra), f"{out.name}: checking for a finished package")
 
 
 def load_teachers(teacher_dir: str | Path, cfg: TrainConfig) -> list[torch.nn.Module]:
@@ -123,22 +174,29 @@ def load_teachers(teacher_dir: str | Path, cfg: TrainConfig) -> list[torch.nn.Mo
 
 def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
                   ctx: ddp.DistContext, resume: bool = False, teacher_dir: str | Path | None = None,
-                  name: str = "student") -> dict[str, Any]:
+                  name: str = "student", progress: Progress | None = None) -> dict[str, Any]:
     """Train the student with ``cfg.kd`` / ``cfg.teachers`` into ``OUT/<name>/``."""
     labels = ("benign", "malignant", "normal")
     out = Path(out_dir) / name
+    extra: dict[str, Any] = {"kd": cfg.kd, "teachers": cfg.teachers if cfg.kd != "none" else None}
+    if (done := _reuse(out, cfg, extra, ctx, resume)) is not None:
+        return done
     torch.manual_seed(cfg.seed)
     student = create_model(cfg.student_arch, **cfg.student_kwargs)
-    extra: dict[str, Any] = {"kd": cfg.kd, "teachers": cfg.teachers if cfg.kd != "none" else None}
     if cfg.kd == "none":
         objective: torch.nn.Module = SupervisedObjective(student)
     else:
         tdir = Path(teacher_dir or out_dir)
-        objective = DistillObjective(student, load_teachers(tdir, cfg), cfg.kd, cfg.teachers,
+        with ddp.collective(ctx, f"loading the teachers from {tdir}"):  # every rank, after rank 0 wrote them
+            for kind in TEACHERS:
+                _shared(ctx, tdir / f"teacher-{kind}" / "model.json")
+            teachers = load_teachers(tdir, cfg)
+        objective = DistillObjective(student, teachers, cfg.kd, cfg.teachers,
                                      cfg.alpha, cfg.beta, cfg.temperature)
         extra["teacher_packages"] = [str(tdir / f"teacher-{k}") for k in TEACHERS]
     result = fit(objective, _train_set(_part(dataset, splits, "train", labels), cfg),
-                 _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume, name=name)
+                 _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume, name=name,
+                 progress=progress)
     # a reference trained by the student path (baseline-unet, baseline-unext) says what it is
     role = "baseline" if name.startswith("baseline") else "student"
     return _finish(student, cfg.student_arch, cfg.student_kwargs, role, cfg, out, dataset, splits,
@@ -147,17 +205,20 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
 
 def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
         teacher_dir: str | Path | None = None, name: str = "student",
-        teacher_kinds: tuple[str, ...] = TEACHERS) -> dict[str, Any]:
+        teacher_kinds: tuple[str, ...] = TEACHERS, progress: Progress | None = None) -> dict[str, Any]:
     """``teachers``, ``student`` or ``all``; works the same under ``torchrun``.
 
     ``teacher_kinds`` trains only some teachers (``("benign",)``), so that two processes
-    can train the two teachers side by side on a 2-core machine.
+    can train the two teachers side by side on a 2-core machine.  After a torchrun
+    restart ``resume`` is on whatever was asked (finished packages are kept, the rest
+    continue from their checkpoints).  ``progress`` receives rank 0's training events.
 
     Returns ``{model name: {"package", "val", "test", "seconds", ...}}`` (empty off rank 0).
     """
     if stage not in ("teachers", "student", "all"):
         raise ConfigError(f"stage {stage!r}: expected teachers, student or all")
     ctx = ddp.init_distributed(cfg.device)
+    resume = resume or ddp.restart_count() > 0
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     try:
@@ -166,9 +227,11 @@ def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
         results: dict[str, Any] = {}
         if stage in ("teachers", "all"):
             for kind in teacher_kinds:
-                results[f"teacher-{kind}"] = train_teacher(kind, dataset, splits, cfg, out_dir, ctx, resume)
+                results[f"teacher-{kind}"] = train_teacher(kind, dataset, splits, cfg, out_dir, ctx, resume,
+                                                             progress)
         if stage in ("student", "all"):
-            results[name] = train_student(dataset, splits, cfg, out_dir, ctx, resume, teacher_dir, name)
+            results[name] = train_student(dataset, splits, cfg, out_dir, ctx, resume, teacher_dir, name,
+                                              progress)
         if ctx.is_main:
             results["_seconds"] = round(time.perf_counter() - t0, 3)
         return results if ctx.is_main else {}

@@ -11,6 +11,12 @@ and export calibration use); masks are resized with nearest neighbour.  Augmenta
 Random draws come from ``(seed, epoch, index)``, not from a global generator, so an
 epoch's augmentation is the same whatever the number of workers or processes, and a
 resumed run sees the same images as an uninterrupted one.
+
+:class:`GlobalBatchSampler` deals the batches: one permutation of the whole training set
+per ``(seed, epoch)`` cut into *global* batches, each split into equal per-rank slices.
+One process or N see the same global batches in the same order, so every epoch has the
+same images (and class mix) whatever the world size; the data itself comes from the
+duplicate-aware ``splits.json`` that every rank reads.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from btseg.data.sample import Sample
 from btseg.preprocess import PreprocessSpec, preprocess, resize_mask
 from btseg.distill.losses import LABEL_INDEX
+from btseg.errors import ConfigError
 
 
 class SegDataset(Dataset):
@@ -90,3 +97,45 @@ class SegDataset(Dataset):
             x, y = x[..., ::-1], y[..., ::-1]
         return (torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)),
                 LABEL_INDEX[s.label], i)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """This rank's slice of every global batch (a ``batch_sampler`` for the DataLoader).
+
+    Args:
+        n: samples in the training set.
+        global_batch: samples per optimiser step over all ranks; a multiple of ``world_size``.
+        world_size, rank: the DDP world.
+        seed: with the epoch (:meth:`set_epoch`), the seed of the permutation.
+
+    An incomplete last global batch is dropped (every rank must see as many samples as the
+    others in every step: DDP averages gradients, so equal slices make the average the
+    mean over the global batch, as in one process).  A set smaller than one global batch
+    gives one batch of ``n // world_size`` samples per rank.
+    """
+
+    def __init__(self, n: int, global_batch: int, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
+        if global_batch % world_size:
+            raise ConfigError(f"batch_size={global_batch}: the global batch must be a multiple of the "
+                              f"{world_size} processes (each takes batch_size / processes)")
+        if n < world_size:
+            raise ConfigError(f"{n} training sample(s) for {world_size} processes: expected at least one each")
+        self.n, self.world_size, self.rank, self.seed = int(n), int(world_size), int(rank), int(seed)
+        self.global_batch = min(int(global_batch), self.n - self.n % self.world_size)
+        self.local_batch = self.global_batch // self.world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's permutation."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n // self.global_batch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        lo = self.rank * self.local_batch
+        for b in range(len(self)):
+            batch = perm[b * self.global_batch:(b + 1) * self.global_batch]
+            yield batch[lo:lo + self.local_batch]

@@ -163,8 +163,11 @@ def export_onnx(model: Any, input_size: tuple[int, int], path: Path, metadata: d
     ops = op_types(proto)
     if "BatchNormalization" in ops:
         raise ArtifactError(f"{path.name}: BatchNormalization survived folding; was the model in eval mode?")
+    used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if used != opset:  # the dynamo exporter keeps its default for an opset it cannot convert to
+        raise ArtifactError(f"{path.name}: asked for ONNX opset {opset}, the exporter wrote {used}")
     finalize(proto, path, {**metadata, "exporter": f"torch.onnx ({exporter})"})
-    return {"exporter": exporter, "opset": opset, "nodes_before": before,
+    return {"exporter": exporter, "opset": used, "nodes_before": before,
             "nodes_after": len(proto.graph.node), "op_types": sorted(ops)}
 
 

@@ -1,8 +1,10 @@
 """Read what an ultrasound cart produces into frames the Segmenter accepts.
 
-* numpy arrays: uint8 / uint16 / float32 (float64 and bool accepted), HxW, HxWx1, HxWx3
-  (RGB) or HxWx4 (RGBA);
-* image files: PNG, JPEG, BMP, TIFF (read with OpenCV; BGR is turned into RGB);
+* numpy arrays: HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA) of uint8 (0..255), uint16 (the full
+  0..65535 range), float32/float64 (0..1: a float image holding 0..255 is refused, use
+  :func:`to_unit_range`) or bool; NaN and inf are refused;
+* image files: PNG, JPEG, BMP, TIFF, read through :mod:`btseg.imageio` (regular files only,
+  file-size and header pixel limits before decoding, truncated files refused);
 * DICOM (pydicom): single frame or multi-frame cine; the pixel spacing comes from
   ``PixelSpacing`` or else the first ``SequenceOfUltrasoundRegions`` item's
   ``PhysicalDeltaY/X`` (cm -> mm); MONOCHROME1 is inverted, YBR is converted to RGB, and
@@ -10,7 +12,9 @@
   :func:`btseg.preprocess.preprocess` assumes);
 * video files (AVI, MP4, ...): every frame through ``cv2.VideoCapture``.
 
-Anything else raises :class:`DataError` saying what was wrong and what was expected.
+Every file is checked to be a regular file within :class:`~btseg.imageio.Limits` before it is
+opened (FIFOs, devices, directories are refused without blocking).  Anything else raises
+:class:`DataError` saying what was wrong and what was expected.
 
 Example::
 
@@ -29,10 +33,12 @@ import cv2
 import numpy as np
 
 from btseg.errors import DataError
+from btseg.imageio import (DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Limits, bgr_to_rgb, check_regular,
+                           decode_image, open_regular)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".wmv", ".m4v")
-DICOM_SUFFIXES = (".dcm", ".dicom")
+__all__ = ["DICOM_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Frame", "Limits", "check_image", "iter_frames",
+           "kind_of", "read_dicom", "read_image", "read_video", "to_unit_range"]
+_FLOAT_SLACK = 1e-3  # float images computed as x / 255 may round a hair past 1
 _DTYPES = (np.uint8, np.uint16, np.float32, np.float64, np.bool_)
 
 
@@ -63,7 +69,12 @@ class Frame:
 
 
 def check_image(image: object, what: str = "image") -> np.ndarray:
-    """Validate one image array; raises DataError naming the problem and what is expected."""
+    """Validate one image array; raises DataError naming the problem and what is expected.
+
+    Accepted ranges per dtype: uint8 0..255, uint16 0..65535 (the full range is white),
+    float32/float64 0..1, bool.  A float image outside 0..1 (e.g. 0..255) is refused rather
+    than guessed: rescale it with :func:`to_unit_range`.  NaN/inf are refused.
+    """
     if not isinstance(image, np.ndarray):
         raise DataError(f"{what}: expected a numpy array, got {type(image).__name__}")
     if image.size == 0:
@@ -72,44 +83,33 @@ def check_image(image: object, what: str = "image") -> np.ndarray:
         raise DataError(f"{what}: unsupported dtype {image.dtype}; expected uint8, uint16 or float32")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise DataError(f"{what}: shape {image.shape}; expected HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA)")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise DataError(f"{what}: contains NaN or inf values; expected finite intensities")
+    if image.dtype.kind == "f":
+        if not np.isfinite(image).all():
+            raise DataError(f"{what}: contains NaN or inf values; expected finite intensities")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
+            raise DataError(f"{what}: {image.dtype} image holds values in [{lo:g}, {hi:g}]; float images must be "
+                            "in 0..1 (for 0..255 data pass uint8, or to_unit_range(image, (0, 255)))")
     return image
 
 
-def _bgr_to_rgb(img: np.ndarray) -> np.ndarray:
-    if img.ndim == 3 and img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return img
+def to_unit_range(image: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Rescale a float image whose intensities span ``value_range`` (e.g. ``(0, 255)``) to the
+    0..1 float32 image :func:`check_image` accepts; values outside the range are an error."""
+    lo, hi = (float(v) for v in value_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise DataError(f"value_range={value_range!r}: expected (low, high) with finite low < high")
+    arr = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError("image: contains NaN or inf values; expected finite intensities")
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise DataError(f"image: values in [{arr.min():g}, {arr.max():g}] fall outside value_range {value_range!r}")
+    return check_image((arr - lo) / (hi - lo))
 
 
-def _looks_truncated(data: bytes) -> str | None:
-    """Cheap end-of-stream checks OpenCV skips (it decodes truncated PNG/JPEG silently)."""
-    if data.startswith(b"\x89PNG") and b"IEND" not in data[-64:]:
-        return "PNG has no IEND chunk"
-    if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data.rstrip(b"\x00")[-64:]:
-        return "JPEG has no end-of-image marker"
-    return None
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, limits: Limits | None = None) -> np.ndarray:
     """PNG/JPEG/BMP/TIFF -> HxW gray or HxWx3 RGB / HxWx4 RGBA array, dtype as stored."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from e
-    if not data:
-        raise DataError(f"{path}: empty file; expected a PNG, JPEG, BMP or TIFF image")
-    why = _looks_truncated(data)
-    if why:
-        raise DataError(f"{path}: truncated image ({why})")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: not a readable image; expected PNG, JPEG, BMP, TIFF, DICOM or video")
-    return check_image(_bgr_to_rgb(img), str(path))
+    return check_image(decode_image(path, limits), str(path))
 
 
 def dicom_spacing(ds: object) -> tuple[float, float] | None:
@@ -125,18 +125,25 @@ def dicom_spacing(ds: object) -> tuple[float, float] | None:
     return None
 
 
-def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """DICOM -> (frames NxHxW[xC], spacing_mm).  Applies photometric interpretation."""
+def read_dicom(path: str | os.PathLike, limits: Limits | None = None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """DICOM -> (frames NxHxW[xC], spacing_mm).  Applies photometric interpretation.
+
+    Rows x Columns (per frame) and x NumberOfFrames (per file) are checked against the
+    limits from the header, before the pixel data is read."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
+    limits = limits if limits is not None else Limits.resolve()
     try:
-        ds = pydicom.dcmread(str(path))
+        with open_regular(path, limits) as f:
+            _check_dicom_size(path, pydicom.dcmread(f, stop_before_pixels=True), limits)
+            f.seek(0)
+            ds = pydicom.dcmread(f)
     except InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from e
-    except (OSError, EOFError, ValueError) as e:
-        raise DataError(f"{path}: unreadable or truncated DICOM ({e})") from e
+    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
+        raise DataError(f"{path}: unreadable or truncated DICOM ({_first_line(e)})") from e
     if "PixelData" not in ds:
         raise DataError(f"{path}: DICOM has no pixel data (PixelData missing); expected an image or cine")
     try:
@@ -167,35 +174,56 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
     return arr, dicom_spacing(ds)
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _check_dicom_size(path: Path, ds: object, limits: Limits) -> None:
+    def num(name: str, default: int) -> int:
+        try:
+            return int(getattr(ds, name, default) or default)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: DICOM {name} is not a number") from None
+
+    rows, cols = num("Rows", 0), num("Columns", 0)
+    if rows or cols:  # no Rows/Columns: no image (reported below as missing PixelData)
+        limits.check_pixels(str(path), cols, rows, num("NumberOfFrames", 1) * max(1, num("SamplesPerPixel", 1)))
+
+
 def _pydicom_major() -> int:
     import pydicom
 
     return int(pydicom.__version__.split(".")[0])
 
 
-def read_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Every frame of a video file as HxWx3 RGB uint8 (lazily)."""
+def read_video(path: str | os.PathLike, limits: Limits | None = None) -> Iterator[np.ndarray]:
+    """Every frame of a video file as HxWx3 RGB uint8 (lazily); the frame size is checked
+    against the pixel limit before the first frame is decoded."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    limits = limits if limits is not None else Limits.resolve()
+    check_regular(path, limits)
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise DataError(f"{path}: not a readable video; expected AVI, MP4, MOV, MKV...")
     n = 0
     try:
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        limits.check_pixels(str(path), w, h)
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
+            if frame.shape[:2] != (h, w):
+                raise DataError(f"{path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}, the header said {w}x{h}")
             n += 1
-            yield _bgr_to_rgb(frame)
+            yield bgr_to_rgb(frame)
     finally:
         cap.release()
     if n == 0:
         raise DataError(f"{path}: video has no decodable frames (empty or truncated)")
 
 
-def kind_of(path: str | os.PathLike) -> str:
+def kind_of(path: str | os.PathLike, limits: Limits | None = None) -> str:
     """``dicom``, ``video`` or ``image``, from the suffix or the DICOM preamble."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -204,19 +232,17 @@ def kind_of(path: str | os.PathLike) -> str:
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix not in IMAGE_SUFFIXES:
-        try:
-            with open(path, "rb") as f:
-                if f.read(132)[128:] == b"DICM":
-                    return "dicom"
-        except OSError as e:
-            raise DataError(f"{path}: cannot read ({e.strerror})") from e
+        with open_regular(path, limits) as f:  # never blocks on a FIFO or reads /dev/zero
+            if f.read(132)[128:] == b"DICM":
+                return "dicom"
     return "image"
 
 
-def iter_frames(source: str | os.PathLike | np.ndarray,
-                allow_modalities: Collection[str] | None = None) -> Iterator[Frame]:
+def iter_frames(source: str | os.PathLike | np.ndarray, allow_modalities: Collection[str] | None = None,
+                limits: Limits | None = None) -> Iterator[Frame]:
     """Frames of an array, image file, DICOM (one per cine frame) or video file.
 
+    Files must be regular files within ``limits`` (default :meth:`Limits.resolve`).
     A DICOM whose modality is not ultrasound raises :class:`btseg.errors.ModalityError`
     unless ``allow_modalities`` names it (``["*"]``: any); see :mod:`btseg.runtime.dicom_meta`.
     """
@@ -224,18 +250,18 @@ def iter_frames(source: str | os.PathLike | np.ndarray,
         yield Frame(check_image(source))
         return
     path = Path(source)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    kind = kind_of(path)
+    limits = limits if limits is not None else Limits.resolve()
+    check_regular(path, limits)
+    kind = kind_of(path, limits)
     if kind == "image":
-        yield Frame(read_image(path), None, str(path))
+        yield Frame(read_image(path, limits), None, str(path))
     elif kind == "dicom":
         from btseg.runtime.dicom_meta import read_dicom_info
 
         info = read_dicom_info(path, allow_modalities)  # modality and regions, before decoding
-        arr, spacing = read_dicom(path)
+        arr, spacing = read_dicom(path, limits)
         for i, img in enumerate(arr):
             yield Frame(check_image(img, f"{path} frame {i}"), spacing, str(path), i if len(arr) > 1 else None, info)
     else:
-        for i, img in enumerate(read_video(path)):
+        for i, img in enumerate(read_video(path, limits)):
             yield Frame(img, None, str(path), i)

@@ -59,7 +59,7 @@ def test_truncated_png_found_on_access_or_with_verify(tiny_busi):
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     ds = open_dataset(tiny_busi)  # the header is intact: indexing succeeds, decoding cannot
-    with pytest.raises(DataError, match=r"benign \(2\)\.png: cannot decode"):
+    with pytest.raises(DataError, match=r"benign \(2\)\.png: (cannot decode|truncated)"):
         ds[ds.ids.index("benign/benign (2).png")]
     with pytest.raises(DataError, match=r"benign \(2\)\.png"):
         open_dataset(tiny_busi, verify=True)

@@ -125,3 +125,68 @@ def test_bad_video(tmp_path):
     (tmp_path / "bad.avi").write_bytes(b"RIFF0000AVI junk")
     with pytest.raises(DataError, match="video"):
         list(iter_frames(tmp_path / "bad.avi"))
+
+
+# -- accepted ranges and bounds (issue 9) ------------------------------------------------
+def test_float_range_is_checked_not_guessed(gray):
+    from btseg.runtime.inputs import check_image, to_unit_range
+
+    f255 = gray.astype(np.float32)  # 0..255 held in float: would give an empty mask if taken as 0..1
+    with pytest.raises(DataError, match=r"values in \[0, 252\]; float images must be in 0..1"):
+        check_image(f255)
+    unit = to_unit_range(f255, (0, 255))
+    assert unit.dtype == np.float32 and 0 <= unit.min() and unit.max() <= 1
+    np.testing.assert_allclose(unit * 255, f255, atol=1e-3)
+    assert check_image(gray.astype(np.float64) / 255.0).dtype == np.float64
+    for bad in (np.nan, np.inf, -np.inf):
+        img = unit.copy()
+        img[3, 3] = bad
+        with pytest.raises(DataError, match="NaN or inf"):
+            check_image(img)
+    with pytest.raises(DataError, match="outside value_range"):
+        to_unit_range(f255, (0, 100))
+    with pytest.raises(DataError, match="value_range"):
+        to_unit_range(f255, (1, 1))
+    assert check_image(np.full((4, 4), 65535, np.uint16)).max() == 65535  # uint16: the full range
+
+
+def test_dicom_size_is_checked_from_the_header(tmp_path, gray):
+    from btseg.imageio import Limits
+
+    p = write_dicom(tmp_path / "cine.dcm", np.stack([gray] * 4))
+    assert read_dicom(p)[0].shape == (4, 48, 64)
+    with pytest.raises(DataError, match=r"48 .*limit|64x48 = 0.0 MP"):
+        read_dicom(p, Limits(max_pixels=1000))
+    with pytest.raises(DataError, match="4 frames of 64x48"):
+        read_dicom(p, Limits(max_pixels=10_000, max_total_pixels=10_000))
+    import pydicom
+
+    ds = pydicom.dcmread(p)
+    ds.Rows, ds.Columns = 60000, 60000  # a header that lies: refused before the pixels are touched
+    ds.save_as(tmp_path / "huge.dcm")
+    with pytest.raises(DataError, match="60000x60000"):
+        list(iter_frames(tmp_path / "huge.dcm"))
+
+
+def test_special_files_are_per_input_errors(tmp_path, gray):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")  # no suffix: the DICOM-preamble sniff must not block on it
+    (tmp_path / "zero.dcm").symlink_to("/dev/zero")
+    (tmp_path / "d.avi").mkdir()
+    for name, why in (("pipe", "FIFO"), ("zero.dcm", "character device"), ("d.avi", "directory")):
+        with pytest.raises(DataError, match=why):
+            list(iter_frames(tmp_path / name))
+
+
+def test_video_frame_size_is_bounded(tmp_path, gray):
+    from btseg.imageio import Limits
+
+    p = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(3):
+        w.write(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    w.release()
+    assert len(list(iter_frames(p))) == 3
+    with pytest.raises(DataError, match="64x48"):
+        list(iter_frames(p, limits=Limits(max_pixels=100)))
