@@ -49,8 +49,12 @@ def benchmark_app(xml: Path, streams: int, threads: int, seconds: float) -> floa
 
 
 def predict_inprocess(model: str, images: Path, precision: str, streams: int, threads: int) -> float:
-    """images/s of the predict pipeline (model loaded before the clock starts)."""
-    from btseg.cli.predict import expand, predict_one
+    """images/s of the predict pipeline (model loaded before the clock starts), set up as
+    ``btseg.cli.predict.main`` does it: discover, output policy, limits, ordered_map."""
+    from btseg.cli.predict import predict_one
+    from btseg.cli.predict_inputs import discover
+    from btseg.cli.predict_outputs import OutputPolicy
+    from btseg.imageio import Limits
     from btseg.runtime.pipeline import ordered_map
     from btseg.runtime.segmenter import Segmenter
 
@@ -58,17 +62,20 @@ def predict_inprocess(model: str, images: Path, precision: str, streams: int, th
                          streams=streams)
     info = seg.info()
     rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
-    paths = expand((images,))
+    batch = discover((images,))
+    limits = Limits.resolve(None, None)
+    where = {"roi": None, "allow_modalities": ()}
     with tempfile.TemporaryDirectory() as out:
-        used: dict = {}
+        policy = OutputPolicy(Path(out), batch, package=Path(model))
+        policy.plan(True)
         t0 = time.perf_counter()
-        results = list(ordered_map(lambda p: predict_one(p, seg, Path(out), True, None, rec, False, used),
-                                   paths, workers=streams + 1))
+        results = list(ordered_map(lambda it: predict_one(it, seg, Path(out), True, None, rec, False, policy,
+                                                          limits, where), batch.items, workers=streams + 1))
         dt = time.perf_counter() - t0
     bad = [r for _, r in results if isinstance(r, Exception)]
     if bad:
         raise RuntimeError(f"{len(bad)} inputs failed, first: {bad[0]}")
-    return len(paths) / dt
+    return len(batch.items) / dt
 
 
 def predict_cli(model: str, images: Path, precision: str, streams: int, threads: int) -> float:
