@@ -19,9 +19,9 @@ off; an unwritable cache folder turns it off too, and :meth:`info` says why.
 
 Thread safety: an ``InferRequest`` is not thread-safe, so a call takes one from a pool of
 ``streams + 1`` requests created at load (a thread that finds none free waits for one) and
-gives it back.  They are created up front because creating a request while another thread
-was inferring on the same THROUGHPUT-compiled model hung the process once here (one
-thread holding the GIL inside pyopenvino, OpenVINO's threads waiting for it).
+gives it back.  They are created up front, and pybind11's numpy API is initialised at load on the
+loading thread: two threads reaching their first ``tensor.data`` at once deadlocked in
+pybind11's ``gil_safe_call_once_and_store`` (seen as a hung ``predict --streams 2``).
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ class OpenVINOBackend:
         self._pool: queue.Queue = queue.Queue()
         for _ in range((streams or 1) + 1):
             self._pool.put(compiled.create_infer_request())
+        # pybind11 initialises its numpy API lazily inside a std::call_once that waits for
+        # the GIL: two threads reaching their first tensor.data at once deadlock (seen with
+        # predict --streams 2). Touch it once here, on the loading thread.
+        try:
+            np.asarray(self._pool.queue[0].get_output_tensor(0).data)
+        except RuntimeError:  # a dynamic output has no data before the first inference
+            pass
         shape = compiled.input(0).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
 
