@@ -1,7 +1,8 @@
 """btseg.bench: accuracy, latency, memory and FLOPs of every artifact of a model package.
 
 Modules: :mod:`~btseg.bench.flops` (params, MACs), :mod:`~btseg.bench.sysinfo` (the machine),
-:mod:`~btseg.bench.latency` (batch-1 single-stream timing), :mod:`~btseg.bench.memory` (peak
+:mod:`~btseg.bench.latency` (batch-1 single-stream timing, batch and stream throughput),
+:mod:`~btseg.bench.peak` (the machine's peak GMAC/s per precision), :mod:`~btseg.bench.memory` (peak
 RSS in a fresh subprocess), :mod:`~btseg.bench.accuracy` (Dice/IoU/HD95 on the test split),
 :mod:`~btseg.bench.runner` (rows = artifacts x backends), :mod:`~btseg.bench.report`
 (table, JSON, CSV, Markdown, plot).  The CLI is ``btseg-bench`` (:mod:`btseg.cli.bench`).
@@ -17,12 +18,13 @@ from typing import Any
 
 
 def open_segmenter(package: str | Path, backend: str, target: str, precision: str,
-                   device: str = "cpu", threads: int | None = None) -> Any:
+                   device: str = "cpu", threads: int | None = None, **options: Any) -> Any:
     """Load one (package, target, precision) with one backend through the real runtime.
 
-    ``target == "torch"`` is the package's own weights in PyTorch (the FP32 reference).
+    ``target == "torch"`` is the package's own weights in PyTorch (the FP32 reference);
+    ``options`` go to the backend (``streams``, OpenVINO ``cache``).
     """
     from btseg.runtime import Segmenter
 
     return Segmenter.load(package, target=target, precision=precision, backend=backend,
-                          device=device, threads=threads)
+                          device=device, threads=threads, **options)

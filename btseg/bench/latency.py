@@ -122,3 +122,51 @@ def time_segmenter(segmenter: Any, image: np.ndarray, warmup: int = 10, iters: i
     out: dict[str, Any] = {"e2e": LatencyStats.from_samples(e2e)}
     out.update({k: LatencyStats.from_samples(v) for k, v in stages.items() if v})
     return out
+
+
+def time_batch(segmenter: Any, image: np.ndarray, batch: int, warmup: int = 10, iters: int | None = 100,
+               duration: float | None = None, sync: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Throughput of ``segmenter.segment_batch`` on ``batch`` copies of ``image`` (end to end).
+
+    Returns ``{"mode": "batch", "batch", "streams": 1, "latency": per-batch stats, "images_per_s"}``
+    where images/s = batch / p50 seconds per batch.
+    """
+    if batch < 1:
+        raise ConfigError(f"batch {batch}: expected >= 1")
+    frames = [image] * batch
+    stats = LatencyStats.from_samples(_loop(lambda: segmenter.segment_batch(frames), warmup, iters, duration, sync))
+    return {"mode": "batch", "batch": batch, "streams": 1, "latency": stats.to_dict(),
+            "images_per_s": batch * 1000.0 / stats.p50_ms}
+
+
+def time_streams(backend: Any, x: np.ndarray, streams: int, warmup: int = 10, iters: int | None = 100,
+                 duration: float | None = None) -> dict[str, Any]:
+    """Inference throughput with ``streams`` requests in flight (``benchmark_app -api async``).
+
+    ``backend`` should have been loaded with ``streams=streams``; its ``infer_many``
+    (OpenVINO async requests round-robin, ONNX Runtime sessions on threads) is fed ``x`` again and
+    again: ``iters`` x ``streams`` inferences, or for ``duration`` seconds.  Returns
+    ``{"mode": "streams", "batch", "streams", "n", "seconds", "images_per_s"}``.
+    """
+    from btseg.runtime.pipeline import infer_many
+
+    if streams < 1:
+        raise ConfigError(f"streams {streams}: expected >= 1")
+    if (iters is None and duration is None) or (iters is not None and iters < 1) or (duration is not None and duration <= 0):
+        raise ConfigError(f"bad timing options: iters={iters} duration={duration}")
+    for _ in infer_many(backend, [x] * max(warmup, streams)):
+        pass
+    n_max = iters * streams if iters is not None else None
+    t0 = time.perf_counter()
+    t_end = t0 + duration if duration is not None else None
+
+    def feed() -> Any:
+        i = 0
+        while (n_max is None or i < n_max) and (t_end is None or time.perf_counter() < t_end or i < streams):
+            i += 1
+            yield x
+
+    n = sum(1 for _ in infer_many(backend, feed()))
+    seconds = time.perf_counter() - t0
+    return {"mode": "streams", "batch": int(x.shape[0]), "streams": streams, "n": n, "seconds": seconds,
+            "images_per_s": n * int(x.shape[0]) / seconds}

@@ -10,6 +10,11 @@ Columns (the same in the table, CSV and Markdown):
 * ``peak MB``: peak RSS of a fresh process that loaded and ran the row; ``(+N)``: above
   that process's baseline after imports (the model's own cost).
 * ``GMACs``: MACs, FLOPs = 2 x MACs, counted by torch FlopCounterMode (conv/matmul only).
+* ``load ms``: time to open the row (OpenVINO: cold compile into an empty model cache, then
+  ``/`` the cached start-up).  ``img/s``: batch-1 single stream (1000 / p50), then the
+  ``--batch``/``--streams`` throughput rows (``b4: ...``, ``s2: ...``).
+* ``GMAC/s`` and ``% peak``: GMACs x images/s at batch-1 p50, as % of this machine's peak
+  GMAC/s for the precision the row ran in (``result["peak"]``, measured in the same run).
 
 Every file goes through :mod:`btseg.io` (atomic writes).
 """
@@ -21,6 +26,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from btseg.io import atomic_path, atomic_write, write_json
 from btseg.specs import BACKEND_SPECS
 
@@ -28,7 +35,8 @@ from btseg.specs import BACKEND_SPECS
 CSV_FIELDS = ("status", "model", "role", "architecture", "backend", "target", "precision", "device", "threads",
               "size_mb", "params", "gmacs", "dice", "dice_std", "dice_pct_fp32", "iou", "prec", "recall", "hd95",
               "dice_benign", "dice_malignant", "infer_p50_ms", "infer_p90_ms", "infer_p99_ms", "infer_mean_ms",
-              "e2e_p50_ms", "e2e_p90_ms", "fps", "peak_rss_mb", "model_peak_mb", "baseline_rss_mb", "gpu_peak_mb",
+              "e2e_p50_ms", "e2e_p90_ms", "fps", "load_ms", "load_cached_ms", "images_per_s",
+              "batch_images_per_s", "streams_images_per_s", "gmacs_per_s", "pct_peak", "peak_precision", "peak_rss_mb", "model_peak_mb", "baseline_rss_mb", "gpu_peak_mb",
               "inference_precision", "file", "reason")
 
 
@@ -42,7 +50,8 @@ def flatten(r: dict[str, Any]) -> dict[str, Any]:
                 infer_mean_ms=inf.get("mean_ms"), e2e_p50_ms=e2e.get("p50_ms"), e2e_p90_ms=e2e.get("p90_ms"),
                 fps=e2e.get("fps"), peak_rss_mb=mem.get("peak_rss_mb"), model_peak_mb=mem.get("model_peak_mb"),
                 baseline_rss_mb=mem.get("baseline_rss_mb"), gpu_peak_mb=mem.get("gpu_peak_mb"),
-                inference_precision=(r.get("runtime") or {}).get("inference_precision"))
+                inference_precision=(r.get("runtime") or {}).get("inference_precision"),
+                **{f"{t['mode']}_images_per_s": t["images_per_s"] for t in r.get("throughput") or []})
     if mem.get("status") == "failed":
         flat["reason"] = (flat["reason"] or "") + f" memory: {mem.get('reason')}"
     return flat
@@ -52,10 +61,26 @@ def _f(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _load(f: dict[str, Any]) -> str:
+    cached = f.get("load_cached_ms")
+    return _f(f.get("load_ms"), ".0f") + ("" if cached is None else f" / {cached:.0f}")
+
+
+def _rates(r: dict[str, Any]) -> str:
+    parts = [_f(r.get("images_per_s"), ".1f")]
+    for t in r.get("throughput") or []:
+        tag = f"b{t['batch']}" if t["mode"] == "batch" else f"s{t['streams']}"
+        parts.append(f"{tag}: {t['images_per_s']:.1f}")
+        if t.get("pct_peak") is not None:
+            parts[-1] += f" ({t['pct_peak']:.0f}%)"
+    return ", ".join(parts)
+
+
 def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the summary table."""
     head = ["status", "model", "backend", "artifact", "ran as", "size MB", "Dice", "% FP32", "p50 ms", "p90 ms",
-            "e2e p90", "FPS", "peak MB (+model)", "params M", "GMACs"]
+            "e2e p90", "FPS", "load ms (cached)", "img/s (batch/streams)", "GMAC/s", "% peak", "peak MB (+model)",
+            "params M", "GMACs"]
     cells = []
     for r in result["rows"]:
         f = flatten(r)
@@ -63,7 +88,8 @@ def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         art = "-" if r["target"] == "-" else f"{r['target']}/{r['precision']}"
         cells.append([r["status"], r["model"], r["backend"], art, f["inference_precision"] or "-", _f(f["size_mb"], ".2f"),
                       _f(f["dice"], ".4f"), _f(f["dice_pct_fp32"], ".1f"), _f(f["infer_p50_ms"], ".2f"),
-                      _f(f["infer_p90_ms"], ".2f"), _f(f["e2e_p90_ms"], ".2f"), _f(f["fps"], ".1f"), peak,
+                      _f(f["infer_p90_ms"], ".2f"), _f(f["e2e_p90_ms"], ".2f"), _f(f["fps"], ".1f"), _load(f),
+                      _rates(r), _f(f["gmacs_per_s"], ".1f"), _f(f["pct_peak"], ".1f"), peak,
                       _f(r.get("params") and r["params"] / 1e6, ".3f"), _f(r.get("gmacs"), ".3f")])
     return head, cells
 
@@ -77,7 +103,7 @@ def print_table(result: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     head, cells = display_rows(result)
-    t = Table(title="btseg-bench (batch 1, single stream; latency = inference only unless e2e)")
+    t = Table(title="btseg-bench (latency: batch 1, single stream, inference only unless e2e)")
     for h in head:
         t.add_column(h, justify="left" if h in ("status", "model", "backend", "artifact", "ran as") else "right")
     styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
@@ -107,8 +133,9 @@ def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     timing = f"{cfg['duration']} s" if cfg.get("duration") else f"{cfg['iters']} iters"
     lines = [f"# btseg-bench {result['created']}", "",
+             f"- peak (this run): {_peaks(result.get('peak'))}",
              f"- machine: {short(result['system'])}",
-             f"- device {cfg['device']}, threads {cfg['threads']}, batch {cfg['batch']}, warm-up {cfg['warmup']}, {timing}",
+             f"- device {cfg['device']}, threads {cfg['threads']}, batch {cfg['batch']}, streams {cfg.get('streams', 1)}, warm-up {cfg['warmup']}, {timing}",
              f"- test set: {_test_set(result.get('test_set'))}",
              f"- MACs: {result['flops_convention']}",
              "- p50/p90: inference only; e2e: preprocess + inference + postprocess; FPS = 1000 / mean e2e ms; "
@@ -133,6 +160,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _peaks(peaks: dict[str, Any] | None) -> str:
+    if not peaks:
+        return "not measured (--no-peak)"
+    return "; ".join(f"{k} {v['gmacs_per_s']:.1f} GMAC/s" if "gmacs_per_s" in v else f"{k} skipped ({v['skipped']})"
+                     for k, v in peaks.items())
+
+
 def _test_set(ts: dict[str, Any] | None) -> str:
     if not ts:
         return "none (no --data): no accuracy columns"
@@ -151,8 +185,31 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+def place_labels(xy: list[tuple[float, float]], size: tuple[float, float], step: float) -> list[tuple[float, float]]:
+    """Greedy, overlap-free label positions (display units) near each point.
+
+    Each label is a ``size`` (w, h) box; it tries rings of candidate offsets around its
+    point (closest first) and takes the first that overlaps neither a label placed so far
+    nor any point's marker (markers count as boxes of the same size).
+    """
+    w, h = size
+    obstacles = list(xy)
+    placed: list[tuple[float, float]] = []
+    rings = [(0.0, 0.0)] + [(r * step * np.cos(a), r * step * np.sin(a)) for r in range(1, 12)
+                             for a in np.linspace(0, 2 * np.pi, 8 + 4 * r, endpoint=False)]
+    for x, y in xy:
+        for dx, dy in rings[1:]:
+            cx, cy = x + dx, y + dy
+            if all(abs(cx - px) >= w or abs(cy - py) >= h for px, py in placed + obstacles):
+                break
+        placed.append((cx, cy))
+    return placed
+
+
 def plot(path: str | Path, result: dict[str, Any]) -> bool:
-    """PNG of Dice vs p90 inference latency, one labelled point per ok row, Pareto front drawn.
+    """PNG of Dice vs p90 inference latency: numbered markers (labels placed so that none
+    overlap, with a leader line to their point), the Pareto front, and a key table beside
+    the plot (number -> model, backend, artifact, p90, Dice).
 
     Returns False (and writes nothing) when no row has both numbers.
     """
@@ -166,30 +223,47 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     if not rows:
         return False
     pts = [(r["latency"]["infer"]["p90_ms"], r["dice"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    # colour = package, marker = backend: labels alone overlap when rows cluster
+    fig = plt.figure(figsize=(12, 6.5), dpi=110)
+    ax = fig.add_axes((0.07, 0.1, 0.52, 0.8))
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
     markers = {n: s.marker for n, s in BACKEND_SPECS.items()}
     for r, (x, y) in zip(rows, pts):
-        ax.scatter([x], [y], s=36, color=colors[r["model"]], marker=markers.get(r["backend"], "x"), zorder=3)
-        ax.annotate(f"{r['target']}/{r['precision']}", (x, y), fontsize=6.5, xytext=(4, 3),
-                    textcoords="offset points", color=colors[r["model"]])
+        ax.scatter([x], [y], s=30, color=colors[r["model"]], marker=markers.get(r["backend"], "x"), zorder=3)
     front = [pts[i] for i in pareto(pts)]
-    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:red", lw=1.2, zorder=2)
-    ax.scatter([p[0] for p in front], [p[1] for p in front], s=110, facecolors="none", edgecolors="tab:red",
-               zorder=4, label="Pareto front")
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:red", lw=1.2, zorder=2, label="Pareto front")
+    ax.set_xscale("log")
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+    pad = max(max(ys) - min(ys), 0.02) * 0.25
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    fig.canvas.draw()
+    disp = [tuple(ax.transData.transform(p)) for p in pts]
+    spots = place_labels(disp, (16.0, 13.0), 15.0)
+    inv = ax.transData.inverted()
+    for i, (r, p, spot) in enumerate(zip(rows, pts, spots), 1):
+        ax.annotate(str(i), p, xytext=tuple(inv.transform(spot)), textcoords="data", fontsize=7, ha="center",
+                    va="center", color=colors[r["model"]], fontweight="bold",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray", "shrinkA": 4, "shrinkB": 2})
     for m in models:
         ax.scatter([], [], color=colors[m], marker="o", label=m)
     for b in dict.fromkeys(r["backend"] for r in rows):
         ax.scatter([], [], color="gray", marker=markers.get(b, "x"), label=b)
-    ax.set_xscale("log")
     ax.set_xlabel("p90 inference latency, ms (batch 1, log scale)")
     ax.set_ylabel("Dice (test split)")
     ax.set_title(f"Dice vs latency, {result['config']['device']}, {result['config']['threads']} threads")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
+    ax.legend(loc="lower left", fontsize=7)
+    key = fig.add_axes((0.62, 0.05, 0.37, 0.88))
+    key.axis("off")
+    cells = [[str(i), r["model"], r["backend"], f"{r['target']}/{r['precision']}", f"{x:.2f}", f"{y:.4f}"]
+             for i, (r, (x, y)) in enumerate(zip(rows, pts), 1)]
+    table = key.table(cellText=cells, colLabels=["#", "model", "backend", "artifact", "p90 ms", "Dice"],
+                      loc="upper center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1, 1.3)
+    table.auto_set_column_width(list(range(6)))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -6,6 +6,12 @@ reference) plus one row per (artifact, backend) pair whose target that backend r
 openvino).  A row that cannot run (backend not installed, artifact missing or corrupted,
 device absent) is kept with ``status="failed"`` and the one-line ``reason``; the run goes on.
 
+Per row, besides accuracy and batch-1 latency: the load time (OpenVINO: ``load_ms`` cold,
+into an empty model cache, and ``load_cached_ms`` from that cache), throughput rows when
+asked (``--batch N``: ``segment_batch`` of N frames; ``--streams N``: N requests in
+flight), and the achieved GMAC/s as a share of this machine's peak for the precision the
+row really ran in (:mod:`btseg.bench.peak`, measured once per run).
+
 Example::
 
     >>> cfg = BenchConfig(models=["runs/demo/student"], data="data/phantom")   # doctest: +SKIP
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +32,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from btseg.bench import accuracy, flops, latency, memory, open_segmenter, sysinfo
+from btseg.bench import accuracy, flops, latency, memory, open_segmenter, peak, sysinfo
 from btseg.errors import BtsegError, ConfigError, IntegrityError
+from btseg.preprocess import preprocess
 from btseg.package import load_package
+from btseg.runtime.inputs import check_image
 from btseg.runtime.segmenter import failed_on
 from btseg.specs import BACKEND_NAMES, BACKEND_SPECS
 from btseg.specs import installed_backends as installed_backends
@@ -46,6 +56,8 @@ class BenchConfig:
     device: str = "cpu"
     threads: int | None = None
     batch: int = 1
+    streams: int = 1
+    peak: bool = True
     warmup: int = 5
     iters: int | None = 50
     duration: float | None = None
@@ -55,8 +67,10 @@ class BenchConfig:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        if self.batch != 1:
-            raise ConfigError(f"--batch {self.batch}: only batch 1 (single-stream, one frame at a time) is measured")
+        for name in ("batch", "streams"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name} {value!r}: expected a whole number >= 1")
         bad = [b for b in self.backends if b not in ALL_BACKENDS]
         if bad:
             raise ConfigError(f"unknown backend(s) {', '.join(bad)}; expected {', '.join(ALL_BACKENDS)} or all")
@@ -147,12 +161,45 @@ def _frame(test: accuracy.TestSet | None, size: tuple[int, int]) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (2 * size[0], 2 * size[1]), dtype=np.uint8)
 
 
-def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None) -> dict[str, Any]:
-    """Load, score, time and (in a subprocess) measure one row; failures become its reason."""
+def _load(row: dict[str, Any], cfg: BenchConfig, device: str, cache: str | None, **options: Any) -> tuple[Any, float]:
+    opts = dict(options, cache=cache) if row["backend"] == "openvino" and cache else options
+    t0 = time.perf_counter()
+    seg = open_segmenter(row["package"], row["backend"], row["target"], row["precision"], device, cfg.threads, **opts)
+    return seg, (time.perf_counter() - t0) * 1e3
+
+
+def _throughput(row: dict[str, Any], cfg: BenchConfig, seg: Any, frame: np.ndarray, device: str,
+                cache: str | None) -> list[dict[str, Any]]:
+    """The ``--batch`` and ``--streams`` measurements of one row (none when both are 1)."""
+    out = []
+    if cfg.batch > 1:
+        out.append(latency.time_batch(seg, frame, cfg.batch, cfg.warmup, cfg.iters, cfg.duration,
+                                      latency.cuda_sync(device)))
+    if cfg.streams > 1:
+        many, _ = _load(row, cfg, device, cache, streams=cfg.streams)
+        x = preprocess(check_image(frame), many.spec)[None]  # one frame per request, as benchmark_app
+        res = latency.time_streams(many.backend, x, cfg.streams, cfg.warmup, cfg.iters, cfg.duration)
+        res["backend_info"] = _jsonable({k: v for k, v in many.backend.info().items()
+                                         if k in ("performance_hint", "streams", "threads")})
+        out.append(res)
+        del many
+    return out
+
+
+def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None,
+            cache: str | None = None) -> dict[str, Any]:
+    """Load, score, time and (in a subprocess) measure one row; failures become its reason.
+
+    ``cache``: an (empty at first) OpenVINO model-cache folder for this run, so that the
+    first load is cold and the second one is the cached start-up.
+    """
     device = _device_for(row["backend"], cfg.device)
     row.update(device=device, threads=cfg.threads)
     try:
-        seg = open_segmenter(row["package"], row["backend"], row["target"], row["precision"], device, cfg.threads)
+        seg, row["load_ms"] = _load(row, cfg, device, cache)
+        if row["backend"] == "openvino" and cache:
+            del seg
+            seg, row["load_cached_ms"] = _load(row, cfg, device, cache)
         row["runtime"] = _jsonable(seg.info())
         if test is not None:
             summary = accuracy.evaluate(seg, test)
@@ -162,6 +209,7 @@ def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None
         row["frame_shape"] = list(frame.shape)
         lat = latency.time_segmenter(seg, frame, cfg.warmup, cfg.iters, cfg.duration, latency.cuda_sync(device))
         row["latency"] = {k: v.to_dict() for k, v in lat.items()}
+        row["throughput"] = _throughput(row, cfg, seg, frame, device, cache)
         del seg
     except BtsegError as e:
         row.update(status="failed", reason=str(e).splitlines()[0])
@@ -202,8 +250,23 @@ def add_model_facts(rows: list[dict[str, Any]]) -> None:
         r["gmacs"] = r["macs"] / 1e9
     ref = {r["package"]: r.get("dice") for r in rows if r["backend"] == "torch" and r["status"] == "ok"}
     for r in rows:
+        inf = (r.get("latency") or {}).get("infer") or {}
+        r["images_per_s"] = 1000.0 / inf["p50_ms"] if inf.get("p50_ms") else None
+        r["gmacs_per_s"] = r["gmacs"] * r["images_per_s"] if r["images_per_s"] else None
+    for r in rows:
         base = ref.get(r["package"])
         r["dice_pct_fp32"] = 100.0 * r["dice"] / base if r.get("dice") is not None and base else None
+
+
+def add_peak_share(rows: list[dict[str, Any]], peaks: dict[str, dict[str, Any]] | None) -> None:
+    """Each row's achieved GMAC/s (batch-1 p50) as % of the peak of the precision it ran in."""
+    for r in rows:
+        key, top = peak.peak_for(peaks or {}, (r.get("runtime") or {}).get("inference_precision") or r["precision"])
+        r["peak_precision"] = key
+        r["pct_peak"] = 100.0 * r["gmacs_per_s"] / top if top and r.get("gmacs_per_s") else None
+        for t in r.get("throughput") or []:
+            t["gmacs_per_s"] = r["gmacs"] * t["images_per_s"]
+            t["pct_peak"] = 100.0 * t["gmacs_per_s"] / top if top else None
 
 
 def model_in_channels(model: Any) -> int:
@@ -224,15 +287,19 @@ def run(cfg: BenchConfig, progress: Callable[[dict[str, Any]], None] | None = No
     cfg.models = models
     test = accuracy.load_test_set(cfg.data, models, part=cfg.split, limit=cfg.limit) if cfg.data else None
     rows = [r for m in models for r in plan_rows(m, cfg)]
-    for r in rows:
-        if r["status"] == "pending":
-            run_row(r, cfg, test)
-        if progress:
-            progress(r)
+    # once per run, on the same load as the rows (2-3 s); never cached across runs
+    peaks = peak.measure(cfg.threads) if cfg.peak and any(r["status"] == "pending" for r in rows) else None
+    with tempfile.TemporaryDirectory(prefix="btseg-bench-ovcache-") as cache:
+        for r in rows:
+            if r["status"] == "pending":
+                run_row(r, cfg, test, cache)
+            if progress:
+                progress(r)
     add_model_facts(rows)
+    add_peak_share(rows, peaks)
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
             "system": sysinfo.collect(), "test_set": test.source if test is not None else None,
-            "flops_convention": flops.CONVENTION, "rows": rows}
+            "flops_convention": flops.CONVENTION, "peak": peaks, "rows": rows}
 
 
 def below(result: dict[str, Any], min_dice: float) -> list[dict[str, Any]]:

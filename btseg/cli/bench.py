@@ -7,6 +7,7 @@ Examples::
     btseg-bench --model runs/demo/student --data phantom --compare-teachers --backends all
     btseg-bench --model runs/demo/student --backends openvino --precisions int8 --duration 10
     btseg-bench --model runs/demo/student --data phantom --min-dice 0.80   # exit 1 if any row is below
+    btseg-bench --model runs/demo/student --batch 4 --streams 2   # + throughput rows (images/s)
 
 Exit codes: 0 done; 1 ``--min-dice`` gate failed (some ok row below it); 2 bad input
 (one-line error).  Failed rows do not change the exit code: they are reported as rows.
@@ -52,7 +53,12 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N test images.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (GPU, NPU).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads (default: usable cores).")
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Only 1 (single-stream).")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Also time segment_batch of N frames per call and report images/s (latency stays batch 1).")
+@click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
+              help="Also time N requests in flight (OpenVINO THROUGHPUT + N async requests, ONNX Runtime N "
+                   "sessions splitting --threads) and report images/s, as benchmark_app -api async.")
+@click.option("--no-peak", is_flag=True, help="Skip the machine-peak GMAC/s probe (the '% peak' column).")
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50).")
 @click.option("--duration", type=float, default=None,
@@ -68,7 +74,8 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @handle_errors
 @requires_extra("btseg-bench", "train")
 def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
-         device: str, threads: int | None, batch: int, warmup: int, iters: int | None, duration: float | None,
+         device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
+         iters: int | None, duration: float | None,
          out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool) -> None:
     """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
     from btseg.bench import report, runner
@@ -81,7 +88,7 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
         models=list(models), backends=(runner.installed_backends() if backends.strip().lower() == "installed"
                                        else _csv(backends, runner.ALL_BACKENDS, "backends")),
         precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
-        device=device, threads=threads, batch=batch, warmup=warmup,
+        device=device, threads=threads, batch=batch, streams=streams, peak=not no_peak, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,
         memory=not no_memory, compare_teachers=compare_teachers, limit=limit)
 

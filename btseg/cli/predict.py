@@ -152,16 +152,20 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--allow-modality", "allow_modality", multiple=True, metavar="MODALITY",
               help="Also segment DICOM of this modality (e.g. CT); default: ultrasound only.")
 @click.option("--any-modality", is_flag=True, help="Segment DICOM of any modality.")
+@click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
+              help="Inference streams (OpenVINO THROUGHPUT streams / ONNX Runtime sessions); inputs are "
+                   "decoded, segmented and written on streams+1 threads (btseg.runtime.pipeline).")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
          max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
-         allow_modality: tuple[str, ...], any_modality: bool) -> None:
+         allow_modality: tuple[str, ...], any_modality: bool, streams: int) -> None:
     """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
+    from btseg.runtime.pipeline import ordered_map
     from btseg.runtime.regions import parse_roi
     from btseg.runtime.segmenter import Segmenter
 
@@ -175,7 +179,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
     policy.plan(overlay)  # every output path checked before any work
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
-                               threads=threads)
+                               threads=threads, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
     backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
     if batch.skipped:
@@ -186,10 +190,14 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     items = batch.items
     with Progress(console=console, transient=True, disable=len(items) < 2) as progress:
         task = progress.add_task("segmenting", total=len(items))
-        for item in items:
+        work = lambda item: predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json,  # noqa: E731
+                                        policy, limits, where)
+        # decode, inference and writing of streams+1 inputs overlap; results (and errors) in input order
+        for item, result in ordered_map(work, items, workers=streams + 1):
             try:
-                rows.append(predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json, policy,
-                                        limits, where))
+                if isinstance(result, Exception):
+                    raise result
+                rows.append(result)
             except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
                 failed += 1
                 why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]

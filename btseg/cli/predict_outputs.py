@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -67,6 +68,7 @@ class OutputPolicy:
         self.forbidden = [_real(Path(package))] if package is not None else []
         self.written: set[Path] = set()
         self._records: dict[Path, dict[str, str]] = {}
+        self._lock = threading.Lock()  # predict --streams writes from several threads
 
     # -- before any work ----------------------------------------------------------------
     def check_out(self) -> None:
@@ -118,14 +120,18 @@ class OutputPolicy:
 
     # -- at each write ------------------------------------------------------------------
     def claim(self, path: Path) -> Path:
-        """Allow one write to ``path`` (DataError, naming it, when not allowed); returns it."""
+        """Allow one write to ``path`` (DataError, naming it, when not allowed); returns it.
+
+        Check and claim are one step under a lock, so two threads never both claim a path.
+        """
         real = _real(path)
-        if real in self.written:
-            raise DataError(f"{path}: already written in this run; two inputs or frames share this output name")
-        why = self.problem(path)
-        if why:
-            raise DataError(f"{path}: {why}")
-        self.written.add(real)
+        with self._lock:
+            if real in self.written:
+                raise DataError(f"{path}: already written in this run; two inputs or frames share this output name")
+            why = self.problem(path)
+            if why:
+                raise DataError(f"{path}: {why}")
+            self.written.add(real)
         return path
 
     def problem(self, path: Path) -> str | None:
@@ -170,7 +176,8 @@ class OutputPolicy:
 
     def recorded(self, path: Path, sha256: str) -> None:
         """Note a file this run wrote (so a later check in this run sees it as owned)."""
-        self._records.setdefault(_real(path.parent), {})[path.name] = sha256
+        with self._lock:
+            self._records.setdefault(_real(path.parent), {})[path.name] = sha256
 
 
 def _glob_escape(s: str) -> str:

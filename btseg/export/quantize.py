@@ -7,9 +7,16 @@ folder of image files; every image goes through THE preprocessing
 the network sees on the cart.  Images are picked evenly spaced over the sorted set, so
 every class of a BUSI-layout set is represented.
 
-The INT8 model is a QDQ graph with per-channel symmetric INT8 weights and symmetric INT8
-activations (``ActivationSymmetric``), the form TensorRT builds explicit-precision
-engines from.
+Each runtime gets its own INT8 recipe, recorded in the manifest (``extra.recipe``): TensorRT's
+is :data:`TENSORRT_QDQ`; ONNX Runtime's CPU recipe (``ORT_CPU``): QDQ format, uint8 asymmetric
+activations and int8 per-channel symmetric weights (U8S8), every operator quantised.  Why
+(ORT 1.32 profiler, paper student at 256 px, 2 threads, see docs/bench.md): with int8
+activations (S8S8, the old recipe) ORT fused only 27 of the 53 Conv into ``QLinearConv``;
+the other 26 ran in float between 104 DequantizeLinear and 70 QuantizeLinear nodes plus 36
+layout Transposes, so INT8 ran 1.27x *slower* than FP32.  With U8S8 every Conv becomes a
+``QLinearConv`` (x86 MLAS kernels are u8 x s8: ``vpmaddubsw`` on AVX2, ``vpdpbusd`` on
+VNNI), the Add/Mul/Sigmoid/Concat of the attention gates become QLinear ops, the graph
+goes NHWC end to end with one Q at the input and one DQ at the output.
 
 Example::
 
@@ -159,11 +166,55 @@ def _reader(inputs: list[np.ndarray]) -> Any:
     return cls(inputs)
 
 
-def quantize_onnx(src: Path, dst: Path, inputs: list[np.ndarray], method: str,
-                  metadata: dict[str, Any]) -> dict[str, Any]:
-    """FP32 ONNX -> INT8 QDQ ONNX calibrated on ``inputs`` (see the module docstring).
+@dataclass(frozen=True)
+class Recipe:
+    """How ``quantize_static`` builds one runtime's INT8 graph (saved in the manifest).
 
-    Returns the quantization settings, for the manifest's ``extra``.
+    ``exclude_op_types`` names operators left in float (their nodes are excluded).
+    """
+
+    name: str
+    format: str = "QDQ"  # or "QOperator"
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    per_channel: bool = True
+    activation_symmetric: bool = False
+    weight_symmetric: bool = True
+    reduce_range: bool = False
+    op_types_to_quantize: tuple[str, ...] | None = None  # None: every op the quantizer knows
+    exclude_op_types: tuple[str, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``recipe`` entry."""
+        return {"name": self.name, "format": self.format, "activation_type": self.activation_type,
+                "weight_type": self.weight_type, "per_channel": self.per_channel,
+                "activation_symmetric": self.activation_symmetric, "weight_symmetric": self.weight_symmetric,
+                "reduce_range": self.reduce_range,
+                "op_types_to_quantize": list(self.op_types_to_quantize) if self.op_types_to_quantize else "all",
+                "exclude_op_types": list(self.exclude_op_types)}
+
+
+#: ONNX Runtime CPU EP: U8S8 QDQ, per-channel weights (see the module docstring for why).
+ORT_CPU = Recipe("onnxruntime-cpu-u8s8-qdq")
+#: One recipe per runtime; TensorRT's (symmetric S8S8, FP32 bias and output) is
+#: :data:`TENSORRT_QDQ` below, built by :func:`quantize_onnx_tensorrt`.
+RECIPES: dict[str, Recipe] = {"onnxruntime": ORT_CPU}
+
+
+def _excluded(path: Path, op_types: Sequence[str]) -> list[str]:
+    import onnx
+
+    if not op_types:
+        return []
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in set(op_types)]
+
+
+def quantize_onnx(src: Path, dst: Path, inputs: list[np.ndarray], method: str,
+                  metadata: dict[str, Any], recipe: Recipe = ORT_CPU) -> dict[str, Any]:
+    """FP32 ONNX -> INT8 ONNX calibrated on ``inputs`` with ``recipe`` (see the module docstring).
+
+    Returns the quantization settings, for the manifest's ``extra`` (``recipe`` included).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -175,26 +226,31 @@ def quantize_onnx(src: Path, dst: Path, inputs: list[np.ndarray], method: str,
         raise DataError("INT8 calibration: no images")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
+    qtypes = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     src, dst = Path(src), Path(dst)
     pre = dst.with_name(dst.stem + ".pre.onnx")
     raw = dst.with_name(dst.stem + ".raw.onnx")
-    extra_options = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    extra_options = {"ActivationSymmetric": recipe.activation_symmetric, "WeightSymmetric": recipe.weight_symmetric}
     if method == "percentile":
         extra_options["CalibPercentile"] = 99.999
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         # shape inference + ORT's basic graph optimisations make the quantizer's job exact
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(raw), _reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(pre), str(raw), _reader(inputs), quant_format=QuantFormat[recipe.format],
+                        per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
+                        activation_type=qtypes[recipe.activation_type], weight_type=qtypes[recipe.weight_type],
+                        op_types_to_quantize=list(recipe.op_types_to_quantize) if recipe.op_types_to_quantize
+                        else None, nodes_to_exclude=_excluded(pre, recipe.exclude_op_types),
                         calibrate_method=methods[method], extra_options=extra_options)
     proto = onnx.load(str(raw))
     for p in (pre, raw):
         p.unlink(missing_ok=True)
     finalize(proto, dst, metadata)
-    return {"quantizer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-            "calib_method": method, "per_channel_weights": True, "activation_symmetric": True,
-            "weight_type": "int8", "activation_type": "int8", "calib_images": len(inputs),
+    return {"quantizer": "onnxruntime.quantization.quantize_static", "format": recipe.format,
+            "calib_method": method, "per_channel_weights": recipe.per_channel,
+            "activation_symmetric": recipe.activation_symmetric, "weight_type": recipe.weight_type,
+            "activation_type": recipe.activation_type, "calib_images": len(inputs), "recipe": recipe.describe(),
             **({"calib_percentile": extra_options["CalibPercentile"]} if method == "percentile" else {})}
 
 

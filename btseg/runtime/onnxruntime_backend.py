@@ -15,12 +15,20 @@ naming the wheel that has it.  :meth:`info` reports the providers the session re
 Thread safety: ``InferenceSession.run`` is thread-safe (documented by ONNX Runtime), so
 one session serves every thread.  ``threads`` sets ``intra_op_num_threads`` (inter-op 1,
 sequential execution: a single small graph gains nothing from inter-op parallelism).
+
+Throughput: ``streams=N`` opens N sessions that split ``threads`` between them
+(``intra_op_num_threads = max(1, threads // N)``); each calling thread is pinned to one
+session, and :meth:`infer_many` keeps N batches in flight on N worker threads.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -71,8 +79,12 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, session: Any, artifact: Path, device: str, threads: int | None, opt_level: str) -> None:
+    def __init__(self, session: Any, artifact: Path, device: str, threads: int | None, opt_level: str,
+                 extra_sessions: list[Any] | None = None) -> None:
         self._session = session
+        self._sessions = [session, *(extra_sessions or [])]
+        self._local = threading.local()
+        self._next = itertools.count()
         self._artifact = artifact
         self._device = device
         self._threads = threads
@@ -87,7 +99,7 @@ class OnnxRuntimeBackend:
 
     @classmethod
     def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
-             graph_optimization: str = "all", **options: Any) -> "OnnxRuntimeBackend":
+             graph_optimization: str = "all", streams: int | None = None, **options: Any) -> "OnnxRuntimeBackend":
         """Create the session.
 
         Args:
@@ -95,6 +107,7 @@ class OnnxRuntimeBackend:
             device: see the module docstring.
             threads: intra-op threads (None: ORT's default, one per physical core).
             graph_optimization: ``disable|basic|extended|all``.
+            streams: N > 1 opens N sessions splitting ``threads`` (see the module docstring).
         """
         ort = require("onnxruntime", "onnxruntime", "onnxruntime")
         if graph_optimization not in _OPT_LEVELS:
@@ -106,6 +119,11 @@ class OnnxRuntimeBackend:
                 raise BackendUnavailableError(
                     f"onnxruntime {ort.__version__} has no {name} for device {device!r} "
                     f"(available: {', '.join(sorted(available))}); pip install {_WHEEL.get(name, 'onnxruntime')}")
+        if streams is not None and int(streams) < 1:
+            raise ConfigError(f"onnxruntime: streams {streams}: expected >= 1")
+        n = int(streams or 1)
+        if n > 1:
+            threads = max(1, int(threads or os.cpu_count() or 1) // n)
         so = ort.SessionOptions()
         so.graph_optimization_level = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -125,24 +143,44 @@ class OnnxRuntimeBackend:
         bad_model = (ort_errors.Fail, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf,
                      ort_errors.InvalidArgument, ort_errors.NoSuchFile)
         try:
-            session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+            sessions = [ort.InferenceSession(str(path), sess_options=so, providers=providers) for _ in range(n)]
         except bad_model as e:
             raise ArtifactError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from e
-        return cls(session, path, device, threads, graph_optimization)
+        return cls(sessions[0], path, device, threads, graph_optimization, sessions[1:])
+
+    def _mine(self) -> Any:
+        """This thread's session (threads take the sessions round-robin)."""
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = self._sessions[next(self._next) % len(self._sessions)]
+        return s
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """NCHW float32 -> NCHW float32 logits (a static batch-1 model runs item by item)."""
         x = np.ascontiguousarray(batch, dtype=self._input_type)
         if self._static_batch == 1 and len(x) > 1:
             return np.concatenate([self.infer(x[i:i + 1]) for i in range(len(x))])
-        (y,) = self._session.run([self._output], {self._input: x})
+        (y,) = self._mine().run([self._output], {self._input: x})
         return np.asarray(y, dtype=np.float32)
+
+    def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order, one worker thread per session (at most twice
+        as many batches in flight as sessions)."""
+        n = len(self._sessions)
+        with ThreadPoolExecutor(n, thread_name_prefix="btseg-ort") as pool:
+            pending: list[Any] = []
+            for x in batches:
+                pending.append(pool.submit(self.infer, x))
+                if len(pending) >= 2 * n:
+                    yield pending.pop(0).result()
+            for f in pending:
+                yield f.result()
 
     def info(self) -> dict[str, Any]:
         import onnxruntime as ort
 
         used = self._session.get_providers()
         return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
-                "providers": used, "threads": self._threads, "inter_op_threads": 1,
+                "providers": used, "threads": self._threads, "inter_op_threads": 1, "streams": len(self._sessions),
                 "graph_optimization": self._opt_level, "inference_precision": self._precision,
                 "version": ort.__version__}

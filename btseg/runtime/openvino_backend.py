@@ -7,22 +7,35 @@ reports ``INFERENCE_PRECISION_HINT`` and the per-layer runtime precisions of the
 model, so a benchmark records what ran, not what was exported.  Pass
 ``precision_hint="f32"`` to force full precision.
 
-Thread safety: an ``InferRequest`` is not thread-safe, so every calling thread gets its
-own (``threading.local``), created on first use from the shared ``CompiledModel`` (which is
-thread-safe).  Requests die with their threads.
+Throughput: ``streams=N`` compiles with ``PERFORMANCE_HINT=THROUGHPUT`` and
+``NUM_STREAMS=N``; :meth:`infer_many` keeps N infer requests in flight (``start_async``
+round-robin, what ``benchmark_app -api async`` does).
+
+Fast start: the compiled blob is cached (OpenVINO ``CACHE_DIR``) in a folder per artifact
+sha256 under :func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
+``$XDG_CACHE_HOME/btseg/ov``, else ``~/.cache/btseg/ov``); a changed artifact gets a new
+key, so a stale blob is never loaded.  ``BTSEG_OV_CACHE=off`` (or ``cache=False``) turns it
+off; an unwritable cache folder turns it off too, and :meth:`info` says why.
+
+Thread safety: an ``InferRequest`` is not thread-safe, so a call takes one from a pool of
+``streams + 1`` requests created at load (a thread that finds none free waits for one) and
+gives it back.  They are created up front, and pybind11's numpy API is initialised at load on the
+loading thread: two threads reaching their first ``tensor.data`` at once deadlocked in
+pybind11's ``gil_safe_call_once_and_store`` (seen as a hung ``predict --streams 2``).
 """
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
 from btseg.runtime.backend import require
+from btseg.runtime.cache import model_cache_dir
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO"}
 
@@ -40,18 +53,31 @@ class OpenVINOBackend:
 
     name = "openvino"
 
-    def __init__(self, compiled: Any, artifact: Path, device: str, threads: int | None) -> None:
+    def __init__(self, compiled: Any, artifact: Path, device: str, threads: int | None,
+                 streams: int | None = None, cache: str = "off") -> None:
         self._compiled = compiled
         self._artifact = artifact
         self._device = device
         self._threads = threads
-        self._local = threading.local()
+        self._streams = streams
+        self._cache = cache
+        self._pool: queue.Queue = queue.Queue()
+        for _ in range((streams or 1) + 1):
+            self._pool.put(compiled.create_infer_request())
+        # pybind11 initialises its numpy API lazily inside a std::call_once that waits for
+        # the GIL: two threads reaching their first tensor.data at once deadlock (seen with
+        # predict --streams 2). Touch it once here, on the loading thread.
+        try:
+            np.asarray(self._pool.queue[0].get_output_tensor(0).data)
+        except RuntimeError:  # a dynamic output has no data before the first inference
+            pass
         shape = compiled.input(0).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
 
     @classmethod
     def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
-             precision_hint: str | None = None, **options: Any) -> "OpenVINOBackend":
+             precision_hint: str | None = None, streams: int | None = None, cache: bool | str | None = None,
+             **options: Any) -> "OpenVINOBackend":
         """Read and compile ``artifact`` (``.xml`` IR or ``.onnx``).
 
         Args:
@@ -59,8 +85,14 @@ class OpenVINOBackend:
             threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's default).
             precision_hint: ``INFERENCE_PRECISION_HINT`` (``f32``, ``bf16``, ``f16``); None
                 lets OpenVINO choose (and :meth:`info` says what it chose).
+            streams: None/1: ``PERFORMANCE_HINT=LATENCY`` (one frame at a time); N > 1:
+                ``THROUGHPUT`` with ``NUM_STREAMS=N`` (for :meth:`infer_many`).
+            cache: None: the user cache folder (see the module docstring); a path: that
+                folder; False: no model cache.
         """
         ov = require("openvino", "openvino", "openvino")
+        if streams is not None and int(streams) < 1:
+            raise ConfigError(f"openvino: streams {streams}: expected >= 1")
         core = ov.Core()
         name = ov_device(device)
         base = name.split(".")[0]
@@ -73,31 +105,74 @@ class OpenVINOBackend:
         if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
             raise ArtifactError(f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing")
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if streams and int(streams) > 1:
+            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": int(streams)})
         if threads and base in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if precision_hint:
             config["INFERENCE_PRECISION_HINT"] = precision_hint
+        folder, state = model_cache_dir(path, cache)
+        if folder is not None:
+            config["CACHE_DIR"] = str(folder)
         try:
-            model = core.read_model(str(path))
+            # from the path, so that a cached blob loads without reading the IR at all
+            compiled = core.compile_model(str(path), name, config)
         except RuntimeError as e:
             raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e
-        compiled = core.compile_model(model, name, config)
-        return cls(compiled, path, name, threads)
-
-    def _request(self) -> Any:
-        req = getattr(self._local, "request", None)
-        if req is None:
-            req = self._local.request = self._compiled.create_infer_request()
-        return req
+        return cls(compiled, path, name, threads, int(streams) if streams else None, state)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """NCHW float32 -> NCHW float32 logits, on this thread's own infer request."""
+        """NCHW float32 -> NCHW float32 logits, on a request from the pool."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if self._static_batch == 1 and len(x) > 1:
             return np.concatenate([self.infer(x[i:i + 1]) for i in range(len(x))])
-        req = self._request()
-        req.infer({0: x})
-        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        req = self._pool.get()
+        try:
+            req.infer({0: x})
+            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        finally:
+            self._pool.put(req)
+
+    def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order, with ``streams`` infer requests in flight.
+
+        The requests are used round-robin (``start_async`` on request ``i % N``, ``wait``
+        on it before its reuse), so results come back in order with at most N batches held.
+        No Python completion callback is involved: with OpenVINO 2026.4 an
+        ``AsyncInferQueue`` with a Python callback aborted the interpreter at exit
+        ("terminate called without an active exception") and a bench run using it hung.
+        """
+        jobs = max(1, int(self._streams or 1))
+        requests = [self._pool.get() for _ in range(jobs)]
+        try:
+            yield from self._round_robin(requests, batches)
+        finally:
+            for r in requests:
+                try:
+                    r.wait()  # a consumer that stopped early leaves requests running
+                except RuntimeError:  # never started
+                    pass
+                self._pool.put(r)
+
+    @staticmethod
+    def _round_robin(requests: list[Any], batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        jobs = len(requests)
+        busy: list[bool] = [False] * jobs
+        i = 0
+        for x in batches:
+            k = i % jobs
+            if busy[k]:
+                requests[k].wait()
+                yield np.array(requests[k].get_output_tensor(0).data, dtype=np.float32, copy=True)
+            requests[k].start_async({0: np.ascontiguousarray(x, dtype=np.float32)})
+            busy[k] = True
+            i += 1
+        for j in range(i, i + jobs):  # drain in submission order
+            k = j % jobs
+            if busy[k]:
+                requests[k].wait()
+                busy[k] = False
+                yield np.array(requests[k].get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def runtime_precisions(self) -> dict[str, int]:
         """How many compute layers of the compiled model run in each precision."""
@@ -126,6 +201,7 @@ class OpenVINOBackend:
         return {"backend": self.name, "artifact": str(self._artifact), "device": self._device,
                 "providers": list(execution) if execution else [self._device],
                 "threads": prop("INFERENCE_NUM_THREADS") or self._threads,
-                "performance_hint": str(prop("PERFORMANCE_HINT")),
+                "performance_hint": str(prop("PERFORMANCE_HINT")), "streams": prop("NUM_STREAMS"),
+                "model_cache": self._cache,
                 "inference_precision_hint": hint_name, "inference_precision": actual,
                 "runtime_precisions": layers, "version": ov.__version__}

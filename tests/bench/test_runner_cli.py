@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from btseg.bench import memory, report, runner
 from btseg.cli.bench import main
 
-FAST = ["--warmup", "1", "--iters", "3", "--limit", "3"]
+FAST = ["--warmup", "1", "--iters", "3", "--limit", "3", "--no-peak"]
 
 
 def _run(*args: str):
@@ -65,7 +65,7 @@ def test_corrupted_artifact_refuses_the_package(run_dir):
     onnx_file = next((run_dir / "student").glob("*.onnx"))
     onnx_file.write_bytes(onnx_file.read_bytes()[:-64] + b"\0" * 64)
     cfg = runner.BenchConfig(models=[str(run_dir / "student")], backends=["torch", "onnxruntime"],
-                             precisions=["fp32"], warmup=0, iters=2, memory=False)
+                             precisions=["fp32"], warmup=0, iters=2, memory=False, peak=False)
     with pytest.raises(IntegrityError, match=f"refusing to benchmark .*{onnx_file.name}: sha256"):
         runner.run(cfg)
     r = _run("--model", str(run_dir / "student"), "--backends", "torch", "--no-memory", *FAST)

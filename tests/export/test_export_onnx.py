@@ -45,10 +45,13 @@ def test_int8_is_qdq_with_per_channel_weight_scales(exported):
                    and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and len(dims[n.input[1]]) == 1
                    and dims[n.input[1]][0] > 1]
     assert per_channel, "no per-channel INT8 weight scales"
-    # symmetric activations: every activation zero point is 0
+    # the ONNX Runtime recipe (btseg.export.quantize.ORT_CPU): uint8 activations (U8S8, what
+    # ORT's x86 kernels fuse), symmetric int8 weights (every weight zero point is 0)
     zps = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
            and n.input[2] in inits]
-    assert zps and all(not np.any(onnx.numpy_helper.to_array(z)) for z in zps)
+    assert zps and all(z.data_type == onnx.TensorProto.UINT8 for z in zps)
+    wzps = [inits[n.input[2]] for n in per_channel if len(n.input) > 2 and n.input[2] in inits]
+    assert wzps and all(not np.any(onnx.numpy_helper.to_array(z)) for z in wzps)
 
 
 def test_dynamic_batch_export(pkg_copy, phantom, cli):

@@ -1,0 +1,78 @@
+"""INT8 vs FP32 inference latency, interleaved, per backend (ORT and OpenVINO).
+
+Usage::
+
+    python benchmarks/int8_ratio.py --model PKG [--backends onnxruntime,openvino] [--rounds 40]
+        [--threads 2] [--out ratio.json]
+
+Loads every (backend, artifact) pair below through the real runtime (``Segmenter.load``),
+then calls ``backend.infer`` on one preprocessed frame **round-robin**: one call of each,
+``--rounds`` times, so that every artifact sees the same machine load (on a shared machine
+a sequential A-then-B run measures the load as much as the model).  Prints the p50 of each
+and the int8 / fp32 ratio per backend; ``/proc/loadavg`` before and after says how loaded
+the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+PAIRS = [("onnxruntime", "onnx", "fp32"), ("onnxruntime", "onnx", "int8"),
+         ("openvino", "openvino", "fp32"), ("openvino", "openvino", "int8")]
+
+
+def _load() -> list[str]:
+    return open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--backends", default="onnxruntime,openvino",
+                    help="comma list; one backend per run keeps the other's idle threads out of the timing")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    wanted = a.backends.split(",")
+    pairs = [q for q in PAIRS if q[0] in wanted]
+    from btseg.preprocess import preprocess
+    from btseg.runtime.segmenter import Segmenter
+
+    segs = {f"{b} {t}/{p}": Segmenter.load(a.model, target=t, precision=p, backend=b, threads=a.threads)
+            for b, t, p in pairs}
+    spec = next(iter(segs.values())).spec
+    frame = np.random.default_rng(0).integers(0, 256, (2 * spec.size[0], 2 * spec.size[1]), dtype=np.uint8)
+    x = preprocess(frame, spec)[None]
+    for s in segs.values():
+        for _ in range(a.warmup):
+            s.backend.infer(x)
+    times: dict[str, list[float]] = {k: [] for k in segs}
+    before = _load()
+    for _ in range(a.rounds):
+        for k, s in segs.items():
+            t0 = time.perf_counter()
+            s.backend.infer(x)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    p50 = {k: statistics.median(v) for k, v in times.items()}
+    ratio = {b: p50[f"{b} {t}/int8"] / p50[f"{b} {t}/fp32"] for b, t, _ in pairs[::2]}
+    ran = {k: s.info()["inference_precision"] for k, s in segs.items()}
+    result = {"model": a.model, "threads": a.threads, "rounds": a.rounds, "p50_ms": p50, "int8_over_fp32": ratio,
+              "ran_as": ran, "loadavg_before": before, "loadavg_after": _load()}
+    for k in segs:
+        print(f"{k:28s} ran {ran[k]:5s} p50 {p50[k]:8.2f} ms")
+    print(json.dumps({"int8_over_fp32": ratio, "loadavg": [before, result["loadavg_after"]]}))
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
