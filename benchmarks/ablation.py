@@ -59,8 +59,8 @@ class Study:
     val: float = 0.15
     test: float = 0.2
     preset: str = "demo"
-    epochs: int = 10
-    teacher_epochs: int = 20
+    epochs: int = 5
+    teacher_epochs: int = 8
     steps_per_epoch: int = 12
     patience: int = 10
     teacher_widths: list[int] = field(default_factory=lambda: [8, 16, 32, 128, 256])
@@ -82,6 +82,7 @@ def _base_cfg(st: Study):
 def plan(st: Study) -> list[dict[str, Any]]:
     """Every job, in the order they should start: teachers, then seed by seed, no KD and dual first."""
     from btseg.demo_training import UNEXT_DEMO_WIDTHS
+    from btseg.distill.config import get_preset
 
     base = _base_cfg(st)
     jobs = [{"name": f"teacher-{k}", "role": "teacher", "kd": None, "teachers": None, "arch": base.teacher_arch,
@@ -92,8 +93,8 @@ def plan(st: Study) -> list[dict[str, Any]]:
         for conf in st.configs:
             role, kd, teachers, arch = CONFIGS[conf.split("@")[0]]
             over: dict[str, Any] = {"seed": seed, "epochs": st.epochs, "kd": kd, "teachers": teachers or "routed"}
-            if arch == "unet":  # a plain U-Net the size of a teacher, as in make demo
-                over.update(student_arch="unet", student_kwargs={"widths": list(st.teacher_widths)})
+            if arch == "unet":  # make demo's U-Net baseline: the preset's (demo: 8..128) widths
+                over.update(student_arch="unet", student_kwargs=dict(get_preset(st.preset).teacher_kwargs))
             elif arch == "unext":
                 over.update(student_arch="unext", student_kwargs={"widths": list(UNEXT_DEMO_WIDTHS)})
             over.update(SWEEP.get(conf, {}))
