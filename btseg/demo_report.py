@@ -62,7 +62,9 @@ def write_report(out: Path, data_summary: str, train_md: str, bench_result: dict
     parts = ["# btseg demo report", "", f"Wall time: {seconds / 60:.1f} min. {NOT_CLINICAL}", "",
              "## Data", "", data_summary, "", "## Training (test split)", "", train_md, "",
              "Dice/IoU/HD95 on the held-out test split, scored by `btseg.metrics` (HD95 in pixels at "
-             "the original image size; a missed lesion costs the image diagonal).", ""]
+             "the original image size; a missed lesion costs the image diagonal). Lesion Dice: benign + "
+             "malignant images only; normal false-lesion: the share of normal images with any predicted "
+             "lesion pixel (Dice over all images counts an empty map on a normal image as 1.0).", ""]
     if bench_result is not None:
         parts += ["## Benchmark", "", report.markdown(bench_result), "", "![Dice vs p90 latency](bench/bench.png)", ""]
     if overlay_files:
