@@ -173,6 +173,18 @@ def write_report(doc: dict[str, Any], out_dir: Path, stem: str = "ablation") -> 
             f"(ratio {doc['teacher_params'] / doc['student_params']:.1f}x); split and teachers fixed, "
             "seeds vary init, augmentation and data order. Test split only; checkpoints chosen on val.", "",
             f"Reproduce: `{doc['command']}`", ""]
+    st = doc.get("study")
+    if st:
+        head += [f"Schedule: teachers {st['teacher_epochs']} x {st['steps_per_epoch']} steps (seed {st['teacher_seed']}), "
+                 f"students and baselines {st['epochs']} x {st['steps_per_epoch']} steps, batch 8, seeds "
+                 f"{', '.join(map(str, st['seeds']))}; study wall time {doc.get('wall_seconds', 0) / 60:.1f} min "
+                 f"({len(doc.get('sessions', []))} session(s)).", ""]
+    for name, t in doc.get("teacher_eval", {}).items():
+        head.append(f"- {name}: test Dice {t['dice']:.3f}, benign {t['dice_benign']:.3f}, malignant "
+                    f"{t['dice_malignant']:.3f}, normal empty {t['normal_empty_rate']:.2f} (best val epoch {t['best_epoch']})")
+    if doc.get("missing"):
+        head += ["", f"**Missing (not finished): {', '.join(doc['missing'])}**"]
+    head.append("")
     with atomic_write(paths[1]) as f:
         f.write("\n".join(head) + "\n" + markdown(doc))
     plot(doc, paths[2])
