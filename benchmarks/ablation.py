@@ -79,8 +79,13 @@ def _base_cfg(st: Study):
                                          teacher_kwargs={"widths": list(st.teacher_widths)})
 
 
+# start order: the headline pair (no KD, dual) for every seed, then the baselines, then the
+# other ablation rows; a study cut short keeps its most important comparisons complete
+TIERS = (("none", "dual"), ("unet", "unext"))
+
+
 def plan(st: Study) -> list[dict[str, Any]]:
-    """Every job, in the order they should start: teachers, then seed by seed, no KD and dual first."""
+    """Every job, in start order: teachers, then :data:`TIERS` seed by seed, then the rest."""
     from btseg.demo_training import UNEXT_DEMO_WIDTHS
     from btseg.distill.config import get_preset
 
@@ -89,20 +94,22 @@ def plan(st: Study) -> list[dict[str, Any]]:
              "seed": st.teacher_seed, "stage": "teachers", "kinds": [k], "package": f"teacher-{k}", "needs": False,
              "cfg": base.replace(seed=st.teacher_seed, epochs=st.teacher_epochs).to_dict()}
             for k in ("benign", "malignant")]
-    for seed in st.seeds:
-        for conf in st.configs:
-            role, kd, teachers, arch = CONFIGS[conf.split("@")[0]]
-            over: dict[str, Any] = {"seed": seed, "epochs": st.epochs, "kd": kd, "teachers": teachers or "routed"}
-            if arch == "unet":  # make demo's U-Net baseline: the preset's (demo: 8..128) widths
-                over.update(student_arch="unet", student_kwargs=dict(get_preset(st.preset).teacher_kwargs))
-            elif arch == "unext":
-                over.update(student_arch="unext", student_kwargs={"widths": list(UNEXT_DEMO_WIDTHS)})
-            over.update(SWEEP.get(conf, {}))
-            cfg = base.replace(**over)
-            name = f"{'baseline' if role == 'baseline' else 'student'}-{conf}-s{seed}"
-            jobs.append({"name": name, "role": role, "kd": kd, "teachers": teachers, "arch": cfg.student_arch,
-                         "variant": conf[len(conf.split("@")[0]):], "seed": seed, "stage": "student",
-                         "kinds": [], "package": name, "needs": kd != "none", "cfg": cfg.to_dict()})
+    rest = tuple(c for c in st.configs if not any(c in t for t in TIERS))
+    for tier in (*TIERS, rest):
+        for seed in st.seeds:
+            for conf in [c for c in tier if c in st.configs]:
+                role, kd, teachers, arch = CONFIGS[conf.split("@")[0]]
+                over: dict[str, Any] = {"seed": seed, "epochs": st.epochs, "kd": kd, "teachers": teachers or "routed"}
+                if arch == "unet":  # make demo's U-Net baseline: the preset's (demo: 8..128) widths
+                    over.update(student_arch="unet", student_kwargs=dict(get_preset(st.preset).teacher_kwargs))
+                elif arch == "unext":
+                    over.update(student_arch="unext", student_kwargs={"widths": list(UNEXT_DEMO_WIDTHS)})
+                over.update(SWEEP.get(conf, {}))
+                cfg = base.replace(**over)
+                name = f"{'baseline' if role == 'baseline' else 'student'}-{conf}-s{seed}"
+                jobs.append({"name": name, "role": role, "kd": kd, "teachers": teachers, "arch": cfg.student_arch,
+                             "variant": conf[len(conf.split("@")[0]):], "seed": seed, "stage": "student",
+                             "kinds": [], "package": name, "needs": kd != "none", "cfg": cfg.to_dict()})
     return jobs
 
 
@@ -180,7 +187,25 @@ def work_job(job: dict[str, Any], data: str, runs: str, result: str) -> dict[str
     return rec
 
 
-def run_jobs(jobs: list[dict[str, Any]], work: Path, workers: int) -> None:
+def _session_clock(work: Path, jobs: int, workers: int):
+    """Append this session to ``WORK/sessions.json``; the returned tick() rewrites its length,
+    so a study killed mid-way still records how long it ran."""
+    path = work / "sessions.json"
+    sessions = read_json(path) if path.exists() else []
+    me = {"start": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": 0.0, "jobs": jobs,
+          "workers": workers}
+    sessions.append(me)
+    t0 = time.perf_counter()
+
+    def tick() -> None:
+        me["seconds"] = round(time.perf_counter() - t0, 1)
+        write_json(path, sessions)
+
+    tick()
+    return tick
+
+
+def run_jobs(jobs: list[dict[str, Any]], work: Path, workers: int, tick=lambda: None) -> None:
     """Run the jobs ``workers`` at a time; KD students start once both teachers are done."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -206,6 +231,7 @@ def run_jobs(jobs: list[dict[str, Any]], work: Path, workers: int) -> None:
                     bars.update(ids[j["name"]], status="training")
                     _say(f"start {j['name']}", t0)
             done, _ = wait(list(running), timeout=5.0, return_when=FIRST_COMPLETED)
+            tick()
             for j in running.values():
                 _show_epoch(bars, ids[j["name"]], runs / j["package"] / "train" / "log.jsonl")
             for fut in done:
@@ -322,14 +348,7 @@ def main(work: Path, out: Path, n: int, size: int, preset: str, epochs: int, tea
         todo = [j for j in jobs if load_done(j, work) is None]
         console.print(f"ablation: {len(jobs) - len(todo)} of {len(jobs)} jobs already done; {len(todo)} to run")
         if todo:
-            start, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
-            try:
-                run_jobs(todo, work, workers)
-            finally:
-                sessions = read_json(work / "sessions.json") if (work / "sessions.json").exists() else []
-                sessions.append({"start": start, "seconds": round(time.perf_counter() - t0, 1), "jobs": len(todo),
-                                 "workers": workers})
-                write_json(work / "sessions.json", sessions)
+            run_jobs(todo, work, workers, _session_clock(work, len(todo), workers))
     cmd = command(st, work, out, workers)
     paths = write_report(collect(st, work, jobs, cmd, resamples), out)
     console.print(f"ablation: wrote {', '.join(map(str, paths))}\nreproduce: {cmd}")
