@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_report import summarise, write_report  # noqa: E402
+from ablation_report import document, score, write_report  # noqa: E402
 
 from btseg.cli.common import console, handle_errors  # noqa: E402
 from btseg.errors import ConfigError  # noqa: E402
@@ -138,37 +138,6 @@ def check_study(st: Study, work: Path) -> None:
                               "use a new --work directory")
     work.mkdir(parents=True, exist_ok=True)
     write_json(path, asdict(st))
-
-
-def score(pkg_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
-    """Test-split metrics of one package (``btseg.metrics`` via ``evaluate_package``)."""
-    import math
-
-    from btseg.bench.flops import count_macs
-    from btseg.data import Splits, open_dataset
-    from btseg.distill.evaluate import count_params, evaluate_package
-    from btseg.package import load_package
-
-    pkg = load_package(pkg_dir)
-    test = Splits.load(splits).select(open_dataset(data), "test")
-    s = evaluate_package(pkg, test, per_image=True)
-    rows = [{"id": r["id"], "label": r["label"], "dice": r["dice"], "hd95": r["hd95"],
-             "pred_empty": math.isnan(r["precision"])} for r in s["per_image"]]
-
-    def mean(labels: tuple[str, ...], key: str = "dice") -> float | None:
-        v = [float(r[key]) for r in rows if r["label"] in labels]
-        return sum(v) / len(v) if v else None
-
-    model = pkg.build_model()
-    training = pkg.config.training
-    return {"dice": s["overall"]["dice"]["mean"], "dice_lesion": mean(("benign", "malignant")),
-            "dice_benign": mean(("benign",)), "dice_malignant": mean(("malignant",)),
-            "normal_empty_rate": mean(("normal",), "pred_empty"), "hd95": s["overall"]["hd95"]["mean"],
-            "hd95_lesion": mean(("benign", "malignant"), "hd95"), "n_test": len(rows),
-            "val_dice": pkg.config.metrics["val"]["overall"]["dice"]["mean"],
-            "params": count_params(model), "macs": count_macs(model, pkg.config.input_size),
-            "best_epoch": training.get("best_epoch"), "epochs_run": training.get("epochs_run"),
-            "train_seconds": training.get("seconds"), "per_image": rows}
 
 
 def work_job(job: dict[str, Any], data: str, runs: str, result: str) -> dict[str, Any]:
@@ -283,28 +252,6 @@ def command(st: Study, work: Path, out: Path, workers: int) -> str:
     return " ".join(shlex.quote(a) if a != "PYTHONPATH=." else a for a in args + ["--workers", str(workers)])
 
 
-def collect(st: Study, work: Path, jobs: list[dict[str, Any]], cmd: str, resamples: int) -> dict[str, Any]:
-    """The ablation document from the finished results (missing jobs are listed, not invented)."""
-    recs = {j["name"]: load_done(j, work) for j in jobs}
-    runs = [r for n, r in recs.items() if r and r["role"] != "teacher"]
-    teachers = {n: {k: v for k, v in r.items() if k not in ("per_image", "cfg")} for n, r in recs.items()
-                if r and r["role"] == "teacher"}
-    data = read_json(work / "data" / "phantom.json")
-    split = read_json(work / "runs" / "splits.json")
-    sessions = read_json(work / "sessions.json") if (work / "sessions.json").exists() else []
-    student = next((r for r in runs if r["role"] == "student"), None)
-    return {"teacher_params": next(iter(teachers.values()))["params"] if teachers else None,
-            "student_params": student["params"] if student else None,
-            "data": {"generator": "btseg.data.phantom.synthesize", "n": data["n"], "size": data["size"],
-                     "seed": data["seed"], "counts": data["counts"], "split_seed": split.get("seed"),
-                     "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
-                     "duplicates": split.get("duplicates")},
-            "study": asdict(st), "teacher_eval": teachers, "missing": [n for n, r in recs.items() if r is None],
-            "wall_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
-            "bootstrap": {"resamples": resamples, "seed": 0, "paired_by": "image and seed"},
-            "command": cmd, "summary": summarise(runs, resamples, seed=0), "runs": runs}
-
-
 def _ints(s: str) -> list[int]:
     try:
         return [int(x) for x in s.split(",") if x.strip()]
@@ -350,7 +297,8 @@ def main(work: Path, out: Path, n: int, size: int, preset: str, epochs: int, tea
         if todo:
             run_jobs(todo, work, workers, _session_clock(work, len(todo), workers))
     cmd = command(st, work, out, workers)
-    paths = write_report(collect(st, work, jobs, cmd, resamples), out)
+    recs = {j["name"]: load_done(j, work) for j in jobs}
+    paths = write_report(document(asdict(st), recs, work, cmd, resamples), out)
     console.print(f"ablation: wrote {', '.join(map(str, paths))}\nreproduce: {cmd}")
 
 

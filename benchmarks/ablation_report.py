@@ -1,5 +1,6 @@
 """Statistics and report of the KD ablation (:mod:`benchmarks.ablation`): pure functions.
 
+* :func:`score`: one package's test metrics, per image too (``btseg.metrics``).
 * :func:`paired_bootstrap`: the 95% interval of a mean paired difference, resampling
   images with replacement (numpy, seeded); pairs are (image, seed) cells.
 * :func:`summarise`: mean +- std per configuration and every KD variant against no KD.
@@ -15,10 +16,41 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from btseg.io import atomic_path, atomic_write, write_json
+from btseg.io import atomic_path, atomic_write, read_json, write_json
 
 METRICS = ("dice", "dice_lesion", "dice_benign", "dice_malignant", "normal_empty_rate", "hd95")
 REFERENCE = "student/none"
+
+
+def score(pkg_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
+    """Test-split metrics of one package (``btseg.metrics`` via ``evaluate_package``)."""
+    import math
+
+    from btseg.bench.flops import count_macs
+    from btseg.data import Splits, open_dataset
+    from btseg.distill.evaluate import count_params, evaluate_package
+    from btseg.package import load_package
+
+    pkg = load_package(pkg_dir)
+    test = Splits.load(splits).select(open_dataset(data), "test")
+    s = evaluate_package(pkg, test, per_image=True)
+    rows = [{"id": r["id"], "label": r["label"], "dice": r["dice"], "hd95": r["hd95"],
+             "pred_empty": math.isnan(r["precision"])} for r in s["per_image"]]
+
+    def mean(labels: tuple[str, ...], key: str = "dice") -> float | None:
+        v = [float(r[key]) for r in rows if r["label"] in labels]
+        return sum(v) / len(v) if v else None
+
+    model = pkg.build_model()
+    training = pkg.config.training
+    return {"dice": s["overall"]["dice"]["mean"], "dice_lesion": mean(("benign", "malignant")),
+            "dice_benign": mean(("benign",)), "dice_malignant": mean(("malignant",)),
+            "normal_empty_rate": mean(("normal",), "pred_empty"), "hd95": s["overall"]["hd95"]["mean"],
+            "hd95_lesion": mean(("benign", "malignant"), "hd95"), "n_test": len(rows),
+            "val_dice": pkg.config.metrics["val"]["overall"]["dice"]["mean"],
+            "params": count_params(model), "macs": count_macs(model, pkg.config.input_size),
+            "best_epoch": training.get("best_epoch"), "epochs_run": training.get("epochs_run"),
+            "train_seconds": training.get("seconds"), "per_image": rows}
 
 
 def config_key(run: dict[str, Any]) -> str:
@@ -114,6 +146,29 @@ def summarise(runs: list[dict[str, Any]], n_resamples: int = 10_000, seed: int =
                                "delta_normal_empty_rate": e.get("delta"), "normal_ci95_low": e.get("ci95_low"),
                                "normal_ci95_high": e.get("ci95_high"), "n_normal_images": e.get("n_images")}
     return out
+
+
+def document(study: dict[str, Any], recs: dict[str, dict | None], work: Path, cmd: str,
+             resamples: int) -> dict[str, Any]:
+    """The ablation document from the finished job results (``None``: not finished, listed
+    under ``missing``, never filled in)."""
+    runs = [r for r in recs.values() if r and r["role"] != "teacher"]
+    teachers = {n: {k: v for k, v in r.items() if k not in ("per_image", "cfg")} for n, r in recs.items()
+                if r and r["role"] == "teacher"}
+    data = read_json(work / "data" / "phantom.json")
+    split = read_json(work / "runs" / "splits.json")
+    sessions = read_json(work / "sessions.json") if (work / "sessions.json").exists() else []
+    student = next((r for r in runs if r["role"] == "student"), None)
+    return {"teacher_params": next(iter(teachers.values()))["params"] if teachers else None,
+            "student_params": student["params"] if student else None,
+            "data": {"generator": "btseg.data.phantom.synthesize", "n": data["n"], "size": data["size"],
+                     "seed": data["seed"], "counts": data["counts"], "split_seed": split.get("seed"),
+                     "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
+                     "duplicates": split.get("duplicates")},
+            "study": study, "teacher_eval": teachers, "missing": [n for n, r in recs.items() if r is None],
+            "wall_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
+            "bootstrap": {"resamples": resamples, "seed": 0, "paired_by": "image and seed"},
+            "command": cmd, "summary": summarise(runs, resamples, seed=0), "runs": runs}
 
 
 def _fmt(ms: dict[str, float], digits: int = 3) -> str:

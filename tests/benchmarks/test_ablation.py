@@ -103,6 +103,8 @@ def test_plan_fixes_split_and_teachers_and_the_ratio():
     students = [j for j in jobs if j["role"] != "teacher"]
     assert {j["cfg"]["val"] for j in jobs} == {st.val} and {j["cfg"]["test"] for j in jobs} == {st.test}
     assert all(j["needs"] == (j["kd"] != "none") for j in students)
+    # the headline pair first for every seed, so a study cut short still has its comparison
+    assert [j["name"] for j in students[:6]] == [f"student-{c}-s{s}" for s in range(3) for c in ("none", "dual")]
     assert {(j["kd"], j["teachers"]) for j in students if j["role"] == "student"} == {
         ("none", None), ("response", "routed"), ("feature", "routed"), ("dual", "routed"),
         ("dual", "benign"), ("dual", "malignant"), ("dual", "mean")}
