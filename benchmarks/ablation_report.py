@@ -186,7 +186,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([k, str(c["n_seeds"]), *(_fmt(c[m]) for m in METRICS[:5]),
                                         _fmt(c["hd95"], 1), f"{c['params'] / 1e6:.3f} M",
                                         f"{c['macs'] / 1e9:.3f}"]) + " |")
-    lines += ["", "Each KD variant minus no KD (paired bootstrap over test images, seeds paired, "
+    lines += ["", "Each configuration minus the no-KD student (paired bootstrap over test images, seeds paired, "
               f"{doc['bootstrap']['resamples']} resamples, 95% percentile interval):", "",
               "| configuration | Δ lesion Dice [95% CI] | Δ normal-empty rate [95% CI] |", "|---|---|---|"]
     for k, v in doc["summary"]["vs_none"].items():
