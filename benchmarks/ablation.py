@@ -246,8 +246,10 @@ def command(st: Study, work: Path, out: Path, workers: int) -> str:
     """The command line that reproduces this study."""
     d = Study()
     args = ["PYTHONPATH=.", "python", "benchmarks/ablation.py", "--work", str(work), "--out", str(out)]
+    if st.configs == [*d.configs, *SWEEP]:
+        args.append("--sweep")
     for k, v in asdict(st).items():
-        if v != getattr(d, k):
+        if v != getattr(d, k) and not (k == "configs" and "--sweep" in args):
             args += [f"--{k.replace('_', '-')}", ",".join(map(str, v)) if isinstance(v, list) else str(v)]
     return " ".join(shlex.quote(a) if a != "PYTHONPATH=." else a for a in args + ["--workers", str(workers)])
 
