@@ -168,7 +168,14 @@ def document(study: dict[str, Any], recs: dict[str, dict | None], work: Path, cm
             "study": study, "teacher_eval": teachers, "missing": [n for n, r in recs.items() if r is None],
             "wall_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
             "bootstrap": {"resamples": resamples, "seed": 0, "paired_by": "image and seed"},
-            "command": cmd, "summary": summarise(runs, resamples, seed=0), "runs": runs}
+            "command": cmd, "summary": summarise(runs, resamples, seed=0), "runs": [_compact(r) for r in runs]}
+
+
+def _compact(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as ``ablation.json`` keeps it: no training config (``WORK/results`` has it),
+    per-image values to 5 decimals (the summary is computed before this rounding)."""
+    rows = [{k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()} for p in run["per_image"]]
+    return {**{k: v for k, v in run.items() if k not in ("cfg", "per_image")}, "per_image": rows}
 
 
 def _fmt(ms: dict[str, float], digits: int = 3) -> str:
