@@ -113,14 +113,17 @@ def read_dice(pkg_dir: Path) -> str:
 
 def read_model(pkg_dir: Path) -> dict[str, Any]:
     from btseg.bench.flops import count_macs
+    from btseg.cli.demo_report import lesion_columns
     from btseg.package import load_package
 
     pkg = load_package(pkg_dir)
     model = pkg.build_model()
     test = pkg.config.metrics.get("test", {})
     per = test.get("per_class", {})
+    dice_lesion, normal_false = lesion_columns(test)
     return {"role": pkg.config.role, "kd": pkg.config.training.get("kd"),
             "dice": test.get("overall", {}).get("dice", {}).get("mean"),
+            "dice_lesion": dice_lesion, "normal_false_lesion_rate": normal_false,
             "iou": test.get("overall", {}).get("iou", {}).get("mean"),
             "hd95": test.get("overall", {}).get("hd95", {}).get("mean"),
             "dice_benign": per.get("benign", {}).get("dice", {}).get("mean"),
@@ -131,14 +134,16 @@ def read_model(pkg_dir: Path) -> dict[str, Any]:
 
 
 def training_table(models: dict[str, dict[str, Any]]) -> tuple[Table, str]:
-    cols = ("model", "KD", "Dice", "Dice benign", "Dice malignant", "IoU", "HD95 px", "params", "GMACs", "train s")
+    cols = ("model", "KD", "Dice", "lesion Dice", "normal false-lesion", "Dice benign", "Dice malignant", "IoU",
+            "HD95 px", "params", "GMACs", "train s")
     t = Table(title="test split (synthetic phantoms)")
     for c in cols:
         t.add_column(c, justify="left" if c in ("model", "KD") else "right")
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name, m in models.items():
-        row = [name, str(m["kd"]), f(m["dice"], ".4f"), f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
+        row = [name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"),
+               f(m.get("normal_false_lesion_rate"), ".3f"), f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
                f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
                f(m["train_seconds"], ".0f")]
         t.add_row(*row)

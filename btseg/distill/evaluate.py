@@ -69,7 +69,7 @@ def _resolve(model_or_pkg: Any, spec: PreprocessSpec | None, threshold: float | 
 
 def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bool = True, *,
                      spec: PreprocessSpec | None = None, threshold: float | None = None,
-                     batch_size: int = 16, device: str = "cpu") -> dict[str, Any]:
+                     batch_size: int = 16, device: str = "cpu", per_image: bool = False) -> dict[str, Any]:
     """Dice, IoU, precision, recall, specificity (+ HD95, ASSD with ``distances``), overall
     and per class, as :meth:`btseg.metrics.MetricAccumulator.summary` returns them, plus
     ``n``, ``threshold``, ``seconds`` and the package's identity.
@@ -80,6 +80,8 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
         samples: the images to score (e.g. ``splits.select(dataset, "test")``).
         distances: also compute HD95/ASSD (slower).
         spec, threshold: override the package's preprocessing / threshold.
+        per_image: also return ``"per_image"``, one row per sample (``id``, ``label`` and
+            every metric), in sample order: what paired statistics across models need.
     """
     if len(samples) == 0:
         raise DataError("evaluate: no samples to evaluate")
@@ -88,8 +90,11 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
     acc = MetricAccumulator(distances=distances)
     for s, prob in predict_probs(model, samples, spec, batch_size, device):
         acc.add(prob >= thr, s.mask, label=s.label, spacing=s.spacing_mm, sample_id=s.id)
-    return {**info, **acc.summary(), "n": len(samples), "threshold": thr,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    out = {**info, **acc.summary(), "n": len(samples), "threshold": thr,
+           "seconds": round(time.perf_counter() - t0, 3)}
+    if per_image:
+        out["per_image"] = [dict(r) for r in acc.rows]
+    return out
 
 
 def short(summary: dict[str, Any], metrics: Sequence[str] = ("dice", "iou", "hd95")) -> dict[str, Any]:
