@@ -83,7 +83,14 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
         package_dir = defaults.default_package()
         out = out or Path("btseg-export")
         calib_data = calib_data or defaults.samples_dir()
+    from btseg.export.options import ExportOptions
     from btseg.export.quantize import FewImagesWarning
+
+    options = ExportOptions(targets=targets, precisions=precisions, calib_data=calib_data, calib_size=calib_size,
+                            calib_method=calib_method, input_size=input_size or None, dynamic_batch=dynamic_batch,
+                            opset=opset, workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
+                            verify_gate=not no_verify_gate, verify_data=verify_data, verify_n=verify_n,
+                            tolerances=list(tolerances))
 
     logging.getLogger("btseg").addHandler(_stderr_handler())
     signal.signal(signal.SIGTERM, _terminate)  # unwinds: the staging directory is removed, the lock released
@@ -93,11 +100,7 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
         warnings.simplefilter("always", FewImagesWarning)
         warnings.showwarning = _show_warning
         try:
-            results = run_export(package_dir, targets, precisions, calib_data=calib_data, calib_size=calib_size,
-                                 calib_method=calib_method, input_size=input_size or None,
-                                 dynamic_batch=dynamic_batch, opset=opset, workspace_gib=workspace_gib,
-                                 from_onnx=from_onnx, out=out, verify=verify, verify_gate=not no_verify_gate,
-                                 verify_data=verify_data, verify_n=verify_n, tolerances=list(tolerances))
+            results = run_export(package_dir, options=options)
         except BtsegError as e:
             if getattr(e, "results", None):
                 _stdout().print(results_table(e.results))

@@ -10,9 +10,10 @@ Example::
 See ``docs/export.md`` for the command line, the capability table and the manifest.
 """
 
+from btseg.export.options import ExportOptions
 from btseg.export.pipeline import ExportResult, results_table, run_export
 from btseg.export.targets import CAPABILITIES, PRECISIONS, TARGETS, plan_jobs
 from btseg.export.verify import Tolerances, VerificationResult
 
-__all__ = ["CAPABILITIES", "ExportResult", "PRECISIONS", "TARGETS", "Tolerances", "VerificationResult",
+__all__ = ["CAPABILITIES", "ExportOptions", "ExportResult", "PRECISIONS", "TARGETS", "Tolerances", "VerificationResult",
            "plan_jobs", "results_table", "run_export"]

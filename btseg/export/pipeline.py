@@ -39,6 +39,7 @@ from btseg.errors import ArtifactError, BtsegError, VerificationError
 from btseg.export import install as I
 from btseg.export import onnx as O
 from btseg.export import verify as V
+from btseg.export.options import ExportOptions, as_options
 from btseg.export.targets import ExportPlan, Job, prepare
 from btseg.io import sha256_file
 from btseg.package import ArtifactRecord, package_lock
@@ -165,19 +166,17 @@ class ExportResult:
         return self.status == "failed"
 
 
-def run_export(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str],
-               calib_data: str | Path | None = None, calib_size: int = 64, calib_method: str = "minmax",
-               input_size: Sequence[int] | None = None, dynamic_batch: bool = False, opset: int | None = None,
-               workspace_gib: float | None = None, from_onnx: str | Path | None = None,
-               out: str | Path | None = None, verify: bool = True, verify_gate: bool = True,
-               verify_data: str | Path | None = None, verify_n: int = 32,
-               tolerances: V.Tolerances | Sequence[str] | dict | None = None) -> list[ExportResult]:
+def run_export(package_dir: str | Path, targets: Sequence[str] | None = None, precisions: Sequence[str] | None = None,
+               *, options: ExportOptions | None = None, **kwargs: Any) -> list[ExportResult]:
     """Export a model package to the requested targets x precisions.
+
+    Takes an :class:`~btseg.export.options.ExportOptions`, or the same fields as keywords.
 
     Example::
 
-        >>> run_export("runs/demo/student", ["onnx", "openvino"], ["fp32", "int8"],
-        ...            calib_data="data/phantom")                       # doctest: +SKIP
+        >>> run_export("runs/demo/student", options=ExportOptions(
+        ...     targets=("onnx", "openvino"), precisions=("fp32", "int8"), calib_data="data/phantom"))  # doctest: +SKIP
+        >>> run_export("runs/demo/student", ["onnx"], ["int8"], calib_data="data/phantom")  # doctest: +SKIP
 
     Returns one :class:`ExportResult` per job (skipped ones included).
 
@@ -188,11 +187,10 @@ def run_export(package_dir: str | Path, targets: Sequence[str], precisions: Sequ
             in the manifest) and ``verify_gate`` is on.
         BtsegError: the first other failure, after every job ran; ``.results`` holds them all.
     """
-    I.refuse_installed_assets(Path(out if out is not None else package_dir))  # before any work
-    plan = prepare(package_dir, targets, precisions, calib_data=calib_data, calib_size=calib_size,
-                   calib_method=calib_method, input_size=input_size, dynamic_batch=dynamic_batch, opset=opset,
-                   workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
-                   verify_data=verify_data, verify_n=verify_n, tolerances=tolerances)
+    opts = as_options(options, targets, precisions, **kwargs)
+    I.refuse_installed_assets(Path(opts.out if opts.out is not None else package_dir))  # before any work
+    plan = prepare(package_dir, options=opts)
+    verify_gate = opts.verify_gate
     root = Path(plan.dest.root)
     results: list[ExportResult] = []
     with package_lock(root):

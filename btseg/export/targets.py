@@ -206,21 +206,27 @@ def _check_writable(path: Path) -> None:
                             f"{'not a directory' if not p.is_dir() else 'read-only'})")
 
 
-def prepare(package_dir: str | Path, targets: Sequence[str], precisions: Sequence[str], *,
-            calib_data: str | Path | None = None, calib_size: int = 64, calib_method: str = "minmax",
-            input_size: Sequence[int] | None = None, dynamic_batch: bool = False, opset: int | None = None,
-            workspace_gib: float | None = None, from_onnx: str | Path | None = None, out: str | Path | None = None,
-            verify: bool = True, verify_data: str | Path | None = None, verify_n: int = 32,
-            tolerances: Any = None) -> ExportPlan:
-    """Validate every option and input; nothing is written.  See :func:`run_export`."""
+def prepare(package_dir: str | Path, targets: Sequence[str] | None = None, precisions: Sequence[str] | None = None,
+            *, options: Any = None, **kwargs: Any) -> ExportPlan:
+    """Validate every option and input; nothing is written.  See :func:`run_export`.
+
+    ``options`` is an :class:`~btseg.export.options.ExportOptions` (or give its fields as keywords).
+    """
     from dataclasses import replace
 
     from btseg.errors import BackendUnavailableError
+    from btseg.export.options import as_options
     from btseg.export.quantize import load_images
     from btseg.export.tensorrt import check_from_onnx, onnx_precision
     from btseg.export.verify import Tolerances
     from btseg.package import ModelPackage, load_package
 
+    o = as_options(options, targets, precisions, **kwargs)
+    targets, precisions, calib_data, calib_size, calib_method = (o.targets, o.precisions, o.calib_data,
+                                                                  o.calib_size, o.calib_method)
+    input_size, dynamic_batch, opset, workspace_gib, from_onnx, out = (o.input_size, o.dynamic_batch, o.opset,
+                                                                       o.workspace_gib, o.from_onnx, o.out)
+    verify, verify_data, verify_n, tolerances = o.verify, o.verify_data, o.verify_n, o.tolerances
     jobs = plan_jobs(targets, precisions, calib_method, from_onnx is not None, opset)
     tol = tolerances if isinstance(tolerances, Tolerances) else Tolerances().override(tolerances)
     wants_all = any(str(t).strip().lower() == "all" for t in targets)
