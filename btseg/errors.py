@@ -32,7 +32,7 @@ class ArtifactError(BtsegError):
 
 
 class BackendUnavailableError(BtsegError):
-    """An optional backend (tensorrt, pycuda, openvino...) is not installed or has no device."""
+    """An optional backend (tensorrt, cuda-bindings, openvino...) is not installed or has no device."""
 
 
 class VerificationError(BtsegError):
