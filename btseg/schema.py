@@ -110,10 +110,12 @@ def check_version(d: Mapping[str, Any], doc: str) -> None:
         raise _fail(doc, "format_version", v, str(FORMAT_VERSION))
 
 
-def size_divisor(kwargs: Mapping[str, Any]) -> int:
-    """The model's total downsampling factor: 2^(levels - 1) from ``widths`` (1 if absent)."""
+def model_divisor(architecture: Any, kwargs: Mapping[str, Any]) -> int:
+    """The model's total downsampling factor (:func:`btseg.contract.size_divisor`; 1 without widths)."""
+    from btseg.contract import size_divisor
+
     widths = kwargs.get("widths")
-    return 2 ** (len(widths) - 1) if isinstance(widths, list) and widths else 1
+    return size_divisor(str(architecture), widths) if isinstance(widths, list) and widths else 1
 
 
 def check_kwargs(kw: Any, doc: str) -> dict[str, Any]:
@@ -158,9 +160,9 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     """Validate a parsed ``model.json``; returns it unchanged or raises SchemaError."""
     d = need_dict(d, doc, "(document)")
     check_version(d, doc)
-    need_str(_get(d, "architecture", doc, "architecture"), doc, "architecture", max_len=64)
+    arch = need_str(_get(d, "architecture", doc, "architecture"), doc, "architecture", max_len=64)
     kw = check_kwargs(_get(d, "kwargs", doc, "kwargs"), doc)
-    check_preprocess(_get(d, "preprocess", doc, "preprocess"), doc, divisor=size_divisor(kw))
+    check_preprocess(_get(d, "preprocess", doc, "preprocess"), doc, divisor=model_divisor(arch, kw))
     need_number(_get(d, "threshold", doc, "threshold"), doc, "threshold", 0, 1, open_lo=True, open_hi=True)
     need_sha(_get(d, "weights_sha256", doc, "weights_sha256"), doc, "weights_sha256")
     need_int(_get(d, "weights_size", doc, "weights_size"), doc, "weights_size", 1, 1 << 40)
@@ -216,7 +218,7 @@ def check_artifact(a: Any, doc: str, i: int, model: Mapping[str, Any]) -> dict[s
     if sum(x["size_bytes"] for x in files) != total:
         raise _fail(doc, f"{f}.size_bytes", total, "the sum of its files' size_bytes")
     pre = check_preprocess(_get(a, "preprocess", doc, f"{f}.preprocess"), doc, f"{f}.preprocess",
-                           size_divisor(model["kwargs"]))
+                           model_divisor(model["architecture"], model["kwargs"]))
     for key, want in model["preprocess"].items():
         if key != "size" and pre.get(key, want) != want:
             raise _fail(doc, f"{f}.preprocess.{key}", pre.get(key), f"{want!r} as in model.json")

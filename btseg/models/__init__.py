@@ -1,7 +1,7 @@
 """btseg models: the Attention U-Net teacher, the Simplified U-Net student, baselines (U-Net, UNeXt)."""
 
 from btseg.models.attention_unet import AttentionUNet, UNet
-from btseg.models.contract import ModelContract
+from btseg.contract import ModelContract
 from btseg.models.registry import create_model, list_models, model_contract, register_model
 from btseg.models.simplified_unet import SimplifiedUNet
 from btseg.models.unext import UNeXt

@@ -17,7 +17,7 @@ from typing import Any, Callable, TypeVar
 import torch.nn as nn
 
 from btseg.errors import ConfigError
-from btseg.models.contract import ModelContract
+from btseg.contract import ModelContract
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 T = TypeVar("T")
@@ -30,7 +30,7 @@ def register_model(name: str) -> Callable[[T], T]:
         if name in _REGISTRY:
             raise ConfigError(f"model {name!r} registered twice")
         if not callable(getattr(ctor, "contract", None)):
-            raise ConfigError(f"model {name!r} has no contract() (see btseg.models.contract)")
+            raise ConfigError(f"model {name!r} has no contract() (see btseg.contract)")
         _REGISTRY[name] = ctor  # type: ignore[assignment]
         ctor.model_name = name  # type: ignore[attr-defined]
         return ctor

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from btseg.models.blocks import AttentionGate, UpConv
-from btseg.models.contract import ModelContract, check_widths
+from btseg.contract import ModelContract, check_widths, size_divisor
 
 BlockFactory = Callable[[int, int], nn.Module]
 
@@ -57,13 +57,14 @@ class UNetSkeleton(nn.Module):
 
         if widths is None:
             widths = inspect.signature(cls.__init__).parameters["widths"].default
-        w = check_widths(widths, getattr(cls, "model_name", cls.__name__))
-        return ModelContract(getattr(cls, "model_name", cls.__name__), 2 ** (len(w) - 1), (w[-1], *reversed(w[:-1])))
+        name = getattr(cls, "model_name", cls.__name__)
+        w = check_widths(widths, name)
+        return ModelContract(name, size_divisor(name, w), (w[-1], *reversed(w[:-1])))
 
     @property
     def size_divisor(self) -> int:
         """Each input side must be a multiple of this (one 2x pooling per level below the top)."""
-        return 2 ** (len(self.widths) - 1)
+        return self.contract(self.widths).size_divisor
 
     @property
     def feature_channels(self) -> list[int]:

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from btseg.models.blocks import ConvBNReLU
-from btseg.models.contract import ModelContract, check_widths
+from btseg.contract import ModelContract, check_widths, size_divisor
 from btseg.models.registry import register_model
 
 PAPER_WIDTHS = (16, 32, 128, 160, 256)
@@ -101,9 +101,11 @@ class UNeXt(nn.Module):
     def contract(cls, widths: Sequence[int] = PAPER_WIDTHS, **_: object) -> ModelContract:
         """Three 2x poolings and two stride-2 patch embeddings: sides divisible by 32."""
         c = check_widths(widths, "unext", levels=5)
-        return ModelContract("unext", 32, (c[4], c[3], c[2], c[1], c[0], c[0]))
+        return ModelContract("unext", size_divisor("unext", c), (c[4], c[3], c[2], c[1], c[0], c[0]))
 
-    size_divisor = 32
+    @property
+    def size_divisor(self) -> int:
+        return self.contract(self.widths).size_divisor
 
     @property
     def feature_channels(self) -> list[int]:

@@ -71,3 +71,11 @@ def test_bad_arguments_are_a_config_error_but_a_models_own_error_passes_unchange
         create_model("fussy", n=2)
     with pytest.raises(ConfigError, match="has no contract"):
         registry.register_model("no-contract")(torch.nn.Identity)
+
+
+def test_the_model_json_schema_uses_the_same_divisor_as_the_model(tmp_path):
+    """The torch-free schema (what a cart checks) and the model agree: UNeXt needs 32, not 16."""
+    from btseg.schema import model_divisor
+
+    for name in list_models():
+        assert model_divisor(name, {"widths": SMALL[name]}) == model_contract(name, widths=SMALL[name]).size_divisor

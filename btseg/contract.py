@@ -1,5 +1,8 @@
 """What a model promises its callers, computed from its constructor arguments alone.
 
+Bottom layer, no torch: the runtime and the ``model.json`` schema check sizes with the same
+rules the models use (:func:`size_divisor`).
+
 Like segmentation_models.pytorch's ``output_stride``: every registered model states the
 factor its input sides must be divisible by and the channels of the features that feature
 distillation matches.  Configs, export and the runtime check an input size against it
@@ -68,3 +71,17 @@ def check_widths(widths: Any, architecture: str, levels: int | None = None) -> l
     if not 2 <= len(out) <= MAX_LEVELS:
         raise ConfigError(f"{architecture}: widths {out}: expected 2..{MAX_LEVELS} levels")
     return out
+
+
+def _unet_divisor(widths: list[int]) -> int:
+    return 2 ** (len(widths) - 1)  # one 2x pooling per level below the top
+
+
+# architecture -> its total downsampling factor from its widths; the models' ``contract()``
+# use these, and so does the torch-free model.json schema
+_DIVISORS = {"unext": lambda widths: 32}  # three poolings + two stride-2 patch embeddings
+
+
+def size_divisor(architecture: str, widths: Sequence[int]) -> int:
+    """Each input side of ``architecture`` built with ``widths`` must be a multiple of this."""
+    return _DIVISORS.get(architecture, _unet_divisor)(list(widths))
