@@ -38,7 +38,7 @@ def _make(root: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
+def tiny_exported(tmp_path_factory) -> Path:
     """A tiny package with onnx/fp32 + openvino/fp32 (no verification: speed; not under test here)."""
     root = _make(tmp_path_factory.mktemp("integ") / "pkg", seed=0)
     run_export(root, ["onnx", "openvino"], ["fp32"], verify=False)
@@ -46,9 +46,9 @@ def exported(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def pkg(exported, tmp_path) -> Path:
+def pkg(tiny_exported, tmp_path) -> Path:
     dst = tmp_path / "pkg"
-    shutil.copytree(exported, dst)
+    shutil.copytree(tiny_exported, dst)
     return dst
 
 
@@ -65,10 +65,10 @@ def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
                           env=ENV, timeout=300, **kw)
 
 
-def test_modes_are_0755_and_0644(exported):
-    ir = exported / "openvino-fp32"
+def test_modes_are_0755_and_0644(tiny_exported):
+    ir = tiny_exported / "openvino-fp32"
     assert stat.S_IMODE(ir.stat().st_mode) == 0o755
-    for p in [exported / "student-fp32.onnx", exported / "manifest.json", *ir.iterdir()]:
+    for p in [tiny_exported / "student-fp32.onnx", tiny_exported / "manifest.json", *ir.iterdir()]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o777 == 0o644, p
 
 

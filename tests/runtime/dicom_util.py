@@ -50,14 +50,21 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
         region.PhysicalDeltaX, region.PhysicalDeltaY = region_delta_cm
         ds.SequenceOfUltrasoundRegions = [region]
     if regions is not None:
-        items = []
-        for attrs in regions:
-            item = Dataset()
-            for key, value in attrs.items():
-                setattr(item, key, value)
-            items.append(item)
-        ds.SequenceOfUltrasoundRegions = items
+        ds.SequenceOfUltrasoundRegions = region_items(regions)
     if pixels:
         ds.PixelData = np.ascontiguousarray(arr).tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path
+
+
+def region_items(regions):
+    """SequenceOfUltrasoundRegions items from dicts of attribute -> value."""
+    from pydicom.dataset import Dataset
+
+    items = []
+    for attrs in regions:
+        item = Dataset()
+        for key, value in attrs.items():
+            setattr(item, key, value)
+        items.append(item)
+    return items

@@ -24,7 +24,7 @@ from btseg.errors import ConfigError, DataError, ModalityError
 from btseg.runtime import Segmenter, iter_frames
 from btseg.runtime.regions import parse_roi
 from btseg.runtime.roi_auto import detect_roi, mask_iou
-from dicom_util import write_dicom
+from dicom_util import region_items, write_dicom
 from screen_util import make_capture
 
 
@@ -244,13 +244,7 @@ def test_any_region_header_is_used_inside_the_image_or_skipped_with_a_reason(ite
 
     ds = Dataset()
     ds.Rows, ds.Columns = 480, 640
-    seq = []
-    for attrs in items:
-        item = Dataset()
-        for k, v in attrs.items():
-            setattr(item, k, v)
-        seq.append(item)
-    ds.SequenceOfUltrasoundRegions = seq
+    ds.SequenceOfUltrasoundRegions = region_items(items)
     has, used, skipped = ultrasound_regions(ds)
     assert has and len(used) + len(skipped) == len(items)
     assert all(s["reason"] for s in skipped)
