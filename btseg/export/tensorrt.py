@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
-from btseg.export.tensorrt_cache import TIMING_CACHE, TimingCache
+from btseg.export.tensorrt_cache import TIMING_CACHE, TimingCache  # noqa: F401 (TIMING_CACHE re-exported)
 from btseg.io import atomic_write
 
 MAX_BATCH = 8

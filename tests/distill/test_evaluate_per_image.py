@@ -1,6 +1,5 @@
 """evaluate_package(per_image=True): one row per sample, consistent with the summary."""
 
-import math
 
 import pytest
 import torch
