@@ -1,10 +1,16 @@
 #!/usr/bin/env python
-"""Raw ONNX Runtime latency of several ONNX files of one model, interleaved (A, B, C, A, ...).
+"""Raw ONNX Runtime latency of several ONNX files of one model, interleaved in blocks.
 
-For comparing quantisation graphs (QDQ vs QOperator, recipes) on one machine under the same
-load; p50 of each and its ratio to the first file.  The first file is the reference (FP32).
+For comparing quantisation graphs (QDQ vs QOperator, recipes, graph rewrites) on one machine
+under the same load: every round runs ``--block`` consecutive calls of each file in turn
+(A A A A, B B B B, A A A A, ...) and times all but the first call of each block.  Why blocks:
+ORT's intra-op worker threads spin for a while after a run, so with one call per file (A, B,
+A, B) the idle session's spinning workers steal the cores from the running one; on 2 cores
+that inflated both p50s by up to 40% and pulled their ratio toward 1 (docs/bench.md).
+``--no-spin`` turns spinning off instead (``session.intra_op.allow_spinning=0``), a check
+that the ratio does not hinge on it.  The first file is the reference (FP32).
 
-    python benchmarks/ort_interleaved.py student-fp32.onnx student-int8.onnx qop.onnx --threads 2
+    python benchmarks/ort_interleaved.py student-fp32.onnx student-int8.onnx --threads 2 --block 6
 """
 
 from __future__ import annotations
@@ -22,29 +28,47 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--block", type=int, default=6, help="consecutive calls per file per round (first untimed)")
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--no-spin", action="store_true", help="session.intra_op.allow_spinning = 0")
     a = ap.parse_args()
+    if a.block < 2 or a.rounds < 1:
+        ap.error(f"--block {a.block} / --rounds {a.rounds}: expected block >= 2 and rounds >= 1")
     sessions = []
     for f in a.files:
         o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads = a.threads, 1
+        o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = a.threads, 1, 3
+        o.add_session_config_entry("session.intra_op.allow_spinning", "0" if a.no_spin else "1")
         s = ort.InferenceSession(f, o, providers=["CPUExecutionProvider"])
         i = s.get_inputs()[0]
         shape = [d if isinstance(d, int) else 1 for d in i.shape]
-        sessions.append((f, s, i.name, np.random.default_rng(0).random(shape, dtype=np.float32)))
+        x = np.random.default_rng(0).random(shape, dtype=np.float32)
+        for _ in range(a.warmup):
+            s.run(None, {i.name: x})
+        sessions.append((f, s, i.name, x))
     times: dict[str, list[float]] = {f: [] for f in a.files}
-    for r in range(a.warmup + a.rounds):
+    per_round: dict[str, list[float]] = {f: [] for f in a.files}  # each round's median: paired by round
+    for _ in range(a.rounds):
         for f, s, name, x in sessions:
-            t0 = time.perf_counter()
-            s.run(None, {name: x})
-            if r >= a.warmup:
-                times[f].append((time.perf_counter() - t0) * 1e3)
+            block = []
+            for k in range(a.block):
+                t0 = time.perf_counter()
+                s.run(None, {name: x})
+                if k:
+                    block.append((time.perf_counter() - t0) * 1e3)
+            times[f] += block
+            per_round[f].append(statistics.median(block))
     p50 = {f: statistics.median(v) for f, v in times.items()}
     ref = p50[a.files[0]]
-    print(json.dumps({"threads": a.threads, "rounds": a.rounds,
+    # the ratio within each round (same load for both), then its median and quartiles over rounds
+    paired = {f: sorted(b / r for b, r in zip(per_round[f], per_round[a.files[0]])) for f in a.files}
+    quart = {f: [round(float(q), 3) for q in np.quantile(v, [0.25, 0.5, 0.75])] for f, v in paired.items()}
+    print(json.dumps({"threads": a.threads, "rounds": a.rounds, "block": a.block, "spin": not a.no_spin,
+                      "timed_calls": a.rounds * (a.block - 1), "loadavg": open("/proc/loadavg").read().split()[:3],
                       "p50_ms": {f: round(v, 2) for f, v in p50.items()},
-                      "ratio_to_first": {f: round(v / ref, 3) for f, v in p50.items()}}, indent=1))
+                      "ratio_to_first": {f: round(v / ref, 3) for f, v in p50.items()},
+                      "per_round_ratio_q25_q50_q75": quart}, indent=1))
 
 
 if __name__ == "__main__":

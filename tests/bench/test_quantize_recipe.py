@@ -43,3 +43,8 @@ def test_ort_int8_graph_has_uint8_activations_and_no_float_conv(run_dir, tmp_pat
     assert ops["QLinearConv"] == n_conv and ops["Conv"] == 0
     # Q/DQ left only at the graph's float input and output
     assert ops["QuantizeLinear"] <= 1 and ops["DequantizeLinear"] <= 1
+    # every 2x upsample runs as a uint8 Expand: no Resize (a per-element loop in NHWC), and the
+    # rewrite's Transposes cancelled against ORT's layout ones (only the input/output pair left)
+    n_up = len(load_package(pkg).config.kwargs.get("widths", [0] * 5)) - 1
+    assert ops["Resize"] == 0 and ops["Expand"] == n_up and ops["Transpose"] <= 2
+    assert rec.extra["graph_rewrites"] == {"nearest2x-nhwc-expand": n_up}
