@@ -6,11 +6,15 @@ Usage::
         [--threads 2] [--out ratio.json]
 
 Loads every (backend, artifact) pair below through the real runtime (``Segmenter.load``),
-then calls ``backend.infer`` on one preprocessed frame **round-robin**: one call of each,
-``--rounds`` times, so that every artifact sees the same machine load (on a shared machine
-a sequential A-then-B run measures the load as much as the model).  Prints the p50 of each
-and the int8 / fp32 ratio per backend; ``/proc/loadavg`` before and after says how loaded
-the machine was.
+then calls ``backend.infer`` on one preprocessed frame **round-robin in blocks**: ``--block``
+consecutive calls of each artifact per round (the first untimed), ``--rounds`` times, so that
+every artifact sees the same machine load (on a shared machine a sequential A-then-B run
+measures the load as much as the model).  Blocks, not single calls: ONNX Runtime's idle
+worker threads spin after a run, and with one call each the other session's spinning workers
+took the cores from the running one (both p50s up to 40% higher, their ratio pulled toward 1).
+Prints the p50 of each, the int8 / fp32 ratio of the p50s per backend, and the quartiles of
+the ratio paired round by round; ``/proc/loadavg`` before and after says how loaded the
+machine was.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ def _load() -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--block", type=int, default=6, help="consecutive calls per artifact per round (first untimed)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--backends", default="onnxruntime,openvino",
@@ -55,21 +60,34 @@ def main() -> None:
     for s in segs.values():
         for _ in range(a.warmup):
             s.backend.infer(x)
+    if a.block < 2 or a.rounds < 1:
+        ap.error(f"--block {a.block} / --rounds {a.rounds}: expected block >= 2 and rounds >= 1")
     times: dict[str, list[float]] = {k: [] for k in segs}
+    per_round: dict[str, list[float]] = {k: [] for k in segs}
     before = _load()
     for _ in range(a.rounds):
         for k, s in segs.items():
-            t0 = time.perf_counter()
-            s.backend.infer(x)
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            block = []
+            for i in range(a.block):
+                t0 = time.perf_counter()
+                s.backend.infer(x)
+                if i:
+                    block.append((time.perf_counter() - t0) * 1e3)
+            times[k] += block
+            per_round[k].append(statistics.median(block))
     p50 = {k: statistics.median(v) for k, v in times.items()}
     ratio = {b: p50[f"{b} {t}/int8"] / p50[f"{b} {t}/fp32"] for b, t, _ in pairs[::2]}
+    paired = {b: [round(float(q), 3) for q in np.quantile(
+        [i8 / f32 for i8, f32 in zip(per_round[f"{b} {t}/int8"], per_round[f"{b} {t}/fp32"])], [0.25, 0.5, 0.75])]
+        for b, t, _ in pairs[::2]}
     ran = {k: s.info()["inference_precision"] for k, s in segs.items()}
-    result = {"model": a.model, "threads": a.threads, "rounds": a.rounds, "p50_ms": p50, "int8_over_fp32": ratio,
+    result = {"model": a.model, "threads": a.threads, "rounds": a.rounds, "block": a.block, "p50_ms": p50,
+              "int8_over_fp32": ratio, "paired_ratio_q25_q50_q75": paired,
               "ran_as": ran, "loadavg_before": before, "loadavg_after": _load()}
     for k in segs:
         print(f"{k:28s} ran {ran[k]:5s} p50 {p50[k]:8.2f} ms")
-    print(json.dumps({"int8_over_fp32": ratio, "loadavg": [before, result["loadavg_after"]]}))
+    print(json.dumps({"int8_over_fp32": ratio, "paired_ratio_q25_q50_q75": paired,
+                      "loadavg": [before, result["loadavg_after"]]}))
     if a.out:
         a.out.write_text(json.dumps(result, indent=1))
 

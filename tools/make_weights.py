@@ -7,6 +7,12 @@ few test images into ``btseg/assets`` and records the package's Dice on them, wh
 ``tests/test_defaults.py`` re-checks.
 
     python tools/make_weights.py [--out demo-out] [--fresh]
+    python tools/make_weights.py --reexport      # same weights, artifacts re-exported
+
+``--reexport`` keeps the bundled weights and model.json byte for byte and only rebuilds the
+artifacts (after an exporter or recipe change): the demo data are regenerated with the same
+seed, the weights are exported, calibrated (64 images) and verified in a staging package, and
+the new artifacts and manifest replace the old ones; ``btseg-check`` then re-hashes them.
 """
 
 from __future__ import annotations
@@ -51,6 +57,47 @@ def bundle(run: Path, data: Path, n_samples: int = 12) -> None:
                   f" {dest_samples}; Dice on the samples {pkg.config.metrics['bundled_samples']}")
 
 
+def reexport(data: Path, stage: Path) -> None:
+    """Rebuild the bundled package's artifacts from its unchanged weights (see the module docstring)."""
+    import hashlib
+    import json
+
+    from btseg.export import run_export
+    from btseg.export.pipeline import results_table
+    from btseg.package_check import check_package
+
+    dest = defaults.DEFAULT_PACKAGE
+    weights = (dest / "model.safetensors").read_bytes()
+    config = (dest / "model.json").read_bytes()
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for f in ("model.json", "model.safetensors"):
+        shutil.copy2(dest / f, stage / f)
+    done = run_export(stage, ["onnx", "openvino"], ["fp32", "fp16", "int8"], calib_data=data, calib_size=64,
+                      verify_n=32)
+    console.print(results_table(done))
+    manifest = json.loads((stage / "manifest.json").read_text())
+    if any(a["status"] != "ok" for a in manifest["artifacts"]):
+        raise SystemExit("reexport: an artifact failed; the bundled package is left as it was")
+    old = json.loads((dest / "manifest.json").read_text())
+    for a in old["artifacts"]:  # the old artifacts' files, then the new ones in their place
+        for f in a.get("files", [{"file": a["file"]}]):
+            (dest / f["file"]).unlink(missing_ok=True)
+    for d in [p for p in dest.iterdir() if p.is_dir() and not any(p.iterdir())]:
+        d.rmdir()
+    for a in manifest["artifacts"]:
+        for f in a["files"]:
+            (dest / f["file"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(stage / f["file"], dest / f["file"])
+    shutil.copy2(stage / "manifest.json", dest / "manifest.json")
+    assert (dest / "model.safetensors").read_bytes() == weights and (dest / "model.json").read_bytes() == config
+    report = check_package(dest)
+    if not report.ok:
+        raise SystemExit(f"reexport: btseg-check refuses the new bundle: {report.errors}")
+    console.print(f"reexport: {dest}: weights sha256 {hashlib.sha256(weights).hexdigest()[:12]} unchanged; "
+                  f"btseg-check ok ({len(report.rows)} rows)")
+
+
 def bundled_dice(pkg_dir: Path, samples_dir: Path) -> dict[str, Any]:
     """Dice of the package's torch FP32 path on the bundled samples (what a test re-checks)."""
     from btseg.data import open_dataset
@@ -71,13 +118,19 @@ def bundled_dice(pkg_dir: Path, samples_dir: Path) -> dict[str, Any]:
 @click.option("--size", type=click.IntRange(64), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
+@click.option("--reexport", "reexport_only", is_flag=True, help="Keep the bundled weights; rebuild only its artifacts.")
 @handle_errors
-def main(out: Path, preset: str, n_images: int, size: int, seed: int, fresh: bool) -> None:
+def main(out: Path, preset: str, n_images: int, size: int, seed: int, fresh: bool, reexport_only: bool) -> None:
     """Train + export the default student with the demo's seed, then refresh btseg/assets."""
     t0 = time.perf_counter()
     run = out / "run"
     step("1/3 data")
     data = make_data(out, n_images, size, seed, fresh)
+    if reexport_only:
+        step("2/2 re-export the bundled weights")
+        reexport(data, out / "reexport")
+        console.print(f"make weights --reexport: {(time.perf_counter() - t0) / 60:.1f} min")
+        return
     step("2/3 teachers and student")
     train(data, run, preset, seed, fresh, only=MODELS[:3])  # only what is bundled
     step("3/3 export and bundle")

