@@ -124,6 +124,60 @@ def time_segmenter(segmenter: Any, image: np.ndarray, warmup: int = 10, iters: i
     return out
 
 
+def time_interleaved(calls: dict[str, tuple[Any, np.ndarray, Callable[[], None] | None]], warmup: int = 5,
+                     iters: int | None = 50, duration: float | None = None, block: int = 5) -> dict[str, dict[str, Any]]:
+    """:func:`time_segmenter` for several segmenters at once, round-robin in blocks.
+
+    ``calls`` maps a key to ``(segmenter, image, sync)``.  Each round runs ``block``
+    consecutive ``segment(image)`` calls of every segmenter in turn and keeps all but the first
+    of each block; rounds repeat until each has ``iters`` timed calls (or, with ``duration``,
+    until ``duration`` seconds per segmenter have passed, at least one round).  So every row
+    sees the same machine load, and a ratio between rows is not a ratio between two moments of
+    a shared machine.  Blocks rather than single calls: ONNX Runtime's idle worker threads spin
+    after a run, and one call each let one session's spinning workers slow the next (docs/bench.md).
+
+    Returns ``{key: {"e2e": LatencyStats, "infer": ..., ...}, "_meta": {"rounds", "block"}}``.
+    """
+    if block < 2 or warmup < 0 or (iters is not None and iters < 1) or (duration is not None and duration <= 0):
+        raise ConfigError(f"bad timing options: block={block} warmup={warmup} iters={iters} duration={duration}")
+    if iters is None and duration is None:
+        raise ConfigError("give iters or duration")
+    e2e: dict[str, list[float]] = {k: [] for k in calls}
+    stages: dict[str, dict[str, list[float]]] = {k: {"infer": [], "preprocess": [], "postprocess": []} for k in calls}
+    for seg, image, sync in calls.values():
+        for _ in range(warmup):
+            seg.segment(image)
+        if sync:
+            sync()
+    t_end = time.perf_counter() + duration * len(calls) if duration is not None else None
+    rounds = 0
+    while True:
+        for k, (seg, image, sync) in calls.items():
+            for i in range(block):
+                t0 = time.perf_counter()
+                result = seg.segment(image)
+                if sync:
+                    sync()
+                if i:
+                    e2e[k].append((time.perf_counter() - t0) * 1e3)
+                    timings = getattr(result, "timings", None) or {}
+                    for name, v in stages[k].items():
+                        if f"{name}_ms" in timings:
+                            v.append(float(timings[f"{name}_ms"]))
+        rounds += 1
+        if iters is not None and min(len(v) for v in e2e.values()) >= iters:
+            break
+        if t_end is not None and time.perf_counter() >= t_end:
+            break
+    keep = slice(None) if iters is None else slice(iters)  # the last round may overshoot: exactly iters each
+    out: dict[str, dict[str, Any]] = {}
+    for k in calls:
+        out[k] = {"e2e": LatencyStats.from_samples(e2e[k][keep])}
+        out[k].update({n: LatencyStats.from_samples(v[keep]) for n, v in stages[k].items() if v})
+    out["_meta"] = {"rounds": rounds, "block": block}
+    return out
+
+
 def time_batch(segmenter: Any, image: np.ndarray, batch: int, warmup: int = 10, iters: int | None = 100,
                duration: float | None = None, sync: Callable[[], None] | None = None) -> dict[str, Any]:
     """Throughput of ``segmenter.segment_batch`` on ``batch`` copies of ``image`` (end to end).

@@ -132,6 +132,8 @@ def markdown(result: dict[str, Any]) -> str:
 
     cfg = result["config"]
     timing = f"{cfg['duration']} s" if cfg.get("duration") else f"{cfg['iters']} iters"
+    modes = sorted({r["latency_mode"] for r in result["rows"] if r.get("latency_mode")})
+    timing += f"; latency timed {' / '.join(modes)}" if modes else ""
     lines = [f"# btseg-bench {result['created']}", "",
              f"- peak (this run): {_peaks(result.get('peak'))}",
              f"- machine: {short(result['system'])}",

@@ -65,6 +65,8 @@ class BenchConfig:
     memory_iters: int = 5
     compare_teachers: bool = False
     limit: int | None = None
+    interleave: bool = True  # time a package's rows round-robin in blocks (latency.time_interleaved)
+    block: int = 5
 
     def __post_init__(self) -> None:
         for name in ("batch", "streams"):
@@ -207,8 +209,10 @@ def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None
             row.update(accuracy.headline(summary))
         frame = _frame(test, tuple(row["input_size"]))
         row["frame_shape"] = list(frame.shape)
-        lat = latency.time_segmenter(seg, frame, cfg.warmup, cfg.iters, cfg.duration, latency.cuda_sync(device))
-        row["latency"] = {k: v.to_dict() for k, v in lat.items()}
+        if not cfg.interleave:
+            lat = latency.time_segmenter(seg, frame, cfg.warmup, cfg.iters, cfg.duration, latency.cuda_sync(device))
+            row["latency"] = {k: v.to_dict() for k, v in lat.items()}
+            row["latency_mode"] = "sequential"
         row["throughput"] = _throughput(row, cfg, seg, frame, device, cache)
         del seg
     except BtsegError as e:
@@ -225,6 +229,32 @@ def run_row(row: dict[str, Any], cfg: BenchConfig, test: accuracy.TestSet | None
                                     cfg.memory_iters, device, cfg.threads)
         row["memory"] = mem
     return row
+
+
+def time_rows_interleaved(rows: list[dict[str, Any]], cfg: BenchConfig, test: accuracy.TestSet | None,
+                          cache: str | None = None) -> None:
+    """Batch-1 latency of every ok row, one package at a time, all its rows loaded together and
+    timed round-robin (:func:`btseg.bench.latency.time_interleaved`).  A row that cannot be
+    loaded again becomes failed with its reason."""
+    for package in dict.fromkeys(r["package"] for r in rows):
+        mine = [r for r in rows if r["package"] == package and r["status"] == "ok"]
+        calls: dict[str, tuple[Any, np.ndarray, Any]] = {}
+        for i, r in enumerate(mine):
+            try:
+                seg, _ = _load(r, cfg, r["device"], cache)
+            except BtsegError as e:
+                r.update(status="failed", reason=f"reloading for the interleaved timing: {str(e).splitlines()[0]}")
+                continue
+            calls[str(i)] = (seg, _frame(test, tuple(r["input_size"])), latency.cuda_sync(r["device"]))
+        if not calls:
+            continue
+        res = latency.time_interleaved(calls, cfg.warmup, cfg.iters, cfg.duration, cfg.block)
+        meta = res.pop("_meta")
+        for key, lat in res.items():
+            r = mine[int(key)]
+            r["latency"] = {k: v.to_dict() for k, v in lat.items()}
+            r["latency_mode"] = f"interleaved: {len(calls)} rows, {meta['rounds']} rounds of {meta['block']} calls"
+        calls.clear()
 
 
 def _jsonable(d: Any) -> Any:
@@ -295,6 +325,8 @@ def run(cfg: BenchConfig, progress: Callable[[dict[str, Any]], None] | None = No
                 run_row(r, cfg, test, cache)
             if progress:
                 progress(r)
+        if cfg.interleave:
+            time_rows_interleaved(rows, cfg, test, cache)
     add_model_facts(rows)
     add_peak_share(rows, peaks)
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),

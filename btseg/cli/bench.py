@@ -63,6 +63,11 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50).")
 @click.option("--duration", type=float, default=None,
               help="Seconds of timed calls per row (instead of --iters).")
+@click.option("--sequential", is_flag=True,
+              help="Time each row alone, one after another (default: a package's rows round-robin in blocks "
+                   "of --block calls, so every row sees the same machine load).")
+@click.option("--block", type=click.IntRange(2), default=5, show_default=True,
+              help="Consecutive calls per row per round when interleaving (the first of each is untimed).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write bench.json, bench.csv, bench.md, bench.png here.")
 @click.option("--compare-teachers", is_flag=True,
@@ -75,7 +80,7 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @requires_extra("btseg-bench", "train")
 def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
          device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
-         iters: int | None, duration: float | None,
+         iters: int | None, duration: float | None, sequential: bool, block: int,
          out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool) -> None:
     """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
     from btseg.bench import report, runner
@@ -90,7 +95,7 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
         precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
         device=device, threads=threads, batch=batch, streams=streams, peak=not no_peak, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,
-        memory=not no_memory, compare_teachers=compare_teachers, limit=limit)
+        memory=not no_memory, compare_teachers=compare_teachers, limit=limit, interleave=not sequential, block=block)
 
     def progress(row: dict) -> None:
         from rich.markup import escape

@@ -48,3 +48,35 @@ def test_sysinfo_collect_is_json_and_names_versions():
     assert set(sysinfo.CPU_FLAGS) <= set(info["cpu"]["flags"])
     assert info["versions"]["torch"] and "tensorrt" in info["versions"]
     assert "Python" in sysinfo.short(info)
+
+
+class _Clock:
+    """A segmenter whose every call takes a known time and reports its own stages."""
+
+    def __init__(self, ms: float, log: list[str], name: str) -> None:
+        self.ms, self.log, self.name = ms, log, name
+
+    def segment(self, image):
+        import time as _t
+        from types import SimpleNamespace
+
+        self.log.append(self.name)
+        t0 = _t.perf_counter()
+        while (_t.perf_counter() - t0) * 1e3 < self.ms:
+            pass
+        return SimpleNamespace(timings={"infer_ms": self.ms})
+
+
+def test_interleaved_timing_runs_rows_round_robin_in_blocks_and_keeps_exactly_iters():
+    from btseg.bench.latency import time_interleaved
+
+    log: list[str] = []
+    calls = {"a": (_Clock(1.0, log, "a"), None, None), "b": (_Clock(3.0, log, "b"), None, None)}
+    res = time_interleaved(calls, warmup=1, iters=7, block=3)
+    meta = res.pop("_meta")
+    assert meta == {"rounds": 4, "block": 3}  # 2 timed per block: 4 rounds for >= 7
+    assert log[2:] == (["a"] * 3 + ["b"] * 3) * 4  # after one warm-up call each: blocks, alternating
+    assert res["a"]["e2e"].n == res["b"]["e2e"].n == 7 and res["a"]["infer"].n == 7
+    assert res["a"]["e2e"].p50_ms >= 1.0 and res["b"]["e2e"].p50_ms >= 3.0 > res["a"]["e2e"].p50_ms
+    with pytest.raises(ConfigError, match="block=1"):
+        time_interleaved(calls, iters=3, block=1)

@@ -37,6 +37,8 @@ def test_reports_and_failed_backend_row(run_dir, phantom, tmp_path):
     assert ref["dice_pct_fp32"] == pytest.approx(100.0)
     for r in ok:
         assert 0 <= r["dice"] <= 1 and r["latency"]["infer"]["n"] == 3 and r["latency"]["e2e"]["p90_ms"] > 0
+        # the package's rows were timed together, round-robin (the default)
+        assert r["latency_mode"] == f"interleaved: {len(ok)} rows, 1 rounds of 5 calls"
         assert r["params"] > 0 and r["macs"] > 0 and r["runtime"]["inference_precision"]
         assert set(r["accuracy"]["per_class"]) <= {"benign", "malignant", "normal"}
     # the FP32 ONNX artifact on onnxruntime matches the torch reference closely
@@ -75,6 +77,9 @@ def test_corrupted_artifact_refuses_the_package(run_dir):
 def test_min_dice_gate_exit_codes(run_dir, phantom):
     args = ["--model", str(run_dir / "student"), "--data", str(phantom), "--backends", "torch", "--no-memory", *FAST]
     assert _run(*args, "--min-dice", "0").exit_code == 0
+    seq = _run(*args, "--sequential", "--json")
+    assert seq.exit_code == 0 and json.loads(seq.stdout)["rows"][0]["latency_mode"] == "sequential"
+    assert _run(*args, "--block", "1").exit_code == 2  # a block needs an untimed first call
     low = _run(*args, "--min-dice", "1.0")  # a random-init model is below a perfect Dice
     assert low.exit_code == 1 and "below --min-dice" in low.output
     assert _run("--model", str(run_dir / "student"), "--min-dice", "0.5").exit_code == 2  # no --data
