@@ -47,6 +47,7 @@ from btseg.errors import BtsegError
 from btseg.imageio import Limits
 from btseg.io import sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
+from btseg.runtime.select import SELECT_MODES
 from btseg.runtime.inputs import Frame, iter_frames
 from btseg.specs import TARGET_NAMES
 
@@ -155,11 +156,14 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
               help="Inference streams (OpenVINO THROUGHPUT streams / ONNX Runtime sessions); inputs are "
                    "decoded, segmented and written on streams+1 threads (btseg.runtime.pipeline).")
+@click.option("--select", type=click.Choice(list(SELECT_MODES)), default="preference", show_default=True,
+              help="Which artifact: the first usable in the preference order, or the fastest on this machine "
+                   "(every candidate timed once, the choice cached; fastest-fresh re-measures).")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
          max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
-         allow_modality: tuple[str, ...], any_modality: bool, streams: int) -> None:
+         allow_modality: tuple[str, ...], any_modality: bool, streams: int, select: str) -> None:
     """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
@@ -179,8 +183,12 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
     policy.plan(overlay)  # every output path checked before any work
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
-                               threads=threads, **({"streams": streams} if streams > 1 else {}))
+                               threads=threads, select=select, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
+    if info["selection"]["mode"] == "fastest" and not as_json:
+        ms = info["selection"]["median_ms"]
+        console.print(f"selected {info['selection']['winner']} ({'cached choice' if info['selection']['cached'] else 'measured'}"
+                      f"; median ms: {', '.join(f'{k} {v:.2f}' for k, v in ms.items())})", highlight=False, soft_wrap=True)
     backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
     if batch.skipped:
         console.print(f"not inputs: {len(batch.skipped)} file(s) (ground-truth masks, earlier outputs), e.g. "

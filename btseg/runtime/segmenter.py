@@ -47,6 +47,7 @@ from btseg.runtime.backend import BACKENDS, Backend, load_backend
 from btseg.runtime.inputs import Frame, check_image
 from btseg.runtime.postprocess import Segmentation, postprocess
 from btseg.runtime.regions import segment_where
+from btseg.runtime.select import SELECT_MODES
 from btseg.specs import FALLBACK, PREFERENCE
 
 def device_class(device: str) -> str:
@@ -99,11 +100,12 @@ class Segmenter:
         self.threshold = float(package.config.threshold)
         self.post_spec = dict(package.config.postprocess or {})
         self._tried = tried or []
+        self.selection: dict[str, Any] = {"mode": "preference"}  # select="fastest" fills in its measurement
 
     @classmethod
     def load(cls, package_dir: str | Path, target: str | None = None, precision: str | None = None,
              backend: str = "auto", device: str = "cpu", threads: int | None = None,
-             **options: Any) -> "Segmenter":
+             select: str = "preference", **options: Any) -> "Segmenter":
         """Open ``package_dir`` and load the chosen artifact.
 
         Args:
@@ -113,6 +115,9 @@ class Segmenter:
                 ``openvino`` or ``tensorrt``.
             device: ``cpu``, ``cuda[:N]``, or an OpenVINO device (``gpu``, ``npu``, ``auto``).
             threads: inference threads (intra-op / INFERENCE_NUM_THREADS / torch threads).
+            select: ``preference`` (the first usable artifact in :data:`PREFERENCE` order),
+                ``fastest`` (time every usable candidate on this machine once and cache the
+                choice, :mod:`btseg.runtime.select`) or ``fastest-fresh`` (re-measure).
             options: passed to the backend's ``load`` (e.g. ``precision_hint="bf16"``); they
                 override the options the artifact was verified with, which apply by default.
 
@@ -129,12 +134,17 @@ class Segmenter:
             return cls(pkg, load_backend("torch", pkg.root, device, threads, **options), None)
         if backend != "auto" and backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
+        if select not in SELECT_MODES:
+            raise ConfigError(f"select {select!r}: expected one of {', '.join(SELECT_MODES)}")
         tried: list[str] = []
-        for name, rec in cls._candidates(pkg, target, precision, backend, device):
-            path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
-            opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}), **options}
+        candidates = cls._candidates(pkg, target, precision, backend, device)
+        if select != "preference" and len(candidates) > 1:
+            seg = cls._load_fastest(pkg, candidates, backend, device, threads, options, select == "fastest-fresh")
+            if seg is not None:
+                return seg
+        for name, rec in candidates:
             try:
-                be = load_backend(name, path, device, threads, **opts)
+                be = cls._open(pkg, name, rec, device, threads, options)
             except BackendUnavailableError as e:
                 if backend != "auto":
                     raise
@@ -144,6 +154,54 @@ class Segmenter:
         if backend == "auto" and target in (None, "torch") and precision in (None, "fp32"):
             return cls(pkg, load_backend("torch", pkg.root, device, threads), None, tried)
         raise BackendUnavailableError(f"{pkg.root}: nothing can run here; tried: " + "; ".join(tried))
+
+    @staticmethod
+    def _open(pkg: ModelPackage, name: str, rec: ArtifactRecord, device: str, threads: int | None,
+              options: dict[str, Any]) -> Backend:
+        path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
+        opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}), **options}
+        return load_backend(name, path, device, threads, **opts)
+
+    @classmethod
+    def _load_fastest(cls, pkg: ModelPackage, candidates: list[tuple[str, ArtifactRecord]], backend: str,
+                      device: str, threads: int | None, options: dict[str, Any], fresh: bool) -> "Segmenter | None":
+        """``select="fastest"``: the cached winner, or every loadable candidate timed (module
+        :mod:`btseg.runtime.select`); None when none of them loads (the caller then goes on as
+        ``auto`` does)."""
+        from btseg.runtime import select as sel
+
+        labelled = [(f"{name} {rec.target}/{rec.precision}", name, rec) for name, rec in candidates]
+        key = sel.selection_key(pkg.config.weights_sha256, candidates, device, threads, options)
+        doc = None if fresh else sel.read_choice(key)
+        if doc is not None:
+            hit = next(((n, r) for lab, n, r in labelled if lab == doc["winner"]), None)
+            if hit is not None:
+                seg = cls(pkg, cls._open(pkg, *hit, device, threads, options), hit[1])
+                seg.selection = sel.selection_record(doc["winner"], doc.get("median_ms") or {}, True,
+                                                     f"hit: {sel.cache_file(key)}")
+                return seg
+        loaded: dict[str, tuple[ArtifactRecord, Backend]] = {}
+        tried: list[str] = []
+        for lab, name, rec in labelled:
+            try:
+                loaded[lab] = (rec, cls._open(pkg, name, rec, device, threads, options))
+            except BackendUnavailableError as e:
+                if backend != "auto":
+                    raise
+                tried.append(f"{lab}: {e}")
+        if not loaded:
+            return None
+        frames = {k: sel.frame_for(PreprocessSpec.from_dict(rec.preprocess) if rec.preprocess
+                                   else pkg.config.preprocess) for k, (rec, _) in loaded.items()}
+        timings = sel.time_candidates({k: (lambda b=be, x=frames[k]: b.infer(x)) for k, (_, be) in loaded.items()})
+        winner = min(timings, key=timings.__getitem__)
+        state = sel.write_choice(key, {"winner": winner, "median_ms": timings, "threads": threads, "device": device,
+                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        rec, be = loaded.pop(winner)
+        loaded.clear()  # the losers' sessions/compiled models go now
+        seg = cls(pkg, be, rec, tried)
+        seg.selection = sel.selection_record(winner, timings, False, state)
+        return seg
 
     @staticmethod
     def _candidates(pkg: ModelPackage, target: str | None, precision: str | None, backend: str,
@@ -253,5 +311,6 @@ class Segmenter:
                 "device": b.get("device"), "providers": b.get("providers"), "threads": b.get("threads"),
                 "inference_precision": b.get("inference_precision"), "input_size": list(self.spec.size),
                 "threshold": self.threshold, "skipped": list(self._tried), "backend_info": b,
+                "selection": self.selection,
                 # every file of what runs was checked at load (sha256, size, binding): record against what
                 "weights_sha256": self.package.config.weights_sha256, "artifact_sha256": rec.sha256 if rec else None}

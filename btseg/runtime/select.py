@@ -1,0 +1,132 @@
+"""``Segmenter.load(select="fastest")``: pick the artifact that is fastest *on this machine*.
+
+The default order (:data:`btseg.specs.PREFERENCE`) is a guess made once for every CPU: INT8
+before FP32.  It is wrong where the int8 kernels lose, e.g. ONNX Runtime on a small model
+with 8-channel layers on an AVX2-only CPU (the bundled 128-px demo student: INT8 1.6x
+slower than FP32, benchmarks/RESULTS.md).  ``fastest`` loads every usable candidate (the
+same ones ``auto`` would try, each integrity-checked first), times them **round-robin in
+blocks** on a fixed preprocessed frame, keeps the one with the lowest median and closes the
+others.  The choice and its timings are cached per machine in
+``<cache root>/select/<key>.json`` (cache root: :func:`btseg.runtime.cache.cache_root`),
+keyed by the package weights' and every candidate's sha256, the device, the thread count,
+the backend options, the backend library versions and the CPU (model name and feature
+flags).  So the second start loads only the winner; any change to those re-measures.
+``select="fastest-fresh"`` re-measures and overwrites the cached choice.
+
+Only speed is compared: every candidate already passed (or was not given) the export's
+accuracy verification, and failed ones are never candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+SELECT_MODES = ("preference", "fastest", "fastest-fresh")
+
+
+def cpu_fingerprint() -> str:
+    """CPU model name and feature flags (Linux ``/proc/cpuinfo``), else ``platform`` facts."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    fields = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        k = k.strip()
+        if k in ("model name", "flags", "Features", "CPU part") and k not in fields:
+            fields[k] = " ".join(sorted(v.split())) if k in ("flags", "Features") else v.strip()
+    return json.dumps(fields, sort_keys=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def selection_key(weights_sha256: str, candidates: list[tuple[str, Any]], device: str, threads: int | None,
+                  options: dict[str, Any]) -> str:
+    """sha256 over everything the fastest choice depends on (see the module docstring)."""
+    doc = {"weights": weights_sha256, "candidates": [[name, rec.id, rec.sha256] for name, rec in candidates],
+           "device": device, "threads": threads, "options": {k: repr(v) for k, v in sorted(options.items())},
+           "versions": _versions(), "cpu": cpu_fingerprint()}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def cache_file(key: str) -> Path:
+    from btseg.runtime.cache import cache_root
+
+    return cache_root() / "select" / f"{key}.json"
+
+
+def read_choice(key: str) -> dict[str, Any] | None:
+    """The cached choice, or None when there is none or it is unreadable (then re-measured)."""
+    try:
+        doc = json.loads(cache_file(key).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("winner"), str) else None
+
+
+def write_choice(key: str, doc: dict[str, Any]) -> str:
+    """Store the choice atomically; returns a one-line state (a read-only cache is not an error)."""
+    from btseg.io import write_json
+
+    path = cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, doc)
+    except OSError as e:
+        return f"not cached: cannot write {path} ({e.strerror or e})"
+    return f"cached: {path}"
+
+
+def time_candidates(infer: dict[str, Callable[[], Any]], budget_s: float = 0.6, block: int = 3,
+                    min_rounds: int = 3, max_rounds: int = 20) -> dict[str, float]:
+    """Median ms per call of each ``infer[name]()``, round-robin in blocks of ``block`` calls
+    (the first of each untimed), for at least ``min_rounds`` rounds and until about
+    ``budget_s`` seconds per candidate have passed."""
+    samples: dict[str, list[float]] = {k: [] for k in infer}
+    for f in infer.values():
+        f()  # first call: lazy allocations, JIT
+    t_end = time.perf_counter() + budget_s * len(infer)
+    for r in range(max_rounds):
+        for name, f in infer.items():
+            for i in range(block):
+                t0 = time.perf_counter()
+                f()
+                if i:
+                    samples[name].append((time.perf_counter() - t0) * 1e3)
+        if r + 1 >= min_rounds and time.perf_counter() >= t_end:
+            break
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def frame_for(spec: Any) -> np.ndarray:
+    """The fixed frame candidates are timed on: seeded noise at the model's input size."""
+    from btseg.preprocess import preprocess
+
+    h, w = spec.size
+    image = np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8)
+    return preprocess(image, spec)[None]
+
+
+def selection_record(winner: str, timings: dict[str, float], cached: bool, state: str) -> dict[str, Any]:
+    """What ``Segmenter.info()["selection"]`` shows."""
+    return {"mode": "fastest", "winner": winner, "median_ms": {k: round(v, 3) for k, v in timings.items()},
+            "cached": cached, "cache": state}
