@@ -99,11 +99,13 @@ def main() -> None:
     ap.add_argument("--roi", default=None, help="X,Y,W,H or auto (screen captures)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--select", default="preference", choices=["preference", "fastest", "fastest-fresh"],
+                    help="fastest: time every artifact on this machine at the first start, cache the choice")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
-        segmenter = Segmenter.load(model, backend=args.backend, threads=args.threads)
+        segmenter = Segmenter.load(model, backend=args.backend, threads=args.threads, select=args.select)
         spec = args.input if args.input is not None else synthetic_cine(args.frames)
         fps = args.fps or (None if args.input else 30.0)
         source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=fps, loop=args.loop)

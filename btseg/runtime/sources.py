@@ -132,6 +132,8 @@ class FrameSource:
     # -- reader thread ------------------------------------------------------------------
     def _push(self, frame: LiveFrame) -> None:
         with self._lock:
+            if self._stop.is_set():  # stalled or closed: a late frame is neither captured nor lost
+                return
             self.stats["captured"] += 1
             self._last = frame.t_capture
             try:
@@ -236,12 +238,19 @@ class FrameSource:
             except queue.Empty:
                 if self._done.is_set() and self._q.empty():
                     return
-                limit = self.timeout if self.stats["captured"] else self.start_timeout
-                if time.perf_counter() - self._last > limit and not self._done.is_set():
-                    self.stats["status"] = "stalled"
-                    self.stats["reason"] = f"no frame for {limit:g} s" + ("" if self.stats["captured"] else
-                                                                         " after opening")
-                    self._stop.set()
+                # decided under the reader's lock, with the queue empty: a frame pushed between the
+                # timed-out get and this check is delivered, not left uncounted (captured ==
+                # delivered + dropped holds for a stalled source too)
+                with self._lock:
+                    limit = self.timeout if self.stats["captured"] else self.start_timeout
+                    stalled = (time.perf_counter() - self._last > limit and not self._done.is_set()
+                               and self._q.empty())
+                    if stalled:
+                        self.stats["status"] = "stalled"
+                        self.stats["reason"] = f"no frame for {limit:g} s" + ("" if self.stats["captured"] else
+                                                                             " after opening")
+                        self._stop.set()
+                if stalled:
                     return
                 continue
             self.stats["delivered"] += 1
