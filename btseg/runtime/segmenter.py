@@ -139,8 +139,15 @@ class Segmenter:
         tried: list[str] = []
         candidates = cls._candidates(pkg, target, precision, backend, device)
         if select != "preference" and len(candidates) > 1:
-            seg = cls._load_fastest(pkg, candidates, backend, device, threads, options, select == "fastest-fresh")
-            if seg is not None:
+            from btseg.runtime.select import load_fastest
+
+            opened = load_fastest(pkg, candidates, lambda n, r: cls._open(pkg, n, r, device, threads, options),
+                                  strict=backend != "auto", device=device, threads=threads, options=options,
+                                  fresh=select == "fastest-fresh")
+            if opened is not None:
+                rec, be, tried, record = opened
+                seg = cls(pkg, be, rec, tried)
+                seg.selection = record
                 return seg
         for name, rec in candidates:
             try:
@@ -161,47 +168,6 @@ class Segmenter:
         path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
         opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}), **options}
         return load_backend(name, path, device, threads, **opts)
-
-    @classmethod
-    def _load_fastest(cls, pkg: ModelPackage, candidates: list[tuple[str, ArtifactRecord]], backend: str,
-                      device: str, threads: int | None, options: dict[str, Any], fresh: bool) -> "Segmenter | None":
-        """``select="fastest"``: the cached winner, or every loadable candidate timed (module
-        :mod:`btseg.runtime.select`); None when none of them loads (the caller then goes on as
-        ``auto`` does)."""
-        from btseg.runtime import select as sel
-
-        labelled = [(f"{name} {rec.target}/{rec.precision}", name, rec) for name, rec in candidates]
-        key = sel.selection_key(pkg.config.weights_sha256, candidates, device, threads, options)
-        doc = None if fresh else sel.read_choice(key)
-        if doc is not None:
-            hit = next(((n, r) for lab, n, r in labelled if lab == doc["winner"]), None)
-            if hit is not None:
-                seg = cls(pkg, cls._open(pkg, *hit, device, threads, options), hit[1])
-                seg.selection = sel.selection_record(doc["winner"], doc.get("median_ms") or {}, True,
-                                                     f"hit: {sel.cache_file(key)}")
-                return seg
-        loaded: dict[str, tuple[ArtifactRecord, Backend]] = {}
-        tried: list[str] = []
-        for lab, name, rec in labelled:
-            try:
-                loaded[lab] = (rec, cls._open(pkg, name, rec, device, threads, options))
-            except BackendUnavailableError as e:
-                if backend != "auto":
-                    raise
-                tried.append(f"{lab}: {e}")
-        if not loaded:
-            return None
-        frames = {k: sel.frame_for(PreprocessSpec.from_dict(rec.preprocess) if rec.preprocess
-                                   else pkg.config.preprocess) for k, (rec, _) in loaded.items()}
-        timings = sel.time_candidates({k: (lambda b=be, x=frames[k]: b.infer(x)) for k, (_, be) in loaded.items()})
-        winner = min(timings, key=timings.__getitem__)
-        state = sel.write_choice(key, {"winner": winner, "median_ms": timings, "threads": threads, "device": device,
-                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        rec, be = loaded.pop(winner)
-        loaded.clear()  # the losers' sessions/compiled models go now
-        seg = cls(pkg, be, rec, tried)
-        seg.selection = sel.selection_record(winner, timings, False, state)
-        return seg
 
     @staticmethod
     def _candidates(pkg: ModelPackage, target: str | None, precision: str | None, backend: str,

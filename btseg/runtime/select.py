@@ -130,3 +130,46 @@ def selection_record(winner: str, timings: dict[str, float], cached: bool, state
     """What ``Segmenter.info()["selection"]`` shows."""
     return {"mode": "fastest", "winner": winner, "median_ms": {k: round(v, 3) for k, v in timings.items()},
             "cached": cached, "cache": state}
+
+
+def load_fastest(pkg: Any, candidates: list[tuple[str, Any]], open_backend: Callable[[str, Any], Any], *,
+                 strict: bool, device: str, threads: int | None, options: dict[str, Any],
+                 fresh: bool) -> tuple[Any, Any, list[str], dict[str, Any]] | None:
+    """The cached winner, or every loadable candidate opened and timed (module docstring).
+
+    ``open_backend(name, record)`` integrity-checks and loads one candidate (an
+    :class:`~btseg.errors.IntegrityError` propagates: a refusal, never a skip).  A candidate whose
+    backend is unavailable is skipped, or raises when ``strict`` (an explicit backend).
+    Returns ``(record, backend, skipped, selection)``, or None when no candidate loads.
+    """
+    from btseg.errors import BackendUnavailableError
+    from btseg.preprocess import PreprocessSpec
+
+    labelled = [(f"{name} {rec.target}/{rec.precision}", name, rec) for name, rec in candidates]
+    key = selection_key(pkg.config.weights_sha256, candidates, device, threads, options)
+    doc = None if fresh else read_choice(key)
+    if doc is not None:
+        hit = next(((n, r) for lab, n, r in labelled if lab == doc["winner"]), None)
+        if hit is not None:
+            return hit[1], open_backend(*hit), [], selection_record(doc["winner"], doc.get("median_ms") or {}, True,
+                                                                    f"hit: {cache_file(key)}")
+    loaded: dict[str, tuple[Any, Any]] = {}
+    skipped: list[str] = []
+    for lab, name, rec in labelled:
+        try:
+            loaded[lab] = (rec, open_backend(name, rec))
+        except BackendUnavailableError as e:
+            if strict:
+                raise
+            skipped.append(f"{lab}: {e}")
+    if not loaded:
+        return None
+    frames = {k: frame_for(PreprocessSpec.from_dict(rec.preprocess) if rec.preprocess else pkg.config.preprocess)
+              for k, (rec, _) in loaded.items()}
+    timings = time_candidates({k: (lambda b=be, x=frames[k]: b.infer(x)) for k, (_, be) in loaded.items()})
+    winner = min(timings, key=timings.__getitem__)
+    state = write_choice(key, {"winner": winner, "median_ms": timings, "threads": threads, "device": device,
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    rec, backend = loaded.pop(winner)
+    loaded.clear()  # the losers' sessions / compiled models go now
+    return rec, backend, skipped, selection_record(winner, timings, False, state)
