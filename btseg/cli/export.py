@@ -93,7 +93,10 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
                             tolerances=list(tolerances))
 
     logging.getLogger("btseg").addHandler(_stderr_handler())
-    signal.signal(signal.SIGTERM, _terminate)  # unwinds: the staging directory is removed, the lock released
+    from btseg.export import interrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop at once, staging removed; never mid-install
+        signal.signal(sig, interrupt.on_signal)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ulimit -f: an EFBIG error line, not a killed process
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,10 +109,6 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
                 _stdout().print(results_table(e.results))
             raise
     _stdout().print(results_table(results))
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _check_opset(opset: int | None) -> None:

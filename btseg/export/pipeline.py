@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 from btseg import integrity
 from btseg.errors import ArtifactError, BtsegError, VerificationError
+from btseg.export import interrupt
 from btseg.export import install as I
 from btseg.export import onnx as O
 from btseg.export import verify as V
@@ -195,20 +196,22 @@ def run_export(package_dir: str | Path, targets: Sequence[str] | None = None, pr
     results: list[ExportResult] = []
     with package_lock(root):
         I.clean_stale(root)
-        I.disk_step(root, plan.materialize)
-        I.disk_step(root, lambda: I.prune_foreign(plan.dest))
+        with interrupt.critical():  # a signal waits until these steps are whole (btseg.export.interrupt)
+            I.disk_step(root, plan.materialize)
+            I.disk_step(root, lambda: I.prune_foreign(plan.dest))
         staging = root / f"{I.STAGING}{os.getpid()}-{int(time.time())}"
-        try:
-            I.disk_step(root, staging.mkdir)
-            vset = _verify_set(plan)
-            builder = Builder(plan, staging)
-            for job in plan.jobs:
-                if job in plan.skipped:
-                    results.append(ExportResult(job.target, job.precision, "skipped", plan.skipped[job]))
-                    continue
-                results.append(_one(plan, builder, job, vset, verify_gate))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with interrupt.staging(staging):  # a signal removes it and ends the process
+            try:
+                I.disk_step(root, staging.mkdir)
+                vset = _verify_set(plan)
+                builder = Builder(plan, staging)
+                for job in plan.jobs:
+                    if job in plan.skipped:
+                        results.append(ExportResult(job.target, job.precision, "skipped", plan.skipped[job]))
+                        continue
+                    results.append(_one(plan, builder, job, vset, verify_gate))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     _raise_if_failed(results)
     return results
 
@@ -267,6 +270,12 @@ def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) 
 def _install(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr: V.VerificationResult,
              seconds: float) -> ArtifactRecord:
     """Install the staged artifact and its manifest record as one step (module docstring)."""
+    with interrupt.critical():  # a signal waits for the install or its rollback (btseg.export.interrupt)
+        return _install_step(plan, builder, job, built, vr, seconds)
+
+
+def _install_step(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr: V.VerificationResult,
+                  seconds: float) -> ArtifactRecord:
     root = Path(plan.dest.root)
     final = root / built.name
     old = I.put_in_place(built, final, builder.staging)

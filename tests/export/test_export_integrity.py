@@ -127,18 +127,69 @@ def test_full_disk_gives_an_error_line_and_no_partial_files(pkg):
     assert _snapshot(pkg) == before and not list(pkg.glob(".export-staging-*"))
 
 
-def test_sigterm_removes_the_staging_directory(pkg):
-    proc = subprocess.Popen([sys.executable, "-c", CLI, str(pkg), "--target", "onnx",
-                             "--target", "openvino", "--no-verify"], env=ENV, stdout=subprocess.DEVNULL,
+def _export_then_signal(pkg: Path, delay: float, sig: int = signal.SIGTERM, code: str = CLI,
+                        args: tuple[str, ...] = ("--target", "onnx", "--target", "openvino", "--no-verify"),
+                        ready: Path | None = None) -> tuple[int | None, str]:
+    """Start an export, wait until ``ready`` (default: its staging directory) exists, wait
+    ``delay`` s more and send ``sig``; returns (exit code, or None if it had already ended; stderr)."""
+    proc = subprocess.Popen([sys.executable, "-c", code, str(pkg), *args], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(pkg.glob(".export-staging-*")) and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "export ended before it could be interrupted"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 128 + signal.SIGTERM
-    assert not list(pkg.glob(".export-staging-*"))
-    assert check_package(pkg).ok
+    seen = (lambda: ready.exists()) if ready else (lambda: bool(list(pkg.glob(".export-staging-*"))))  # noqa: E731
+    while time.time() < deadline and not seen() and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(delay)
+    if proc.poll() is not None:
+        return None, proc.stderr.read()
+    proc.send_signal(sig)
+    return proc.wait(60), proc.stderr.read()
+
+
+def test_a_signal_at_any_point_stops_the_export_and_leaves_only_whole_steps(pkg, tmp_path):
+    """SIGTERM/SIGINT at several points of an ONNX + OpenVINO export (fault injection).  The
+    old handler raised SystemExit into library code: inside torch.export it was swallowed
+    (the exporter fell back to TorchScript and the run exited 0) and once it aborted (-6)."""
+    for i, (delay, sig) in enumerate([(0.0, signal.SIGTERM), (1.0, signal.SIGINT), (2.5, signal.SIGTERM),
+                                      (4.0, signal.SIGTERM)]):
+        work = Path(shutil.copytree(pkg, tmp_path / f"p{i}"))
+        rc, err = _export_then_signal(work, delay, sig)
+        if rc is None:  # the export finished before the signal: then it must have succeeded
+            assert check_package(work).ok, err
+            continue
+        assert rc == 128 + sig, (delay, sig, rc, err)
+        assert "stopped by signal" in err and "Traceback" not in err, err
+        assert not list(work.glob(".export-staging-*")), delay
+        assert check_package(work).ok, (delay, check_package(work).errors)
+
+
+SIGNAL_IN_INSTALL = textwrap.dedent("""
+    import sys, time, signal
+    from pathlib import Path
+    import btseg.package as P
+    from btseg.export import interrupt
+    real = P.write_json
+    def slow(path, obj):  # the manifest write of the install step takes 3 s; say when it starts
+        Path(sys.argv[1], "writing").touch()
+        time.sleep(3)
+        real(path, obj)
+    P.write_json = slow
+    signal.signal(signal.SIGTERM, interrupt.on_signal)
+    from btseg.export import run_export
+    run_export(sys.argv[1], ["onnx"], ["fp32"], verify=False)
+""")
+
+
+def test_a_signal_during_the_install_step_waits_for_it(pkg):
+    """SIGTERM while the artifact's manifest record is being written: the install completes
+    (or would roll back) first, then the process stops with 143; the package is whole."""
+    (pkg / "manifest.json").unlink()
+    shutil.rmtree(pkg / "openvino-fp32")
+    (pkg / "student-fp32.onnx").unlink()
+    rc, err = _export_then_signal(pkg, 0.5, code=SIGNAL_IN_INSTALL, args=(), ready=pkg / "writing")
+    assert rc == 128 + signal.SIGTERM, err
+    (pkg / "writing").unlink()
+    assert [a.id for a in load_package(pkg).artifacts()] == ["onnx-fp32"]
+    assert check_package(pkg).ok and not list(pkg.glob(".export-staging-*"))
 
 
 SLOW_WRITER = textwrap.dedent("""
