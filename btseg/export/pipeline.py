@@ -18,7 +18,8 @@ Order of work (each step only after the one before succeeded):
    to the weights' sha256, and ``manifest.json`` is rewritten; if any step fails the new
    files are removed and the previous version of that artifact is put back.  A job that
    fails is recorded in the results and the run goes on to the next one; the staging
-   directory is always removed (also on SIGTERM, which the CLI turns into an exit).
+   directory is always removed (on SIGTERM/SIGINT the CLI's handler removes it and exits
+   at once, holding the signal during an install step: :mod:`btseg.export.interrupt`).
    ``OSError`` (disk full, ``ulimit -f``, permissions) becomes a typed error.
 4. If any job failed (a failed verification counts unless ``verify_gate=False``), one
    typed error is raised at the end carrying ``.results`` for the CLI's table.
