@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Raw ONNX Runtime latency of several ONNX files of one model, interleaved in blocks.
+"""Raw latency of several graphs of one model, interleaved in blocks: ``.onnx`` files on
+ONNX Runtime, OpenVINO IRs (``.xml``) on OpenVINO (LATENCY hint, ``--threads`` threads).
 
 For comparing quantisation graphs (QDQ vs QOperator, recipes, graph rewrites) on one machine
 under the same load: every round runs ``--block`` consecutive calls of each file in turn
@@ -11,6 +12,8 @@ that inflated both p50s by up to 40% and pulled their ratio toward 1 (docs/bench
 that the ratio does not hinge on it.  The first file is the reference (FP32).
 
     python benchmarks/ort_interleaved.py student-fp32.onnx student-int8.onnx --threads 2 --block 6
+    python benchmarks/ort_interleaved.py old/openvino-fp32/model.xml old/openvino-int8/model.xml \
+        new/openvino-fp32/model.xml new/openvino-int8/model.xml --threads 2
 """
 
 from __future__ import annotations
@@ -19,9 +22,30 @@ import argparse
 import json
 import statistics
 import time
+from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
+
+
+def _onnxruntime(path: str, threads: int, no_spin: bool) -> Callable[[], object]:
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = threads, 1, 3
+    o.add_session_config_entry("session.intra_op.allow_spinning", "0" if no_spin else "1")
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    i = s.get_inputs()[0]
+    x = np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
+    return lambda: s.run(None, {i.name: x})
+
+
+def _openvino(path: str, threads: int) -> Callable[[], object]:
+    import openvino as ov
+
+    cm = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    req = cm.create_infer_request()
+    shape = [d.get_length() if d.is_static else 1 for d in cm.input(0).get_partial_shape()]
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    return lambda: req.infer({0: x})
 
 
 def main() -> None:
@@ -37,24 +61,18 @@ def main() -> None:
         ap.error(f"--block {a.block} / --rounds {a.rounds}: expected block >= 2 and rounds >= 1")
     sessions = []
     for f in a.files:
-        o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = a.threads, 1, 3
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0" if a.no_spin else "1")
-        s = ort.InferenceSession(f, o, providers=["CPUExecutionProvider"])
-        i = s.get_inputs()[0]
-        shape = [d if isinstance(d, int) else 1 for d in i.shape]
-        x = np.random.default_rng(0).random(shape, dtype=np.float32)
+        run = _openvino(f, a.threads) if f.endswith(".xml") else _onnxruntime(f, a.threads, a.no_spin)
         for _ in range(a.warmup):
-            s.run(None, {i.name: x})
-        sessions.append((f, s, i.name, x))
+            run()
+        sessions.append((f, run))
     times: dict[str, list[float]] = {f: [] for f in a.files}
     per_round: dict[str, list[float]] = {f: [] for f in a.files}  # each round's median: paired by round
     for _ in range(a.rounds):
-        for f, s, name, x in sessions:
+        for f, run in sessions:
             block = []
             for k in range(a.block):
                 t0 = time.perf_counter()
-                s.run(None, {name: x})
+                run()
                 if k:
                     block.append((time.perf_counter() - t0) * 1e3)
             times[f] += block

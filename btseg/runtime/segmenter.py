@@ -127,6 +127,8 @@ class Segmenter:
                 leaves the package, or the artifact was exported from other weights.
             BackendUnavailableError: the asked-for backend is not installed / no device.
         """
+        if select not in SELECT_MODES:
+            raise ConfigError(f"select {select!r}: expected one of {', '.join(SELECT_MODES)}")
         pkg = load_package(package_dir, check_architecture=False)  # torch-free for ONNX/OpenVINO carts
         if backend == "torch":
             if target not in (None, "torch"):
@@ -134,8 +136,6 @@ class Segmenter:
             return cls(pkg, load_backend("torch", pkg.root, device, threads, **options), None)
         if backend != "auto" and backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
-        if select not in SELECT_MODES:
-            raise ConfigError(f"select {select!r}: expected one of {', '.join(SELECT_MODES)}")
         tried: list[str] = []
         candidates = cls._candidates(pkg, target, precision, backend, device)
         if select != "preference" and len(candidates) > 1:

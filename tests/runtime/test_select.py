@@ -99,8 +99,9 @@ def test_a_tampered_candidate_is_refused_not_skipped(cache, tmp_path):
 def test_one_candidate_needs_no_timing_and_bad_modes_are_refused(cache):
     s = Segmenter.load(default_package(), target="onnx", precision="int8", select="fastest", threads=1)
     assert s.info()["selection"] == {"mode": "preference"} and not _cached(cache)
-    with pytest.raises(ConfigError, match="select 'quickest'"):
-        Segmenter.load(default_package(), select="quickest")
+    for backend in ("auto", "torch"):
+        with pytest.raises(ConfigError, match="select 'quickest'"):
+            Segmenter.load(default_package(), select="quickest", backend=backend)
 
 
 def test_key_covers_what_the_choice_depends_on():
