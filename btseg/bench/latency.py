@@ -110,17 +110,27 @@ def time_segmenter(segmenter: Any, image: np.ndarray, warmup: int = 10, iters: i
     Returns ``{"e2e": LatencyStats, "infer": ..., "preprocess": ..., "postprocess": ...}``
     (stages absent from the Segmenter's ``timings`` are left out).
     """
-    stages: dict[str, list[float]] = {"infer": [], "preprocess": [], "postprocess": []}
+    stages = _stages()
+    e2e = _loop(lambda: segmenter.segment(image), warmup, iters, duration, sync, lambda r: _keep(stages, r))
+    return _summary(e2e, stages)
 
-    def keep(seg: Any) -> None:
-        timings = getattr(seg, "timings", None) or {}
-        for k in stages:
-            if f"{k}_ms" in timings:
-                stages[k].append(float(timings[f"{k}_ms"]))
 
-    e2e = _loop(lambda: segmenter.segment(image), warmup, iters, duration, sync, keep)
-    out: dict[str, Any] = {"e2e": LatencyStats.from_samples(e2e)}
-    out.update({k: LatencyStats.from_samples(v) for k, v in stages.items() if v})
+def _stages() -> dict[str, list[float]]:
+    return {"infer": [], "preprocess": [], "postprocess": []}
+
+
+def _keep(stages: dict[str, list[float]], result: Any) -> None:
+    """Append the stage times a Segmentation reports (``timings["infer_ms"]``, ...)."""
+    timings = getattr(result, "timings", None) or {}
+    for k, v in stages.items():
+        if f"{k}_ms" in timings:
+            v.append(float(timings[f"{k}_ms"]))
+
+
+def _summary(e2e: list[float], stages: dict[str, list[float]], keep: slice = slice(None)) -> dict[str, Any]:
+    """``{"e2e": LatencyStats, "infer": ..., ...}``; stages with no samples are left out."""
+    out: dict[str, Any] = {"e2e": LatencyStats.from_samples(e2e[keep])}
+    out.update({k: LatencyStats.from_samples(v[keep]) for k, v in stages.items() if v})
     return out
 
 
@@ -143,7 +153,7 @@ def time_interleaved(calls: dict[str, tuple[Any, np.ndarray, Callable[[], None] 
     if iters is None and duration is None:
         raise ConfigError("give iters or duration")
     e2e: dict[str, list[float]] = {k: [] for k in calls}
-    stages: dict[str, dict[str, list[float]]] = {k: {"infer": [], "preprocess": [], "postprocess": []} for k in calls}
+    stages = {k: _stages() for k in calls}
     for seg, image, sync in calls.values():
         for _ in range(warmup):
             seg.segment(image)
@@ -160,20 +170,14 @@ def time_interleaved(calls: dict[str, tuple[Any, np.ndarray, Callable[[], None] 
                     sync()
                 if i:
                     e2e[k].append((time.perf_counter() - t0) * 1e3)
-                    timings = getattr(result, "timings", None) or {}
-                    for name, v in stages[k].items():
-                        if f"{name}_ms" in timings:
-                            v.append(float(timings[f"{name}_ms"]))
+                    _keep(stages[k], result)
         rounds += 1
         if iters is not None and min(len(v) for v in e2e.values()) >= iters:
             break
         if t_end is not None and time.perf_counter() >= t_end:
             break
     keep = slice(None) if iters is None else slice(iters)  # the last round may overshoot: exactly iters each
-    out: dict[str, dict[str, Any]] = {}
-    for k in calls:
-        out[k] = {"e2e": LatencyStats.from_samples(e2e[k][keep])}
-        out[k].update({n: LatencyStats.from_samples(v[keep]) for n, v in stages[k].items() if v})
+    out: dict[str, dict[str, Any]] = {k: _summary(e2e[k], stages[k], keep) for k in calls}
     out["_meta"] = {"rounds": rounds, "block": block}
     return out
 
