@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation_report import document, score, write_report  # noqa: E402
 
 from btseg.cli.common import console, handle_errors  # noqa: E402
+from btseg.data.splits import splits_path  # noqa: E402
 from btseg.errors import ConfigError  # noqa: E402
 from btseg.io import read_json, write_json  # noqa: E402
 
@@ -151,7 +152,7 @@ def work_job(job: dict[str, Any], data: str, runs: str, result: str) -> dict[str
         run(job["stage"], data, runs, TrainConfig.from_dict(job["cfg"]), resume=True, name=job["package"],
             teacher_kinds=tuple(job["kinds"]))
     rec = {k: job[k] for k in ("name", "role", "kd", "teachers", "arch", "variant", "seed", "cfg") if k in job}
-    rec.update(score(pkg, Path(data), Path(runs) / "splits.json"), job_seconds=round(time.perf_counter() - t0, 1))
+    rec.update(score(pkg, Path(data), splits_path(runs)), job_seconds=round(time.perf_counter() - t0, 1))
     write_json(result, rec)
     return rec
 
@@ -236,7 +237,7 @@ def prepare_data(st: Study, work: Path) -> None:
     if not (data / "phantom.json").exists():
         s = synthesize(data, n=st.n, size=st.size, seed=st.data_seed)
         console.print(f"data: {s['counts']} at {st.size} px in {s['seconds']:.1f} s -> {data}")
-    split = work / "runs" / "splits.json"
+    split = splits_path(work / "runs")
     if not split.exists():
         split.parent.mkdir(parents=True, exist_ok=True)
         make_splits(open_dataset(data), val=st.val, test=st.test, seed=st.split_seed).save(split)

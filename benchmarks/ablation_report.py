@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from btseg.data.splits import splits_path
 from btseg.io import atomic_path, atomic_write, read_json, write_json
 
 METRICS = ("dice", "dice_lesion", "dice_benign", "dice_malignant", "normal_empty_rate", "hd95")
@@ -156,7 +157,7 @@ def document(study: dict[str, Any], recs: dict[str, dict | None], work: Path, cm
     teachers = {n: {k: v for k, v in r.items() if k not in ("per_image", "cfg")} for n, r in recs.items()
                 if r and r["role"] == "teacher"}
     data = read_json(work / "data" / "phantom.json")
-    split = read_json(work / "runs" / "splits.json")
+    split = read_json(splits_path(work / "runs"))
     sessions = read_json(work / "sessions.json") if (work / "sessions.json").exists() else []
     student = next((r for r in runs if r["role"] == "student"), None)
     return {"teacher_params": next(iter(teachers.values()))["params"] if teachers else None,

@@ -128,8 +128,10 @@ def main() -> None:
     s256 = at_256(a.run / "student", a.out / "student-256" / "student")
     export(s256, a.data)
     # splits.json next to the 256 copy: same test images as the run
-    if (a.run / "splits.json").exists():
-        shutil.copy2(a.run / "splits.json", s256.parent / "splits.json")
+    from btseg.data.splits import splits_path
+
+    if splits_path(a.run).exists():
+        shutil.copy2(splits_path(a.run), splits_path(s256.parent))
 
     demo = bench([a.run / "student"], a.data, a.out / "demo", a.iters, a.threads, teachers=True)
     big = bench([s256], a.data, a.out / "student256", a.iters, a.threads, teachers=False)

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 from btseg.errors import ConfigError
 
+# the clean-up steps a package's ``postprocess`` may turn on (btseg.runtime.postprocess), in order
+POSTPROCESS_STEPS = ("largest_component", "fill_holes")
 MAX_WIDTH = 4096  # channels per level; the paper teacher's widest is 1024
 MAX_LEVELS = 8
 
@@ -85,3 +87,20 @@ _DIVISORS = {"unext": lambda widths: 32}  # three poolings + two stride-2 patch 
 def size_divisor(architecture: str, widths: Sequence[int]) -> int:
     """Each input side of ``architecture`` built with ``widths`` must be a multiple of this."""
     return _DIVISORS.get(architecture, _unet_divisor)(list(widths))
+
+
+def default_postprocess() -> dict[str, bool]:
+    """Every post-processing step, off: what a package gets unless it says otherwise."""
+    return {k: False for k in POSTPROCESS_STEPS}
+
+
+def check_postprocess(spec: Any, name: str = "postprocess") -> dict[str, bool]:
+    """``spec`` as a dict of known steps -> bool; :class:`ConfigError` naming the bad key or value."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{name}={spec!r}: expected a dict of {', '.join(POSTPROCESS_STEPS)} -> true/false")
+    for k, v in spec.items():
+        if k not in POSTPROCESS_STEPS:
+            raise ConfigError(f"{name}.{k}: unknown step; expected one of {', '.join(POSTPROCESS_STEPS)}")
+        if not isinstance(v, bool):
+            raise ConfigError(f"{name}.{k}={v!r}: expected true or false")
+    return spec

@@ -35,10 +35,11 @@ from btseg.io import write_json
 def bundle(run: Path, data: Path, n_samples: int = 12) -> None:
     """Copy the student package and a few test images into btseg/assets; record its Dice there."""
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import splits_path
     from btseg.package import load_package
 
     ds = open_dataset(data)
-    test = Splits.load(run / "splits.json").select(ds, "test")
+    test = Splits.load(splits_path(run)).select(ds, "test")
     dest_pkg, dest_samples = defaults.DEFAULT_PACKAGE, defaults.SAMPLES
     shutil.rmtree(dest_pkg, ignore_errors=True)
     shutil.rmtree(dest_samples, ignore_errors=True)

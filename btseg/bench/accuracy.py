@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from btseg.errors import DataError
-from btseg.metrics import MetricAccumulator
+from btseg.runtime.score import Truth, score
 
 # what the report shows per row (HD95 in pixels of the original image)
 HEADLINE = ("dice", "iou", "precision", "recall", "hd95")
@@ -46,15 +46,6 @@ class TestSet:
         return len(self.images)
 
 
-def find_splits(packages: Iterable[str | Path]) -> Path | None:
-    """``splits.json`` in a package directory or its parent (the run directory), if any."""
-    for pkg in packages:
-        for d in (Path(pkg), Path(pkg).parent):
-            if (d / "splits.json").is_file():
-                return d / "splits.json"
-    return None
-
-
 def load_test_set(data_root: str | Path, packages: Iterable[str | Path] = (), splits_file: str | Path | None = None,
                   part: str = "test", limit: int | None = None) -> TestSet:
     """The test split of the data set at ``data_root``, decoded.
@@ -66,7 +57,7 @@ def load_test_set(data_root: str | Path, packages: Iterable[str | Path] = (), sp
         DataError: the data set cannot be opened, or the test split is empty.
     """
     from btseg.data import make_splits, open_dataset
-    from btseg.data.splits import Splits
+    from btseg.data.splits import Splits, find_splits
 
     splits_path = Path(splits_file) if splits_file else find_splits(packages)
     if part == "all":
@@ -92,19 +83,14 @@ def load_test_set(data_root: str | Path, packages: Iterable[str | Path] = (), sp
 
 
 def evaluate(segmenter: Any, test: TestSet, distances: bool = True) -> dict[str, Any]:
-    """Score ``segmenter.segment`` on every test image.
+    """Score ``segmenter.segment`` on every test image with :func:`btseg.runtime.score.score`.
 
     Returns ``MetricAccumulator.summary()`` (``overall`` and ``per_class``, each metric as
     mean/std/n_valid/n) plus ``n``.  HD95 is in pixels: spacings are not used, so that
     rows from data sets with and without spacing stay comparable.
     """
-    acc = MetricAccumulator(distances=distances)
-    for image, mask, label, sid in zip(test.images, test.masks, test.labels, test.ids):
-        pred = np.asarray(segmenter.segment(image).mask).astype(bool)
-        if pred.shape != mask.shape:
-            raise DataError(f"{sid}: runtime returned a {pred.shape} mask for a {mask.shape} image")
-        acc.add(pred, mask, label=label, sample_id=sid)
-    out = acc.summary()
+    truths = [Truth(m, lab, sid) for m, lab, sid in zip(test.masks, test.labels, test.ids)]
+    out = score((segmenter.segment(im) for im in test.images), truths, distances, use_spacing=False).summary()
     out["n"] = len(test)
     return out
 

@@ -41,11 +41,12 @@ def overlays(run: Path, data: Path, out: Path, n: int = 4) -> list[str]:
     from btseg.cli.predict_inputs import discover
     from btseg.cli.predict_outputs import OutputPolicy
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import splits_path
     from btseg.runtime import Segmenter
     from btseg.runtime.inputs import iter_frames
 
     ds = open_dataset(data)
-    test = Splits.load(run / "splits.json").select(ds, "test")
+    test = Splits.load(splits_path(run)).select(ds, "test")
     picks = [i for lab in ("benign", "malignant") for i in [j for j, l in enumerate(test.labels) if l == lab][:n // 2]]
     paths = [test[i].path for i in picks]
     if not paths:

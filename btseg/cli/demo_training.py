@@ -37,7 +37,7 @@ def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: i
     """
     from btseg.data import make_splits, open_dataset
     from btseg.distill.config import get_preset
-    from btseg.distill.pipeline import SPLITS_FILE
+    from btseg.data.splits import splits_path
 
     cfg = get_preset(preset).replace(seed=seed, progress=False, threads=1)
     student = cfg.replace(kd="dual", teachers="routed")
@@ -58,8 +58,8 @@ def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: i
         console.print(f"train: reusing {m}")
     if todo:
         run.mkdir(parents=True, exist_ok=True)
-        if fresh or not (run / SPLITS_FILE).exists():  # once, before the workers race for it
-            make_splits(open_dataset(data), val=cfg.val, test=cfg.test, seed=seed).save(run / SPLITS_FILE)
+        if fresh or not splits_path(run).exists():  # once, before the workers race for it
+            make_splits(open_dataset(data), val=cfg.val, test=cfg.test, seed=seed).save(splits_path(run))
         _run_jobs(todo, data, run, workers)
     return {m: read_model(run / m) for m in MODELS if (run / m / "model.json").exists()}
 

@@ -164,6 +164,7 @@ def all_(**kw) -> None:
 def eval_(package: str, data: str, split: str, splits_file: str | None, no_distances: bool, device: str) -> None:
     """Dice / IoU / HD95 of PACKAGE, overall and per class: a table on stderr, JSON on stdout."""
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import find_splits, splits_path
     from btseg.distill.ddp import resolve_device
     from btseg.distill.evaluate import evaluate_package
     from btseg.errors import ConfigError
@@ -176,9 +177,10 @@ def eval_(package: str, data: str, split: str, splits_file: str | None, no_dista
     if split == "all":
         samples = dataset
     elif split in ("train", "val", "test"):
-        path = Path(splits_file) if splits_file else Path(package).resolve().parent / "splits.json"
-        if not path.exists():
-            raise DataError(f"{path}: split file not found; pass --splits or --split all")
+        path = Path(splits_file) if splits_file else find_splits([Path(package).resolve()])
+        if path is None or not path.exists():
+            raise DataError(f"{path or splits_path(Path(package).resolve().parent)}: split file not found; "
+                            "pass --splits or --split all")
         samples = Splits.load(path).select(dataset, split)
     else:
         raise ConfigError(f"split {split!r}: expected train, val, test or all")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,22 @@ from btseg.errors import ConfigError, DataError
 from btseg.io import read_json, write_json
 
 DUP_THRESHOLD = 4  # bits of 64; see docs/data.md for why this is conservative
+SPLITS_FILE = "splits.json"  # a training run's split, in its output directory (next to the packages)
+
+
+def splits_path(run_dir: str | Path) -> Path:
+    """Where a training run in ``run_dir`` writes (and reads) its split."""
+    return Path(run_dir) / SPLITS_FILE
+
+
+def find_splits(packages: Iterable[str | Path]) -> Path | None:
+    """The run's split for these packages: ``splits.json`` in a package directory or its
+    parent (the run directory), the first found; None when there is none."""
+    for pkg in packages:
+        for d in (Path(pkg), Path(pkg).parent):
+            if splits_path(d).is_file():
+                return splits_path(d)
+    return None
 
 
 def phash64(image: np.ndarray) -> np.uint64:

@@ -18,8 +18,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from btseg.contract import check_postprocess, default_postprocess
 from btseg.preprocess import PreprocessSpec
 from btseg.errors import ConfigError
+from btseg.runtime.postprocess import PostProcess
 
 KD_MODES = ("none", "response", "feature", "dual")
 TEACHER_MODES = ("routed", "benign", "malignant", "mean")
@@ -62,6 +64,8 @@ class TrainConfig:
             the max offset in units of full scale.
     Runtime:
         seed, device (``auto`` = cuda if available), num_workers, threshold, progress.
+        postprocess: the package's clean-up steps (``largest_component``, ``fill_holes``);
+            the metrics in ``model.json`` are measured with them, as the runtime applies them.
         threads: torch intra-op threads (0 = torch's default, one per core; under DDP, cores
             divided by processes).  On a CPU shared with other jobs use 1: two threads
             fighting for oversubscribed cores ran a demo step 4x slower than one.
@@ -98,6 +102,7 @@ class TrainConfig:
     num_workers: int = 0
     threads: int = 0
     threshold: float = 0.5
+    postprocess: dict[str, bool] = field(default_factory=default_postprocess)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -118,6 +123,7 @@ class TrainConfig:
             if not ok:
                 rng = f"{'(' if low_open else '['}{low:g}, {high:g}]"
                 raise ConfigError(f"{name}={v!r}: expected a finite number in {rng}")
+        check_postprocess(self.postprocess)
         from btseg.models import model_contract
 
         for arch, kwargs in ((self.teacher_arch, self.teacher_kwargs), (self.student_arch, self.student_kwargs)):
@@ -127,6 +133,11 @@ class TrainConfig:
     def spec(self) -> PreprocessSpec:
         """THE preprocessing of every model this config trains."""
         return PreprocessSpec(size=(self.image_size, self.image_size))
+
+    @property
+    def post(self) -> PostProcess:
+        """The post-processing of every package this config trains: what its metrics are scored with."""
+        return PostProcess(self.threshold, dict(self.postprocess))
 
     @property
     def uses_response_kd(self) -> bool:

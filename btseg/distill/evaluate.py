@@ -1,8 +1,10 @@
-"""Evaluate a model (package or module) on samples with btseg.metrics.
+"""Evaluate a model (package or module) on samples: the numbers written into ``model.json``.
 
-The network sees each image through THE preprocessing; its probability map is resized
-back to the image's own size and thresholded there, as the runtime does, so the numbers
-are those of the original-resolution masks.
+The network sees each image through THE preprocessing; its logits go through the
+package's :class:`~btseg.runtime.postprocess.PostProcess` (resize back to the image's own
+size, threshold, the package's clean-up) and are scored by :func:`btseg.runtime.score.score`,
+the scoring that export verification and the bench use too, so the numbers are those of
+the masks a cart shows.
 
 Example::
 
@@ -13,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -24,8 +27,9 @@ import torch.nn as nn
 from btseg.data.sample import Sample
 from btseg.preprocess import PreprocessSpec, preprocess_batch, resize_prob
 from btseg.errors import ConfigError, DataError
-from btseg.metrics import MetricAccumulator
 from btseg.package import ModelPackage, load_package
+from btseg.runtime.postprocess import PostProcess, sigmoid
+from btseg.runtime.score import score
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -34,42 +38,48 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, samples: Sequence[Sample], spec: PreprocessSpec, batch_size: int = 16,
-                  device: str = "cpu") -> Iterator[tuple[Sample, np.ndarray]]:
-    """Yield ``(sample, probability map at the image's size)`` for every sample, in order."""
+def predict_logits(model: nn.Module, samples: Sequence[Sample], spec: PreprocessSpec, batch_size: int = 16,
+                   device: str = "cpu") -> Iterator[tuple[Sample, np.ndarray]]:
+    """Yield ``(sample, HxW float32 logits at the network's size)`` for every sample, in order."""
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(samples), batch_size):
             batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
             x = torch.from_numpy(preprocess_batch([s.image for s in batch], spec)).to(device)
-            probs = torch.sigmoid(model(x).float())[:, 0].cpu().numpy()
-            for s, p in zip(batch, probs):
-                yield s, resize_prob(p, s.image.shape[:2])
+            logits = model(x).float()[:, 0].cpu().numpy()
+            yield from zip(batch, logits)
     finally:
         model.train(was_training)
 
 
-def _resolve(model_or_pkg: Any, spec: PreprocessSpec | None, threshold: float | None,
-             device: str) -> tuple[nn.Module, PreprocessSpec, float, dict[str, Any]]:
+def predict_probs(model: nn.Module, samples: Sequence[Sample], spec: PreprocessSpec, batch_size: int = 16,
+                  device: str = "cpu") -> Iterator[tuple[Sample, np.ndarray]]:
+    """Yield ``(sample, probability map at the image's size)`` for every sample, in order."""
+    for s, lg in predict_logits(model, samples, spec, batch_size, device):
+        yield s, resize_prob(sigmoid(lg), s.image.shape[:2])
+
+
+def _resolve(model_or_pkg: Any, spec: PreprocessSpec | None, post: PostProcess | None,
+             device: str) -> tuple[nn.Module, PreprocessSpec, PostProcess, dict[str, Any]]:
     if isinstance(model_or_pkg, (str, Path)):
         model_or_pkg = load_package(model_or_pkg)
     if isinstance(model_or_pkg, ModelPackage):
         cfg = model_or_pkg.config
         info = {"package": str(model_or_pkg.root), "architecture": cfg.architecture, "role": cfg.role}
-        return (model_or_pkg.build_model().to(device), spec or cfg.preprocess,
-                cfg.threshold if threshold is None else threshold, info)
+        return model_or_pkg.build_model().to(device), spec or cfg.preprocess, post or PostProcess.of(cfg), info
     if isinstance(model_or_pkg, nn.Module):
         if spec is None:
             raise ConfigError("evaluate_package: a bare model needs its PreprocessSpec (spec=...)")
-        return model_or_pkg, spec, 0.5 if threshold is None else threshold, {}
+        return model_or_pkg, spec, post or PostProcess(), {}
     raise ConfigError(f"evaluate_package: expected a package directory, ModelPackage or nn.Module, "
                       f"got {type(model_or_pkg).__name__}")
 
 
 def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bool = True, *,
                      spec: PreprocessSpec | None = None, threshold: float | None = None,
-                     batch_size: int = 16, device: str = "cpu", per_image: bool = False) -> dict[str, Any]:
+                     post: PostProcess | None = None, batch_size: int = 16, device: str = "cpu",
+                     per_image: bool = False) -> dict[str, Any]:
     """Dice, IoU, precision, recall, specificity (+ HD95, ASSD with ``distances``), overall
     and per class, as :meth:`btseg.metrics.MetricAccumulator.summary` returns them, plus
     ``n``, ``threshold``, ``seconds`` and the package's identity.
@@ -80,17 +90,20 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
         samples: the images to score (e.g. ``splits.select(dataset, "test")``).
         distances: also compute HD95/ASSD (slower).
         spec, threshold: override the package's preprocessing / threshold.
+        post: the post-processing (default: the package's, :meth:`PostProcess.of`; for a
+            bare model, threshold 0.5 and no clean-up); ``threshold`` overrides its threshold.
         per_image: also return ``"per_image"``, one row per sample (``id``, ``label`` and
             every metric), in sample order: what paired statistics across models need.
     """
     if len(samples) == 0:
         raise DataError("evaluate: no samples to evaluate")
-    model, spec, thr, info = _resolve(model_or_pkg, spec, threshold, device)
+    model, spec, post, info = _resolve(model_or_pkg, spec, post, device)
+    if threshold is not None:
+        post = dataclasses.replace(post, threshold=float(threshold))
     t0 = time.perf_counter()
-    acc = MetricAccumulator(distances=distances)
-    for s, prob in predict_probs(model, samples, spec, batch_size, device):
-        acc.add(prob >= thr, s.mask, label=s.label, spacing=s.spacing_mm, sample_id=s.id)
-    out = {**info, **acc.summary(), "n": len(samples), "threshold": thr,
+    pairs = list(predict_logits(model, samples, spec, batch_size, device))
+    acc = score((post(lg, s.image.shape[:2]) for s, lg in pairs), [s for s, _ in pairs], distances)
+    out = {**info, **acc.summary(), "n": len(samples), "threshold": post.threshold,
            "seconds": round(time.perf_counter() - t0, 3)}
     if per_image:
         out["per_image"] = [dict(r) for r in acc.rows]

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from btseg.data import Dataset, Splits, make_splits, open_dataset
+from btseg.data.splits import splits_path
 from btseg.distill import ddp
 from btseg.distill.config import TrainConfig
 from btseg.distill.evaluate import count_params, evaluate_package, short
@@ -45,7 +46,6 @@ from btseg.models import create_model
 from btseg.package import ModelConfig, load_package, save_package
 
 TEACHERS = ("benign", "malignant")
-SPLITS_FILE = "splits.json"
 # TrainConfig fields that change how a run executes, not the model it makes
 RUNTIME_FIELDS = ("device", "num_workers", "threads", "progress")
 
@@ -55,7 +55,7 @@ def prepare(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
     """Open the data set and load ``OUT/splits.json``, computing it first (rank 0) if absent."""
     dataset = open_dataset(data_dir, include_normal=True, cache=True)
     dataset.require_labels()
-    path = Path(out_dir) / SPLITS_FILE
+    path = splits_path(out_dir)
     with ddp.collective(ctx, f"writing {path}"):
         if ctx.is_main and not path.exists():
             make_splits(dataset, val=cfg.val, test=cfg.test, seed=cfg.seed).save(path)
@@ -112,20 +112,20 @@ def _finish(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: Tra
 def _score_and_save(model: torch.nn.Module, arch: str, kwargs: dict, role: str, cfg: TrainConfig, out: Path,
                     dataset: Dataset, splits: Splits, labels: tuple[str, ...], result: FitResult,
                     extra: dict[str, Any], ctx: ddp.DistContext) -> dict[str, Any]:
-    test = evaluate_package(model, splits.select(dataset, "test"), spec=cfg.spec,
-                            threshold=cfg.threshold, device=ctx.device)
-    val = evaluate_package(model, _part(dataset, splits, "val", labels), distances=False,
-                           spec=cfg.spec, threshold=cfg.threshold, device=ctx.device)
+    post = cfg.post  # scored as the package will run
+    test = evaluate_package(model, splits.select(dataset, "test"), spec=cfg.spec, post=post, device=ctx.device)
+    val = evaluate_package(model, _part(dataset, splits, "val", labels), distances=False, spec=cfg.spec,
+                           post=post, device=ctx.device)
     training = {**cfg.to_dict(), **extra, "seconds": result.seconds, "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                 "resumed_from": result.resumed_from, **result.world, "restarts": ddp.restart_count(),
                 "device": ctx.device,
                 "params": count_params(model), "torch": torch.__version__, "log": "train/log.jsonl"}
-    data = {**dataset.describe(), "splits": str(Path(out).parent / SPLITS_FILE), "split_seed": splits.seed,
+    data = {**dataset.describe(), "splits": str(splits_path(Path(out).parent)), "split_seed": splits.seed,
             "trained_on": list(labels), "n_train": len(_part(dataset, splits, "train", labels)),
             "n_val": val["n"], "n_test": test["n"]}
-    mc = ModelConfig(architecture=arch, kwargs=kwargs, preprocess=cfg.spec, threshold=cfg.threshold,
-                     role=role, preset=cfg.preset, data=data, training=training,
+    mc = ModelConfig(architecture=arch, kwargs=kwargs, preprocess=cfg.spec, threshold=post.threshold,
+                     postprocess=dict(post.spec), role=role, preset=cfg.preset, data=data, training=training,
                      metrics={"selection": "val dice", "val": val, "test": test})
     save_package(out, model.cpu().eval(), mc)
     model.to(ctx.device)

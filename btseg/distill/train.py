@@ -95,7 +95,7 @@ def _loader(train_set: SegDataset, cfg: TrainConfig, ctx: ddp.DistContext) -> tu
 def _validate(model: nn.Module, val_samples: Sequence[Sample], train_set: SegDataset, cfg: TrainConfig,
               ctx: ddp.DistContext) -> dict[str, float]:
     summary = evaluate_package(model, val_samples, distances=False, spec=train_set.spec,
-                               threshold=cfg.threshold, batch_size=cfg.batch_size, device=ctx.device)
+                               post=cfg.post, batch_size=cfg.batch_size, device=ctx.device)
     dice = summary["overall"]["dice"]["mean"]
     return {"val_dice": -1.0 if math.isnan(dice) else dice, "val_iou": summary["overall"]["iou"]["mean"]}
 

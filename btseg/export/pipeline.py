@@ -221,7 +221,7 @@ def _verify_set(plan: ExportPlan) -> V.VerifySet | None:
     if plan.verify_images is None:
         return None
     cfg = plan.dest.config
-    return V.build_verify_set(plan.dest.root, plan.verify_images, plan.spec, cfg.threshold, cfg.postprocess)
+    return V.build_verify_set(plan.dest.root, plan.verify_images, plan.spec, cfg)
 
 
 def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None, gate: bool) -> ExportResult:

@@ -2,8 +2,9 @@
 
 Both sides run through :mod:`btseg.runtime`: the reference through the ``torch`` backend
 on the package, the artifact through its own backend (onnxruntime, openvino, tensorrt),
-and both through :func:`btseg.runtime.postprocess.postprocess`, so the masks compared are
-the masks a cart would show, at each image's own size.
+and both through the package's :class:`btseg.runtime.postprocess.PostProcess`, so the masks
+compared are the masks a cart would show, at each image's own size; ground-truth Dice is
+scored by :func:`btseg.runtime.score.score`, as training evaluation and the bench score.
 
 Numbers (per artifact): max / mean absolute difference of probabilities; Dice of the
 artifact's masks vs PyTorch's (pooled over all pixels of all images, which stays stable
@@ -95,8 +96,7 @@ class VerifySet:
     images: list[np.ndarray]
     gts: list[np.ndarray | None]
     ids: list[str]
-    threshold: float
-    post: dict[str, Any]
+    post: Any  # btseg.runtime.postprocess.PostProcess (imported lazily: export loads without it)
     ref_probs: list[np.ndarray] = field(default_factory=list)
     ref_masks: list[np.ndarray] = field(default_factory=list)
     ref_dice_gt: float | None = None
@@ -138,39 +138,36 @@ class VerificationResult:
                                  f"(largest probability difference {self.max_abs_diff:.3g} on {self.worst_image})")
 
 
-def _segment(logits: np.ndarray, image: np.ndarray, threshold: float, post: dict) -> tuple[np.ndarray, np.ndarray]:
-    from btseg.runtime.postprocess import postprocess
+def _mean_gt_dice(masks: list[np.ndarray], vs: VerifySet) -> float | None:
+    from btseg.runtime.score import Truth, score
 
-    seg = postprocess(logits, image.shape[:2], threshold=threshold, spec=post)
-    return seg.prob, seg.mask
-
-
-def _mean_gt_dice(masks: list[np.ndarray], gts: list[np.ndarray | None]) -> float | None:
-    if not gts or any(g is None for g in gts):
+    if not vs.gts or any(g is None for g in vs.gts):
         return None
-    return reduce(dice(m, g) for m, g in zip(masks, gts))["mean"]
+    truths = [Truth(g, id=i) for g, i in zip(vs.gts, vs.ids)]
+    return score(masks, truths, distances=False).mean("dice")
 
 
 def _run(backend: Any, vs: VerifySet) -> tuple[list[np.ndarray], list[np.ndarray]]:
     probs, masks = [], []
     for x, im in zip(vs.inputs, vs.images):
-        p, m = _segment(backend.infer(x)[0], im, vs.threshold, vs.post)
-        probs.append(p)
-        masks.append(m)
+        seg = vs.post(backend.infer(x)[0], im.shape[:2])
+        probs.append(seg.prob)
+        masks.append(seg.mask)
     return probs, masks
 
 
-def build_verify_set(package_root: Path, images: Any, spec: Any, threshold: float,
-                     post: dict[str, Any]) -> VerifySet:
+def build_verify_set(package_root: Path, images: Any, spec: Any, config: Any) -> VerifySet:
     """Preprocess an :class:`~btseg.export.quantize.ImageSet` and run PyTorch FP32 on it
-    through the runtime's ``torch`` backend and post-processing (once per export run)."""
+    through the runtime's ``torch`` backend and the post-processing of ``config`` (the
+    package's :class:`~btseg.package.ModelConfig`), once per export run."""
     from btseg.runtime.backend import load_backend
+    from btseg.runtime.postprocess import PostProcess
 
     vs = VerifySet(images.inputs(spec), list(images.images), list(images.masks), list(images.ids),
-                   threshold, dict(post), data=images.describe())
+                   PostProcess.of(config), data=images.describe())
     backend = load_backend("torch", package_root, device="cpu")
     vs.ref_probs, vs.ref_masks = _run(backend, vs)
-    vs.ref_dice_gt = _mean_gt_dice(vs.ref_masks, vs.gts)
+    vs.ref_dice_gt = _mean_gt_dice(vs.ref_masks, vs)
     return vs
 
 
@@ -196,7 +193,7 @@ def verify_artifact(target: str, precision: str, artifact: Path, vs: VerifySet, 
     flat = lambda ms: np.concatenate([m.ravel() for m in ms])  # noqa: E731
     r.dice_vs_torch = dice(flat(masks), flat(vs.ref_masks))
     r.dice_vs_torch_mean = reduce(dice(m, q) for m, q in zip(masks, vs.ref_masks))["mean"]
-    r.dice_gt, r.dice_gt_torch = _mean_gt_dice(masks, vs.gts), vs.ref_dice_gt
+    r.dice_gt, r.dice_gt_torch = _mean_gt_dice(masks, vs), vs.ref_dice_gt
     if r.dice_gt is not None and vs.ref_dice_gt:
         r.gt_ratio = r.dice_gt / vs.ref_dice_gt
     _gate(r, precision, tolerances)

@@ -160,3 +160,36 @@ def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: floa
     area_mm2 = area * spacing[0] * spacing[1] if spacing else None
     return Segmentation(mask=mask, prob=prob, area_px=area, area_mm2=area_mm2, bbox=bbox,
                         contour=contour, confidence=confidence, spacing_mm=spacing)
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """A package's whole decision from logits to a mask, read from its ``model.json`` once.
+
+    The one place the post-processing parameters are taken from a package's config: the
+    :class:`~btseg.runtime.Segmenter`, export verification (:mod:`btseg.export.verify`)
+    and every accuracy number (:func:`btseg.runtime.score.score`, used by training
+    evaluation and the bench) call it, so a step added here (a clean-up, a presence
+    decision) reaches all of them at once.
+
+    Example::
+
+        >>> import numpy as np
+        >>> post = PostProcess(threshold=0.5, spec={"fill_holes": True})
+        >>> logits = np.full((8, 8), 8.0, np.float32); logits[3:5, 3:5] = -8.0
+        >>> int(post(logits, (8, 8)).mask.sum())
+        64
+    """
+
+    threshold: float = 0.5
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Any) -> "PostProcess":
+        """From a :class:`btseg.package.ModelConfig` (its ``threshold`` and ``postprocess``)."""
+        return cls(float(config.threshold), dict(config.postprocess or {}))
+
+    def __call__(self, logits: np.ndarray, image_size: tuple[int, int],
+                 spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
+        """:func:`postprocess` with this package's parameters."""
+        return postprocess(logits, image_size, self.threshold, dict(self.spec), spacing_mm)

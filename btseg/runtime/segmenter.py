@@ -45,7 +45,7 @@ from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError, Da
 from btseg.package import ArtifactRecord, ModelPackage, load_package
 from btseg.runtime.backend import BACKENDS, Backend, load_backend
 from btseg.runtime.inputs import Frame, check_image
-from btseg.runtime.postprocess import Segmentation, postprocess
+from btseg.runtime.postprocess import PostProcess, Segmentation
 from btseg.runtime.regions import segment_where
 from btseg.runtime.select import SELECT_MODES
 from btseg.specs import FALLBACK, PREFERENCE
@@ -97,8 +97,8 @@ class Segmenter:
         # an artifact exported at another --input-size carries its own spec in the manifest
         self.spec = (PreprocessSpec.from_dict(record.preprocess) if record is not None and record.preprocess
                      else package.config.preprocess)
-        self.threshold = float(package.config.threshold)
-        self.post_spec = dict(package.config.postprocess or {})
+        self.post = PostProcess.of(package.config)
+        self.threshold = self.post.threshold
         self._tried = tried or []
         self.selection: dict[str, Any] = {"mode": "preference"}  # select="fastest" fills in its measurement
 
@@ -227,7 +227,7 @@ class Segmenter:
         t1 = time.perf_counter()
         logits = self.backend.infer(x)
         t2 = time.perf_counter()
-        seg = postprocess(logits[0], img.shape[:2], self.threshold, self.post_spec, spacing)
+        seg = self.post(logits[0], img.shape[:2], spacing)
         t3 = time.perf_counter()
         seg.timings = {"preprocess_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3,
                        "postprocess_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
@@ -250,7 +250,7 @@ class Segmenter:
         t1 = time.perf_counter()
         logits = self.backend.infer(x)
         t2 = time.perf_counter()
-        out = [postprocess(lg, img.shape[:2], self.threshold, self.post_spec, sp)
+        out = [self.post(lg, img.shape[:2], sp)
                for lg, (img, sp) in zip(logits, pairs)]
         t3 = time.perf_counter()
         n = len(out)
