@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements/cpu.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU pins first (torch CPU build), then the package with its extras on top of them
 	$(BIN)/python -m pip install -q -r requirements/cpu.txt
-	$(BIN)/python -m pip install -q -c requirements/cpu.txt -e ".[openvino,train,dev]"
+	$(BIN)/python -m pip install -q -c requirements/cpu.txt -e ".[openvino,train,dev,dicom]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -48,7 +48,7 @@ from btseg.imageio import Limits
 from btseg.io import sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
 from btseg.runtime.select import SELECT_MODES
-from btseg.runtime.inputs import Frame, iter_frames
+from btseg.runtime.inputs import Frame, iter_frames, kind_of
 from btseg.specs import TARGET_NAMES
 
 
@@ -67,11 +67,11 @@ def display_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str, Any],
-                 policy: OutputPolicy) -> dict[str, Any]:
-    """Write mask / overlay / JSON record for one frame (each path cleared by ``policy``
-    first); return the record."""
+                 policy: OutputPolicy, dicom: Any = None) -> dict[str, Any]:
+    """Write mask / overlay / SEG + SR (``dicom``: a :class:`btseg.dicom.writer.DicomOutputs`) /
+    JSON record for one frame (each path cleared by ``policy`` first); return the record."""
     name = frame.name
-    paths = [policy.claim(folder / n) for n in output_names(name, overlay)]
+    paths = [policy.claim(folder / n) for n in output_names(name, overlay, dicom is not None)]
     write_png(paths[0], seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
                               "mask": paths[0].name, "backend": backend,
@@ -85,6 +85,10 @@ def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: d
             cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), (0, 200, 255), 1)
         write_png(paths[1], canvas)
         record["overlay"] = paths[1].name
+    if dicom is not None:  # the SEG's frame is seg.mask itself: exactly the PNG above
+        seg_path, sr_path = paths[-3], paths[-2]
+        record["dicom_out"] = {"seg": seg_path.name, "sr": sr_path.name,
+                               **dicom.write(frame.source, frame.index, seg.mask, record, seg_path, sr_path)}
     # what lets a later --overwrite run prove these files are btseg's own, unchanged
     record["writer"] = WRITER
     record["files"] = {p.name: sha256_file(p) for p in paths[:-1]}
@@ -107,14 +111,17 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
 
 def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
                 backend: dict[str, Any], as_json: bool, policy: OutputPolicy, limits: Limits,
-                where: dict[str, Any] | None = None) -> dict[str, Any]:
+                where: dict[str, Any] | None = None, dicom: Any = None) -> dict[str, Any]:
     """Segment every frame of one input; returns its summary row (raises BtsegError).
-    ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta)."""
+    ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta);
+    ``dicom``: write a SEG and SR per frame (:class:`btseg.dicom.writer.DicomOutputs`)."""
     where = where or {}
     recs = []
+    if dicom is not None:  # before any pixel is read or any file written
+        dicom.check_input(item.path, kind_of(item.path, limits))
     for frame in iter_frames(item.path, where.get("allow_modalities"), limits):
         seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
-        rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy)
+        rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy, dicom)
         recs.append(rec)
         if as_json:
             click.echo(json.dumps(rec, default=float))
@@ -159,11 +166,15 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--select", type=click.Choice(list(SELECT_MODES)), default="preference", show_default=True,
               help="Which artifact: the first usable in the preference order, or the fastest on this machine "
                    "(every candidate timed once, the choice cached; fastest-fresh re-measures).")
+@click.option("--dicom", "dicom_out", is_flag=True,
+              help="For each DICOM input also write <stem>_seg.dcm (DICOM Segmentation) and <stem>_sr.dcm "
+                   "(TID 1500 measurement SR) into its study; a non-DICOM input is then an error. "
+                   "Needs pip install 'btseg[dicom]'.")
 @handle_errors
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
          max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
-         allow_modality: tuple[str, ...], any_modality: bool, streams: int, select: str) -> None:
+         allow_modality: tuple[str, ...], any_modality: bool, streams: int, select: str, dicom_out: bool) -> None:
     """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
@@ -181,7 +192,11 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         model = defaults.default_package()
     batch = discover(inputs or tuple(defaults.sample_images()))
     policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
-    policy.plan(overlay)  # every output path checked before any work
+    if dicom_out:
+        from btseg.dicom import require
+
+        require("highdicom")  # exit 2 naming the extra, before the model is loaded
+    policy.plan(overlay, dicom_out)  # every output path checked before any work
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
                                threads=threads, select=select, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
@@ -189,6 +204,12 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
         ms = info["selection"]["median_ms"]
         console.print(f"selected {info['selection']['winner']} ({'cached choice' if info['selection']['cached'] else 'measured'}"
                       f"; median ms: {', '.join(f'{k} {v:.2f}' for k, v in ms.items())})", highlight=False, soft_wrap=True)
+    dicom = None
+    if dicom_out:
+        from btseg.dicom.seg import ModelIdentity
+        from btseg.dicom.writer import DicomOutputs
+
+        dicom = DicomOutputs(ModelIdentity.from_info(info))
     backend_rec = {k: info[k] for k in ("backend", "target", "precision", "device", "inference_precision", "threads")}
     if batch.skipped:
         console.print(f"not inputs: {len(batch.skipped)} file(s) (ground-truth masks, earlier outputs), e.g. "
@@ -199,7 +220,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     with Progress(console=console, transient=True, disable=len(items) < 2) as progress:
         task = progress.add_task("segmenting", total=len(items))
         work = lambda item: predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json,  # noqa: E731
-                                        policy, limits, where)
+                                        policy, limits, where, dicom)
         # decode, inference and writing of streams+1 inputs overlap; results (and errors) in input order
         for item, result in ordered_map(work, items, workers=streams + 1):
             try:

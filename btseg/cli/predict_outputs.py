@@ -46,9 +46,11 @@ def _inside(p: Path, root: Path) -> bool:
     return p == root or root in p.parents
 
 
-def output_names(name: str, overlay: bool) -> list[str]:
-    """The files one frame named ``name`` gets: mask, overlay (optional), JSON record."""
-    return [f"{name}_mask.png", *([f"{name}_overlay.png"] if overlay else []), f"{name}.json"]
+def output_names(name: str, overlay: bool, dicom: bool = False) -> list[str]:
+    """The files one frame named ``name`` gets: mask, overlay (optional), DICOM SEG and SR
+    (``--dicom``), JSON record (always last: written once the others are whole)."""
+    return [f"{name}_mask.png", *([f"{name}_overlay.png"] if overlay else []),
+            *([f"{name}_seg.dcm", f"{name}_sr.dcm"] if dicom else []), f"{name}.json"]
 
 
 class OutputPolicy:
@@ -96,25 +98,25 @@ class OutputPolicy:
                 return f"is inside a model package ({d / hit[0]} exists)"
         return None
 
-    def plan(self, overlay: bool) -> None:
+    def plan(self, overlay: bool, dicom: bool = False) -> None:
         """Check every planned output path of every input; ConfigError naming the first conflict."""
         self.check_out()
         planned: dict[Path, InputItem] = {}
         for item in self.batch.items:
             folder = self.out / item.subdir
-            for path in (folder / n for n in output_names(item.path.stem, overlay)):
+            for path in (folder / n for n in output_names(item.path.stem, overlay, dicom)):
                 other = planned.setdefault(_real(path), item)
                 if other is not item:
                     raise ConfigError(f"{item.path} and {other.path} would both write {path}; rename one "
                                       "(btseg-predict never overwrites its own outputs within a run)")
-            for path in self._existing(folder, item, overlay):
+            for path in self._existing(folder, item, overlay, dicom):
                 why = self.problem(path)
                 if why:
                     raise ConfigError(f"{path}: {why} (input {item.path}); nothing was run")
 
-    def _existing(self, folder: Path, item: InputItem, overlay: bool) -> Iterable[Path]:
+    def _existing(self, folder: Path, item: InputItem, overlay: bool, dicom: bool = False) -> Iterable[Path]:
         stem = item.path.stem
-        yield from (folder / n for n in output_names(stem, overlay))
+        yield from (folder / n for n in output_names(stem, overlay, dicom))
         if item.path.suffix.lower() in DICOM_SUFFIXES + VIDEO_SUFFIXES and folder.is_dir():
             yield from (p for p in folder.glob(f"{_glob_escape(stem)}_f[0-9][0-9][0-9][0-9]*") if p.is_file())
 

@@ -31,6 +31,11 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
+    # patient / study / series: what a SEG or SR written back into the study copies
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Phantom^Breast", "BTSEG-TEST", "", "F"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", "ACC1"
+    ds.ReferringPhysicianName, ds.SeriesNumber, ds.InstanceNumber = "", 1, 1
     if manufacturer:
         ds.Manufacturer = manufacturer
     ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, samples
