@@ -20,7 +20,7 @@ from btseg.cli import predict
 from btseg.dicom.seg import CATEGORY, PROPERTY_TYPE, ModelIdentity, build_seg, read_source, seg_mask, write_dataset
 from btseg.dicom.sr import build_sr, sr_values
 from btseg.errors import DataError
-from conftest import need, us_file
+from dicom_fixtures import need, us_file
 from dicom_util import write_dicom
 
 pytest.importorskip("highdicom")
