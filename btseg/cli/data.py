@@ -3,6 +3,7 @@
 Examples::
 
     btseg-data synth --out phantom --n 300 --size 256 --seed 0
+    btseg-data synth --out hard --n 300 --hard-normals
     btseg-data inspect Dataset_BUSI_with_GT --json
     btseg-data split Dataset_BUSI_with_GT --out splits.json --seed 0 --val 0.15 --test 0.15
     btseg-data split Dataset_BUSI_with_GT --out folds.json --kfold 5
@@ -43,8 +44,10 @@ def main() -> None:
 @click.option("--size", type=click.IntRange(32), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes (default: all cores).")
+@click.option("--hard-normals", is_flag=True, help="Lesion look-alikes (fat lobules, ducts, rib/ligament "
+              "shadows, edge darkening) on normal images (and a few on lesion images), as real scans have.")
 @handle_errors
-def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None) -> None:
+def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None, hard_normals: bool) -> None:
     """Write a synthetic B-mode dataset in the BUSI layout."""
     from rich.progress import Progress
 
@@ -53,7 +56,7 @@ def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None) -> No
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("synthesising", total=n)
         summary = synthesize(out_dir, n=n, size=size, seed=seed, workers=workers,
-                             progress=lambda k: bar.advance(task, k))
+                             progress=lambda k: bar.advance(task, k), hard_normals=hard_normals)
     c = summary["counts"]
     out.print(f"wrote {n} images ({c['benign']} benign, {c['malignant']} malignant, {c['normal']} normal; "
               f"{summary['multi_mask']} with two lesions) to {out_dir} in {summary['seconds']:.1f} s")

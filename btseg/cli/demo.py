@@ -42,15 +42,20 @@ def step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def make_data(out: Path, n: int, size: int, seed: int, fresh: bool) -> Path:
+def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals: bool = False) -> Path:
+    """OUT/data: the phantom (reused when its phantom.json says it was made the same way)."""
     from btseg.data.phantom import synthesize
+    from btseg.io import read_json
 
     data = out / "data"
     if (data / "phantom.json").exists() and not fresh:
-        console.print(f"data: reusing {data}")
-        return data
+        made = read_json(data / "phantom.json")
+        if [made.get(k) for k in ("n", "size", "seed")] == [n, size, seed] and \
+                bool(made.get("hard_normals")) == hard_normals:
+            console.print(f"data: reusing {data}")
+            return data
     shutil.rmtree(data, ignore_errors=True)
-    summary = synthesize(data, n=n, size=size, seed=seed)
+    summary = synthesize(data, n=n, size=size, seed=seed, hard_normals=hard_normals)
     console.print(f"data: {summary['counts']} in {summary['seconds']:.1f} s -> {data}")
     return data
 
@@ -102,19 +107,21 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
 @click.option("--n", "n_images", type=click.IntRange(12), default=300, show_default=True, help="Synthetic images.")
 @click.option("--size", type=click.IntRange(64), default=256, show_default=True, help="Synthetic image side (px).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--hard-normals/--plain-normals", default=True, show_default=True,
+              help="Normal phantoms with lesion look-alikes (fat lobules, ducts, shadows), as real scans have.")
 @click.option("--iters", type=click.IntRange(5), default=100, show_default=True, help="Timed calls per bench row.")
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
 @click.option("--no-memory", is_flag=True, help="Skip the bench's per-row peak-memory subprocesses (faster).")
 @handle_errors
-def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int, fresh: bool,
-         no_memory: bool) -> None:
+def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_normals: bool, iters: int,
+         fresh: bool, no_memory: bool) -> None:
     """Run the whole toolkit end to end on synthetic data and write OUT/report.md."""
     from btseg.data import open_dataset
 
     t0 = time.perf_counter()
     run = out / "run"
     step("1/5 data")
-    data = make_data(out, n_images, size, seed, fresh)
+    data = make_data(out, n_images, size, seed, fresh, hard_normals)
     step("2/5 teachers and students")
     models = train(data, run, preset, seed, fresh, only=MODELS)
     table, train_md = training_table(models)
@@ -128,7 +135,8 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, iters: int
     files = overlays(run, data, out)
     counts = ", ".join(f"{k}: {v}" for k, v in open_dataset(data).counts().items())
     seconds = time.perf_counter() - t0
-    path = write_report(out, f"{n_images} synthetic phantoms at {size} px ({counts}), seed {seed}, in `{data}`.",
+    path = write_report(out, f"{n_images} synthetic phantoms at {size} px ({counts}), seed {seed}"
+                        f"{', hard normals' if hard_normals else ''}, in `{data}`.",
                         train_md, result, files, seconds)
     console.print(f"[bold green]demo done in {seconds / 60:.1f} min[/]: {path}")
 

@@ -95,8 +95,12 @@ def _lesion_field(g: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render(rng: np.random.Generator, label: str, size: int,
-           n_lesions: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One synthetic image (size x size uint8) and one bool mask per lesion."""
+           n_lesions: int = 1, hard_normals: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One synthetic image (size x size uint8) and one bool mask per lesion.
+
+    ``hard_normals`` adds lesion look-alikes (:mod:`btseg.data.phantom_normals`): two to
+    four on a normal image, up to two on a lesion image, never in a mask.
+    """
     n = min(size, MAX_INTERNAL)
     x = (np.arange(n, dtype=np.float32) + 0.5) / n
     z = x[:, None]
@@ -111,6 +115,16 @@ def render(rng: np.random.Generator, label: str, size: int,
     att = np.where(z < fat, 1.5, np.where(z < muscle, 3.0, 4.0)).astype(np.float32)
     att0 = att  # the average tissue the TGC compensates; lesions deviate from it
     masks = []
+    edge_db = 0.0
+    if hard_normals:
+        from btseg.data import phantom_normals
+
+        hr = rng.spawn(1)[0]  # a child stream: the plain phantom's draws below stay the same
+        normal = label == "normal"
+        count = int(hr.integers(2, 5)) if normal else int(hr.integers(0, 3))
+        amp, att, _ = phantom_normals.add_lookalikes(hr, amp, att, fat, muscle, count)
+        if hr.random() < (0.5 if normal else 0.25):
+            edge_db = phantom_normals.edge_darkening(hr, n)
     if label != "normal":
         mal = label == "malignant"
         for _ in range(n_lesions):
@@ -142,7 +156,7 @@ def render(rng: np.random.Generator, label: str, size: int,
     # TGC amplifies the received RF before detection, as a scanner does; after the Hilbert
     # transform it would also amplify the transform's leakage from the bright skin line
     env = np.abs(hilbert(rf * (tgc * (1 + 0.3 * z)), axis=0))
-    db = 20 * np.log10(env / np.percentile(env, 99.5) + 1e-6) - rng.uniform(4, 10)  # overall gain
+    db = 20 * np.log10(env / np.percentile(env, 99.5) + 1e-6) - rng.uniform(4, 10) - edge_db  # overall gain
     dr = rng.uniform(45, 60)
     img = np.clip((db + dr) / dr, 0, 1) ** rng.uniform(1.3, 1.7) * 255  # display gamma: mid-grey tissue
     if n != size:
@@ -157,16 +171,18 @@ def _psf(rng: np.random.Generator) -> np.ndarray:
     return (np.exp(-zz**2 / (2 * sz**2) - xx**2 / (2 * sx**2)) * np.cos(2 * np.pi * f0 * zz)).astype(np.float32)
 
 
-def sample(seed: int, index: int, label: str, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The image and lesion masks of item ``index`` of a phantom seeded ``seed``."""
+def sample(seed: int, index: int, label: str, size: int,
+           hard_normals: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The image and lesion masks of item ``index`` of a phantom seeded ``seed``
+    (``hard_normals``: with lesion look-alikes, see :func:`render`)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     k = 2 if label != "normal" and rng.random() < MULTI_LESION_P else 1
-    return render(rng, label, size, k)
+    return render(rng, label, size, k, hard_normals)
 
 
 def _busi_job(args: tuple) -> tuple[str, int]:
-    out, seed, index, label, k, size = args
-    img, masks = sample(seed, index, label, size)
+    out, seed, index, label, k, size, hard = args
+    img, masks = sample(seed, index, label, size, hard)
     stem = f"{label} ({k})"
     write_png(out / label / f"{stem}.png", img)
     for j, m in enumerate(masks or [np.zeros((size, size), bool)]):
@@ -190,7 +206,7 @@ def class_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int
 
 def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,
                fractions: tuple[float, float, float] = BUSI_FRACTIONS, workers: int | None = None,
-               progress: Callable[[int], None] | None = None) -> dict:
+               progress: Callable[[int], None] | None = None, hard_normals: bool = False) -> dict:
     """Write ``n`` phantom images in the BUSI layout under ``out_dir``; return a summary.
 
     Args:
@@ -200,6 +216,9 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
         fractions: benign, malignant, normal proportions (default BUSI's 437/210/133).
         workers: processes (default: CPU count); the output does not depend on it.
         progress: called with the number of images finished since the last call.
+        hard_normals: add lesion look-alikes (fat lobules, ducts, ligament and rib shadows,
+            edge-of-field darkening; :mod:`btseg.data.phantom_normals`), so that normal images
+            are as hard as real ones.  Off by default: the plain phantom is unchanged.
     """
     if size < 32:
         raise ConfigError(f"size={size}: expected >= 32")
@@ -212,7 +231,7 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
         except OSError as e:
             raise DataError(f"{out / label}: cannot create ({e.strerror or e})") from e
         for k in range(1, c + 1):
-            jobs.append((out, seed, i, label, k, size)); i += 1
+            jobs.append((out, seed, i, label, k, size, hard_normals)); i += 1
     t0 = time.perf_counter()
     workers = workers or __import__("os").cpu_count() or 1
     results = []
@@ -228,7 +247,7 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
             for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 results.append(r)
                 progress and progress(1)
-    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "counts": counts,
+    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "hard_normals": hard_normals, "counts": counts,
                "multi_mask": sum(1 for _, k in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
     write_json(out / "phantom.json", summary)
     return summary

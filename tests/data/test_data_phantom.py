@@ -46,3 +46,40 @@ def test_benign_and_malignant_differ_measurably():
     m_aspect, m_post = _features("malignant")
     assert b_aspect < 1.0 < m_aspect  # wider than tall vs taller than wide
     assert b_post > 1.05 and m_post < 0.8  # posterior enhancement vs shadowing
+
+
+def _darkest(img: np.ndarray) -> float:
+    """Darkest blob of the breast region (1st percentile of a blurred image / its median)."""
+    import cv2
+
+    b = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 2.5)
+    n = img.shape[0]
+    r = b[int(0.12 * n):int(0.7 * n), int(0.08 * n):int(0.92 * n)]
+    return float(np.percentile(r, 1) / np.median(r))
+
+
+def test_hard_normals_look_like_lesions_but_stay_out_of_masks():
+    plain = [_darkest(sample(3, i, "normal", 96)[0]) for i in range(16)]
+    hard = [_darkest(sample(3, i, "normal", 96, hard_normals=True)[0]) for i in range(16)]
+    benign = [_darkest(sample(3, i, "benign", 96)[0]) for i in range(16)]
+    # hard normals hold dark blobs much like a benign lesion's; plain normals do not
+    assert np.median(hard) < np.median(plain) - 0.05
+    assert abs(np.median(hard) - np.median(benign)) < 0.1
+    for i in range(6):
+        for label in ("normal", "benign", "malignant"):
+            img0, m0 = sample(4, i, label, 64)
+            img1, m1 = sample(4, i, label, 64, hard_normals=True)
+            # the look-alikes come from a child stream: same lesions, same masks, never masked
+            assert len(m0) == len(m1) and all(np.array_equal(a, b) for a, b in zip(m0, m1))
+            if label == "normal":
+                assert not np.array_equal(img0, img1)
+
+
+def test_default_phantom_unchanged_by_the_hard_normal_option(tmp_path):
+    img, masks = sample(5, 2, "benign", 64)
+    img2, masks2 = sample(5, 2, "benign", 64, hard_normals=False)
+    assert np.array_equal(img, img2) and all(np.array_equal(a, b) for a, b in zip(masks, masks2))
+    s = synthesize(tmp_path / "h", n=6, size=48, seed=1, workers=1, hard_normals=True)
+    assert s["hard_normals"] is True
+    ds = open_dataset(tmp_path / "h")
+    assert all(s.mask.any() == (s.label != "normal") for s in ds)
