@@ -34,7 +34,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # what the commands beyond the runtime need, and the extra that installs it
-EXTRAS: dict[str, tuple[str, ...]] = {"train": ("torch", "safetensors", "onnx", "onnxslim")}
+EXTRAS: dict[str, tuple[str, ...]] = {"train": ("torch", "safetensors", "onnx", "onnxslim"),
+                                      "dicom": ("highdicom", "pynetdicom")}
 
 
 def require_extra(command: str, extra: str) -> None:

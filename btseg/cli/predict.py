@@ -40,7 +40,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from btseg.cli.common import console, finite, handle_errors
+from btseg.cli.common import console, finite, handle_errors, require_extra
 from btseg.cli.predict_inputs import WRITER, InputItem, discover
 from btseg.cli.predict_outputs import OutputPolicy, output_names
 from btseg.errors import BtsegError
@@ -193,9 +193,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     batch = discover(inputs or tuple(defaults.sample_images()))
     policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
     if dicom_out:
-        from btseg.dicom import require
-
-        require("highdicom")  # exit 2 naming the extra, before the model is loaded
+        require_extra("btseg-predict --dicom", "dicom")  # exit 2 naming the extra, before the model is loaded
     policy.plan(overlay, dicom_out)  # every output path checked before any work
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
                                threads=threads, select=select, **({"streams": streams} if streams > 1 else {}))

@@ -6,20 +6,9 @@
 * :mod:`btseg.dicom.node` is a pynetdicom Storage SCP that hands each received instance to a
   bounded queue and a worker (the worker is the predict path, given by ``btseg-serve``).
 
-highdicom and pynetdicom come with ``pip install 'btseg[dicom]'``; nothing here is imported by
-the runtime, so a cart that writes PNG/JSON only does not need them.
+highdicom and pynetdicom come with ``pip install 'btseg[dicom]'`` (the commands check for them:
+:func:`btseg.cli.common.require_extra`); nothing here is imported by the runtime, so a cart that
+writes PNG/JSON only does not need them.
 """
 
 from __future__ import annotations
-
-from btseg.errors import BackendUnavailableError
-
-EXTRA_HINT = "pip install 'btseg[dicom]'"
-
-
-def require(module: str) -> None:
-    """BackendUnavailableError naming the extra when ``module`` (highdicom, pynetdicom) is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise BackendUnavailableError(f"DICOM output needs {module}, which this install lacks: {EXTRA_HINT}")

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from btseg.dicom import require
 from btseg.dicom.seg import ModelIdentity, build_seg, read_source, write_dataset
 from btseg.dicom.sr import build_sr
 from btseg.errors import DataError
@@ -32,7 +31,6 @@ class DicomOutputs:
     """Writes the SEG and SR of each frame; holds the model identity they name."""
 
     def __init__(self, model: ModelIdentity) -> None:
-        require("highdicom")
         self.model = model
 
     @staticmethod
