@@ -148,18 +148,29 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     per_class = [r for r in result["rows"] if r.get("accuracy")]
     if per_class:
-        lines += ["", "Per class (mean ± std): Dice, IoU, HD95 px", "", "| model | backend | precision | class | n | Dice | IoU | HD95 |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in per_class:
-            for lab, m in r["accuracy"]["per_class"].items():
-                lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {lab} | {m['dice']['n']} | "
-                             f"{m['dice']['mean']:.4f} ± {m['dice']['std']:.4f} | {m['iou']['mean']:.4f} | "
-                             f"{_f(m.get('hd95', {}).get('mean'), '.1f')} |")
+        head, cells = per_class_rows(per_class)
+        lines += ["", "Per class (mean ± std): Dice, IoU, HD95 px", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
     bad = [r for r in result["rows"] if r["status"] != "ok"]
     if bad:
         lines += ["", "Rows that did not run:", ""]
         lines += [f"- {r['status']}: {r['model']} {r['backend']} {r['precision']}: {r['reason']}" for r in bad]
     return "\n".join(lines) + "\n"
+
+
+def per_class_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the per-class accuracy table: one line per row and class, with the
+    artifact (target/precision) so two rows of one backend can be told apart."""
+    head = ["model", "backend", "artifact", "class", "n", "Dice", "IoU", "HD95"]
+    cells = []
+    for r in rows:
+        art = "-" if r["target"] == "-" else f"{r['target']}/{r['precision']}"
+        for lab, m in r["accuracy"]["per_class"].items():
+            cells.append([r["model"], r["backend"], art, lab, str(m["dice"]["n"]),
+                          f"{m['dice']['mean']:.4f} ± {m['dice']['std']:.4f}", f"{m['iou']['mean']:.4f}",
+                          _f(m.get("hd95", {}).get("mean"), ".1f")])
+    return head, cells
 
 
 def _peaks(peaks: dict[str, Any] | None) -> str:
@@ -219,13 +230,15 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     rows = [r for r in result["rows"] if r["status"] == "ok" and r.get("dice") is not None
             and (r.get("latency") or {}).get("infer")]
     if not rows:
         return False
     pts = [(r["latency"]["infer"]["p90_ms"], r["dice"]) for r in rows]
-    fig = plt.figure(figsize=(12, 6.5), dpi=110)
+    # the key table needs ~0.22 in per row: the figure grows with it so no row is cut
+    fig = plt.figure(figsize=(12, max(6.5, 0.22 * (len(rows) + 1) + 0.8)), dpi=110)
     ax = fig.add_axes((0.07, 0.1, 0.52, 0.8))
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
@@ -235,6 +248,10 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     front = [pts[i] for i in pareto(pts)]
     ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:red", lw=1.2, zorder=2, label="Pareto front")
     ax.set_xscale("log")
+    # plain tick labels at 1-2-5 steps ("20", "50"), never matplotlib's "2x10^0"
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
     pad = max(max(ys) - min(ys), 0.02) * 0.25
@@ -256,15 +273,15 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     ax.set_title(f"Dice vs latency, {result['config']['device']}, {result['config']['threads']} threads")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=7)
-    key = fig.add_axes((0.62, 0.05, 0.37, 0.88))
+    key = fig.add_axes((0.62, 0.02, 0.37, 0.96))
     key.axis("off")
+    frac = min(1.0, 0.22 * (len(rows) + 1) / (fig.get_figheight() * 0.96))  # of the key axes: 0.22 in a row
     cells = [[str(i), r["model"], r["backend"], f"{r['target']}/{r['precision']}", f"{x:.2f}", f"{y:.4f}"]
              for i, (r, (x, y)) in enumerate(zip(rows, pts), 1)]
     table = key.table(cellText=cells, colLabels=["#", "model", "backend", "artifact", "p90 ms", "Dice"],
-                      loc="upper center", cellLoc="left")
+                      cellLoc="left", bbox=(0, 1 - frac, 1, frac))
     table.auto_set_font_size(False)
     table.set_fontsize(8)
-    table.scale(1, 1.3)
     table.auto_set_column_width(list(range(6)))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -272,8 +289,35 @@ def plot(path: str | Path, result: dict[str, Any]) -> bool:
     return True
 
 
+def add_html(page: Any, result: dict[str, Any], plot_png: str | Path | None) -> None:
+    """The bench's sections of an :class:`btseg.bench.html.HtmlReport`: settings, the sortable
+    summary table, the plot, the per-class table and the rows that did not run."""
+    from btseg.bench.sysinfo import short
+
+    cfg = result["config"]
+    page.para(f"machine: {short(result['system'])}; device {cfg['device']}, threads {cfg['threads']}, "
+              f"batch {cfg['batch']}; test set: {_test_set(result.get('test_set'))}; MACs: {result['flops_convention']}")
+    head, cells = display_rows(result)
+    page.table(head, cells, left=("status", "model", "backend", "artifact", "ran as"),
+               row_class=[r["status"] for r in result["rows"]])
+    if plot_png is not None:
+        page.image(plot_png, "Dice vs p90 inference latency")
+    per_class = [r for r in result["rows"] if r.get("accuracy")]
+    if per_class:
+        page.heading("Per class (mean ± std)", 3)
+        head, cells = per_class_rows(per_class)
+        page.table(head, cells, left=("model", "backend", "artifact", "class"))
+    bad = [r for r in result["rows"] if r["status"] != "ok"]
+    if bad:
+        page.heading("Rows that did not run", 3)
+        page.table(["status", "model", "backend", "precision", "reason"],
+                   [[r["status"], r["model"], r["backend"], r["precision"], r["reason"]] for r in bad],
+                   left=("status", "model", "backend", "precision", "reason"))
+
+
 def write_all(out_dir: str | Path, result: dict[str, Any]) -> dict[str, str]:
-    """``bench.json``, ``bench.csv``, ``bench.md`` and ``bench.png`` (if plottable) in ``out_dir``."""
+    """``bench.json``, ``bench.csv``, ``bench.md``, ``bench.png`` (if plottable) and the
+    self-contained ``report.html`` in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "bench.json", "csv": out / "bench.csv", "markdown": out / "bench.md"}
@@ -283,4 +327,9 @@ def write_all(out_dir: str | Path, result: dict[str, Any]) -> dict[str, str]:
         f.write(markdown(result))
     if plot(out / "bench.png", result):
         files["plot"] = out / "bench.png"
+    from btseg.bench.html import HtmlReport
+
+    page = HtmlReport(f"btseg-bench {result['created']}")
+    add_html(page, result, files.get("plot"))
+    files["html"] = page.write(out / "report.html")
     return {k: str(v) for k, v in files.items()}

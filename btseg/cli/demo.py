@@ -30,7 +30,7 @@ from rich.console import Console
 from btseg.cli.common import handle_errors
 from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
-from btseg.cli.demo_training import MODELS, train, training_table
+from btseg.cli.demo_training import MODELS, train, training_rows, training_table
 from btseg.io import write_json
 
 console = Console(stderr=True)
@@ -132,12 +132,12 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_norma
     step("4/5 bench")
     result = bench(run, data, out, iters, memory=not no_memory)
     step("5/5 report")
-    files = overlays(run, data, out)
+    cases = overlays(run, data, out)
     counts = ", ".join(f"{k}: {v}" for k, v in open_dataset(data).counts().items())
     seconds = time.perf_counter() - t0
     path = write_report(out, f"{n_images} synthetic phantoms at {size} px ({counts}), seed {seed}"
                         f"{', hard normals' if hard_normals else ''}, in `{data}`.",
-                        train_md, result, files, seconds)
+                        train_md, result, cases, seconds, train_rows=training_rows(models))
     console.print(f"[bold green]demo done in {seconds / 60:.1f} min[/]: {path}")
 
 

@@ -34,37 +34,66 @@ def lesion_columns(test: dict[str, Any]) -> tuple[float | None, float | None]:
             1.0 - normal["mean"] if normal.get("n_valid") else None)
 
 
-def overlays(run: Path, data: Path, out: Path, n: int = 4) -> list[str]:
-    """Segment a few test images with the auto-chosen artifact and save overlays, through
-    btseg-predict's own writer and output policy (a re-run replaces only its own files)."""
+def overlays(run: Path, data: Path, out: Path, per_class: int = 2) -> list[dict[str, Any]]:
+    """Segment a few test images of every class (normal ones included) with the auto-chosen
+    artifact, through btseg-predict's own writer and output policy (a re-run replaces only its
+    own files), and draw each case with its ground-truth (red) and predicted (green) contours.
+
+    Returns one dict per case: ``file`` (relative to ``out``, no spaces), ``label``, ``dice``
+    and a ``caption`` naming the image, the model package and the backend/artifact.
+    """
+    import cv2
+    import numpy as np
+
     from btseg.cli.predict import save_outputs
     from btseg.cli.predict_inputs import discover
     from btseg.cli.predict_outputs import OutputPolicy
     from btseg.data import Splits, open_dataset
     from btseg.data.splits import splits_path
+    from btseg.io import write_png
+    from btseg.metrics import dice
     from btseg.runtime import Segmenter
     from btseg.runtime.inputs import iter_frames
 
     ds = open_dataset(data)
     test = Splits.load(splits_path(run)).select(ds, "test")
-    picks = [i for lab in ("benign", "malignant") for i in [j for j, l in enumerate(test.labels) if l == lab][:n // 2]]
-    paths = [test[i].path for i in picks]
-    if not paths:
+    picks = [i for lab in ("benign", "malignant", "normal")
+             for i in [j for j, l in enumerate(test.labels) if l == lab][:per_class]]
+    if not picks:
         return []
-    policy = OutputPolicy(out / "overlays", discover(paths), overwrite=True, package=run / "student")
+    policy = OutputPolicy(out / "overlays", discover([test[i].path for i in picks]), overwrite=True,
+                          package=run / "student")
     policy.plan(True)
     seg = Segmenter.load(run / "student")
-    names = []
-    for path in paths:
-        frame = next(iter_frames(path))
-        rec = save_outputs(frame, seg.segment(frame), out / "overlays", True, seg.info(), policy)
-        names.append(f"overlays/{rec['overlay']}")
-    return names
+    info = seg.info()
+    cases = []
+    for i in picks:
+        sample = test[i]
+        frame = next(iter_frames(sample.path))
+        result = seg.segment(frame)
+        rec = save_outputs(frame, result, out / "overlays", True, info, policy)
+        canvas = cv2.imread(str(out / "overlays" / rec["overlay"]), cv2.IMREAD_COLOR)
+        gt, _ = cv2.findContours(sample.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, gt, -1, (0, 0, 255), max(1, min(canvas.shape[:2]) // 200))
+        name = "".join(c if c.isalnum() else "_" for c in Path(sample.path).stem).strip("_")
+        file = f"overlays/cases/{sample.label}_{name}.png"
+        write_png(out / file, canvas[..., ::-1])  # write_png takes RGB
+        d = dice(result.mask, sample.mask)
+        cases.append({"file": file, "label": sample.label, "dice": d,
+                      "caption": f"{sample.id}: Dice {d:.3f} ({sample.label}); {Path(run / 'student').name} on "
+                                 f"{info['backend']} {info['target']}/{info['precision']}"})
+    return cases
 
 
 def write_report(out: Path, data_summary: str, train_md: str, bench_result: dict[str, Any] | None,
-                 overlay_files: list[str], seconds: float) -> Path:
+                 cases: list[dict[str, Any]], seconds: float, train_rows: tuple[list[str], list[list[str]]] | None = None
+                 ) -> Path:
+    """``report.md`` (CommonMark: every image link percent-encoded) and the self-contained
+    ``report.html`` (sortable tables, inlined plot and cases) in ``out``."""
+    from urllib.parse import quote
+
     from btseg.bench import report
+    from btseg.bench.html import HtmlReport
 
     parts = ["# btseg demo report", "", f"Wall time: {seconds / 60:.1f} min. {NOT_CLINICAL}", "",
              "## Data", "", data_summary, "", "## Training (test split)", "", train_md, "",
@@ -72,12 +101,29 @@ def write_report(out: Path, data_summary: str, train_md: str, bench_result: dict
              "the original image size; a missed lesion costs the image diagonal). Lesion Dice: benign + "
              "malignant images only; normal false-lesion: the share of normal images with any predicted "
              "lesion pixel (Dice over all images counts an empty map on a normal image as 1.0).", ""]
+    plot = out / "bench" / "bench.png"
     if bench_result is not None:
-        parts += ["## Benchmark", "", report.markdown(bench_result), "", "![Dice vs p90 latency](bench/bench.png)", ""]
-    if overlay_files:
-        parts += ["## Sample predictions (green: predicted contour)", ""]
-        parts += [f"![{Path(f).stem}]({f})" for f in overlay_files]
+        parts += ["## Benchmark", "", report.markdown(bench_result), ""]
+        parts += [f"![Dice vs p90 latency]({quote('bench/bench.png')})", ""] if plot.exists() else []
+    if cases:
+        parts += ["## Sample predictions (red: ground truth, green: predicted contour)", ""]
+        for c in cases:
+            parts += [f"![{c['caption']}]({quote(c['file'])})", "", c["caption"], ""]
     path = out / "report.md"
     with atomic_write(path) as f:
         f.write("\n".join(parts) + "\n")
+    page = HtmlReport("btseg demo report")
+    page.para(f"Wall time: {seconds / 60:.1f} min. {NOT_CLINICAL}")
+    page.heading("Data")
+    page.para(data_summary)
+    if train_rows is not None:
+        page.heading("Training (test split)")
+        page.table(*train_rows, left=("model", "KD"))
+    if bench_result is not None:
+        page.heading("Benchmark")
+        report.add_html(page, bench_result, plot if plot.exists() else None)
+    if cases:
+        page.heading("Sample predictions (red: ground truth, green: predicted contour)")
+        page.gallery((out / c["file"], c["caption"]) for c in cases)
+    page.write(out / "report.html")
     return path

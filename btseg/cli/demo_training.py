@@ -133,19 +133,25 @@ def read_model(pkg_dir: Path) -> dict[str, Any]:
             "train_seconds": pkg.config.training.get("seconds")}
 
 
+def training_rows(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the training table (terminal, Markdown and HTML)."""
+    cols = ["model", "KD", "Dice", "lesion Dice", "normal false-lesion", "Dice benign", "Dice malignant", "IoU",
+            "HD95 px", "params", "GMACs", "train s"]
+    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+    rows = [[name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"),
+             f(m.get("normal_false_lesion_rate"), ".3f"), f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
+             f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
+             f(m["train_seconds"], ".0f")] for name, m in models.items()]
+    return cols, rows
+
+
 def training_table(models: dict[str, dict[str, Any]]) -> tuple[Table, str]:
-    cols = ("model", "KD", "Dice", "lesion Dice", "normal false-lesion", "Dice benign", "Dice malignant", "IoU",
-            "HD95 px", "params", "GMACs", "train s")
+    """The training table as a rich Table and as Markdown."""
+    cols, rows = training_rows(models)
     t = Table(title="test split (synthetic phantoms)")
     for c in cols:
         t.add_column(c, justify="left" if c in ("model", "KD") else "right")
-    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for name, m in models.items():
-        row = [name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"),
-               f(m.get("normal_false_lesion_rate"), ".3f"), f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
-               f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
-               f(m["train_seconds"], ".0f")]
+    for row in rows:
         t.add_row(*row)
-        md.append("| " + " | ".join(row) + " |")
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
     return t, "\n".join(md)
