@@ -1,10 +1,12 @@
 """`make demo` end to end on the tiny preset: every step runs and the report is written."""
 
 import json
+import re
 
 from click.testing import CliRunner
 
 from btseg.cli.demo import main
+from browser_util import commonmark_images, render
 
 
 def test_demo_tiny_end_to_end_then_reuses_everything(tmp_path):
@@ -20,6 +22,17 @@ def test_demo_tiny_end_to_end_then_reuses_everything(tmp_path):
                            "baseline-unet", "baseline-unext"}
     assert models["student"]["kd"] == "dual" and models["student-nokd"]["kd"] == "none"
     assert list((out / "overlays").glob("*_overlay.png"))
+    # every image link renders in CommonMark (names with spaces were shown as text)
+    written, shown = commonmark_images(report)
+    assert written >= 2 and shown == written
+    # the cases cover every class, normal included, each with its per-image Dice
+    from btseg.data import Splits, open_dataset
+
+    test = Splits.load(out / "run" / "splits.json").select(open_dataset(out / "data"), "test")
+    for label in set(test.labels):
+        assert re.search(rf"{label}/[^:]+: Dice \d\.\d{{3}} \({label}\); student on ", report), label
+    seen = render(out / "report.html")
+    assert seen["errors"] == [] and len(seen["images"]) >= 3 and all(i["loaded"] for i in seen["images"])
     weights = (out / "run" / "student" / "model.safetensors").stat().st_mtime_ns
     r = CliRunner().invoke(main, args)  # a second run retrains nothing
     assert r.exit_code == 0, r.output
