@@ -45,7 +45,7 @@ def flatten(r: dict[str, Any]) -> dict[str, Any]:
     lat, mem = r.get("latency") or {}, r.get("memory") or {}
     inf, e2e = lat.get("infer") or {}, lat.get("e2e") or {}
     flat = {k: r.get(k) for k in CSV_FIELDS}
-    flat.update(size_mb=(r.get("size_bytes") or 0) / 2**20 if r.get("file") else None,
+    flat.update(size_mb=(r.get("size_bytes") or 0) / 1e6 if r.get("file") else None,  # MB = 10^6 B, as export and check
                 infer_p50_ms=inf.get("p50_ms"), infer_p90_ms=inf.get("p90_ms"), infer_p99_ms=inf.get("p99_ms"),
                 infer_mean_ms=inf.get("mean_ms"), e2e_p50_ms=e2e.get("p50_ms"), e2e_p90_ms=e2e.get("p90_ms"),
                 fps=e2e.get("fps"), peak_rss_mb=mem.get("peak_rss_mb"), model_peak_mb=mem.get("model_peak_mb"),

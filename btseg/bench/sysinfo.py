@@ -140,6 +140,7 @@ def short(info: dict[str, Any]) -> str:
     """One line for a report header: CPU (cores), GPU, OS."""
     cpu = info.get("cpu") or {}
     gpu = (info.get("gpu") or {}).get("name")
-    flags = ",".join(k for k, v in (cpu.get("flags") or {}).items() if v and k in ("avx2", "avx512f", "avx512_vnni", "amx_tile"))
+    # every probed flag that is present: a row that "ran as bf16" must be explainable from this line
+    flags = ",".join(k for k, v in (cpu.get("flags") or {}).items() if v and k in CPU_FLAGS)
     s = f"{cpu.get('model')} ({cpu.get('cores_physical')}C/{cpu.get('cores_logical')}T usable {cpu.get('cores_usable')}; {flags or 'no avx2'})"
     return s + (f", GPU {gpu}" if gpu else "") + f", {info.get('os')}, Python {info.get('python')}"

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from btseg.cli.common import finite, handle_errors, requires_extra
 from btseg.errors import ConfigError
+from btseg.specs import BACKEND_SPECS
 
 # the table goes to stdout; when piped, rich would squeeze it into 80 columns
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -37,6 +38,20 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
     if bad or not items:
         raise ConfigError(f"--{what} {value!r}: expected a comma list of {', '.join(allowed)} or all")
     return items
+
+
+def _check_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have before any row is loaded (every row
+    would fail, and the run would look like a finished benchmark)."""
+    if device.strip().lower().startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA device here (torch.cuda.is_available() is False); "
+                              "use --device cpu or an OpenVINO device")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ConfigError(f"--device {device}: expected cuda or cuda:N with N < {torch.cuda.device_count()}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,9 +75,9 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
                    "sessions splitting --threads) and report images/s, as benchmark_app -api async.")
 @click.option("--no-peak", is_flag=True, help="Skip the machine-peak GMAC/s probe (the '% peak' column).")
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
-@click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50).")
+@click.option("--iters", type=click.IntRange(1), default=None, help="Timed calls per row (default 50; not with --duration).")
 @click.option("--duration", type=float, default=None,
-              help="Seconds of timed calls per row (instead of --iters).")
+              help="Seconds of timed calls per row (instead of --iters; not with it).")
 @click.option("--sequential", is_flag=True,
               help="Time each row alone, one after another (default: a package's rows round-robin in blocks "
                    "of --block calls, so every row sees the same machine load).")
@@ -89,9 +104,20 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     finite("--min-dice", min_dice, 0, 1)  # nan would never fail the gate
     if min_dice is not None and data is None and models:
         raise ConfigError("--min-dice needs --data (there is no Dice without a test set)")
+    if iters is not None and duration is not None:
+        raise ConfigError(f"--iters {iters} and --duration {duration:g}: give one of them (a row is timed either "
+                          "for N calls or for S seconds)")
+    wanted = (runner.installed_backends() if backends.strip().lower() == "installed"
+              else _csv(backends, runner.ALL_BACKENDS, "backends"))
+    if backends.strip().lower() != "all":  # 'all' reports a missing backend as a failed row, by design
+        missing = [b for b in wanted if b not in runner.installed_backends()]
+        if missing:
+            raise ConfigError(f"--backends {backends}: {', '.join(missing)} not installed here "
+                              f"({'; '.join(BACKEND_SPECS[b].install_hint for b in missing)}); use --backends all "
+                              "to list it as a failed row")
+    _check_device(device)
     cfg = runner.BenchConfig(
-        models=list(models), backends=(runner.installed_backends() if backends.strip().lower() == "installed"
-                                       else _csv(backends, runner.ALL_BACKENDS, "backends")),
+        models=list(models), backends=wanted,
         precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
         device=device, threads=threads, batch=batch, streams=streams, peak=not no_peak, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,

@@ -6,7 +6,7 @@ import functools
 import importlib.util
 import math
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 from rich.console import Console
@@ -83,3 +83,16 @@ def finite(name: str, value: float | None, low: float, high: float = math.inf, *
         hi = "" if high == math.inf else f" and <= {high:g}"
         raise ConfigError(f"{name} {value!r}: expected a finite number {lo}{hi}")
     return value
+
+
+def refuse_given(names: Iterable[str], why: str) -> None:
+    """Refuse (ConfigError, exit 2, before any work) when the user gave any of the options
+    ``names`` (parameter names) on the command line of the current click command: an option
+    that cannot be honoured is never silently dropped.  Defaults do not count."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = [p.opts[0] for p in ctx.command.params if p.name in names
+             and ctx.get_parameter_source(p.name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: not used here: {why}")

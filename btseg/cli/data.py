@@ -19,7 +19,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from btseg.cli.common import handle_errors
+from btseg.cli.common import handle_errors, refuse_given
+from btseg.errors import ConfigError
 from btseg.data.dataset import LAYOUTS, open_dataset
 from btseg.data.sample import LABELS
 from btseg.data.splits import DUP_THRESHOLD, find_duplicates, kfold, make_splits, phash64
@@ -46,12 +47,27 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes (default: all cores).")
 @click.option("--hard-normals", is_flag=True, help="Lesion look-alikes (fat lobules, ducts, rib/ligament "
               "shadows, edge darkening) on normal images (and a few on lesion images), as real scans have.")
+@click.option("--overwrite", is_flag=True, help="Replace the phantom set already in --out (only one btseg wrote).")
 @handle_errors
-def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None, hard_normals: bool) -> None:
+def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None, hard_normals: bool,
+          overwrite: bool) -> None:
     """Write a synthetic B-mode dataset in the BUSI layout."""
+    import shutil
+
     from rich.progress import Progress
 
     from btseg.data.phantom import synthesize
+
+    target = Path(out_dir)
+    if target.exists() and any(target.iterdir()):
+        # two sets in one folder would mix sizes and seeds under one phantom.json
+        if not overwrite:
+            raise ConfigError(f"{target}: not empty; pass --overwrite to replace the phantom set there, "
+                              "or choose a new --out")
+        if not (target / "phantom.json").is_file():
+            raise ConfigError(f"{target}: not a btseg phantom set (no phantom.json); --overwrite replaces only "
+                              "a set btseg wrote, never other files")
+        shutil.rmtree(target)
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("synthesising", total=n)
@@ -137,6 +153,9 @@ def inspect(root: str, layout: str, include_normal: bool, skip_bad: bool, dup_th
 def split(root: str, out_path: str, seed: int, val: float, test: float, k: int | None, layout: str,
           include_normal: bool, skip_bad: bool, dup_threshold: int) -> None:
     """Write a stratified, duplicate-aware train/val/test split (or k folds) as JSON."""
+    if k is not None:
+        refuse_given(("val", "test"), f"--kfold {k} writes {k} folds, each one the test set once (no val/test "
+                                      "fractions); drop --kfold for a train/val/test split")
     ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad)
     if k:
         res = kfold(ds, k, seed, dup_threshold)

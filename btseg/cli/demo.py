@@ -27,7 +27,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors
+from btseg.cli.common import handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
 from btseg.cli.demo_training import MODELS, train, training_rows, training_table
@@ -101,7 +101,7 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
     report.write_all(out / "bench", result)
     return result
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--preset", default="demo", show_default=True, help="Training preset (tiny for a smoke run).")
 @click.option("--n", "n_images", type=click.IntRange(12), default=300, show_default=True, help="Synthetic images.")
@@ -113,11 +113,14 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
 @click.option("--no-memory", is_flag=True, help="Skip the bench's per-row peak-memory subprocesses (faster).")
 @handle_errors
+@requires_extra("btseg-demo", "train")
 def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_normals: bool, iters: int,
          fresh: bool, no_memory: bool) -> None:
     """Run the whole toolkit end to end on synthetic data and write OUT/report.md."""
     from btseg.data import open_dataset
+    from btseg.distill.config import get_preset
 
+    get_preset(preset)  # an unknown preset is refused before minutes of data generation
     t0 = time.perf_counter()
     run = out / "run"
     step("1/5 data")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from btseg.cli.common import console, handle_errors, requires_extra
+from btseg.cli.common import console, handle_errors, refuse_given, requires_extra
 from btseg.errors import ConfigError, DataError
 
 
@@ -32,7 +32,7 @@ def _train_options(fn):
                      "under torchrun each takes batch-size / processes). Default: the preset's."),
         click.option("--seed", type=int, default=None, help="Seed of the split, init and augmentation."),
         click.option("--device", default=None, help="auto | cpu | cuda."),
-        click.option("--resume", is_flag=True, help="Continue each model from OUT/<model>/train/state.json."),
+        click.option("--resume", is_flag=True, help="Continue each model from its last checkpoint (OUT/<model>/train/state.safetensors)."),
         click.option("--teacher-dir", default=None, help="Where teacher-benign/ and teacher-malignant/ are "
                      "(default: --out)."),
         click.option("--name", default="student", show_default=True, help="Student package directory name."),
@@ -42,7 +42,7 @@ def _train_options(fn):
         click.option("--alpha", type=float, default=None, help="Response-KD weight."),
         click.option("--beta", type=float, default=None, help="Feature-KD weight."),
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
-        click.option("--threads", type=int, default=None, help="torch CPU threads (default: one per core)."),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: the preset's: 1 for demo, 'one per core' for tiny and paper)."),
         click.option("--no-progress", is_flag=True, help="No progress bar (logs still written)."),
     ]
     for opt in reversed(opts):
@@ -129,11 +129,16 @@ def main() -> None:
     """Train the benign/malignant teachers and distil them into the student (LightBTSeg)."""
 
 
+# options that shape only the student: given to `teachers` they would be silently ignored
+STUDENT_ONLY = ("kd", "teacher_mode", "teacher_dir", "name", "arch", "widths", "alpha", "beta", "temperature")
+
+
 @main.command()
 @_train_options
 @handle_errors
 def teachers(**kw) -> None:
     """Train OUT/teacher-benign and OUT/teacher-malignant."""
+    refuse_given(STUDENT_ONLY, "they shape the student; `btseg-distill teachers` trains only the two teachers")
     _run("teachers", **kw)
 
 

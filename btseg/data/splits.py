@@ -172,7 +172,8 @@ def make_splits(dataset: Dataset, val: float = 0.15, test: float = 0.15, seed: i
     """Stratified train/val/test split of whole near-duplicate groups, deterministic by seed.
 
     Per class, groups are shuffled by ``seed`` and fill ``test`` then ``val`` up to
-    ``round(n_class * fraction)`` images; the rest train.  ``dup_threshold < 0`` disables
+    ``round(n_class * fraction)`` images (at least one when the class has three or more and
+    the fraction is not 0, so a small class is never missing from val or test); the rest train.  ``dup_threshold < 0`` disables
     duplicate detection (and the decoding of every image it needs).
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
@@ -181,7 +182,7 @@ def make_splits(dataset: Dataset, val: float = 0.15, test: float = 0.15, seed: i
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for lab, gs in _by_label(dataset, groups, seed).items():
         n = sum(map(len, gs))
-        target = {"test": round(n * test), "val": round(n * val)}
+        target = {p: max(1 if n >= 3 and f > 0 else 0, round(n * f)) for p, f in (("test", test), ("val", val))}
         for g in gs:
             dest = next((p for p in ("test", "val") if len(g) <= target[p]), "train")
             if dest != "train":

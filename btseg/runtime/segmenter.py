@@ -133,6 +133,9 @@ class Segmenter:
         if backend == "torch":
             if target not in (None, "torch"):
                 raise ConfigError(f"backend 'torch' runs the package weights; target {target!r} needs another backend")
+            if precision not in (None, "fp32"):
+                raise ConfigError(f"backend 'torch' runs the package weights in fp32; precision {precision!r} needs "
+                                  "an exported artifact (--backend onnxruntime/openvino/tensorrt or auto)")
             return cls(pkg, load_backend("torch", pkg.root, device, threads, **options), None)
         if backend != "auto" and backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; expected auto or one of {', '.join(BACKENDS)}")
