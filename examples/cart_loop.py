@@ -21,6 +21,9 @@ tiny random-init package built in a temporary directory (then only the timings m
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
+from btseg.errors import BtsegError
 from btseg.runtime import Frame, Segmenter
 from btseg.runtime.regions import parse_roi
 from btseg.runtime.roi_auto import detect_roi
@@ -74,16 +78,27 @@ def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
     """Segment the newest frames of ``source`` until it ends or stalls (it drops what we miss)."""
     latencies, processing = [], []
     auto = isinstance(roi, str) and roi == "auto"
-    with source:
-        for frame in source:
-            if auto and getattr(roi, "full", np.zeros(0)).shape != frame.image.shape[:2]:
-                roi = detect_roi(frame.image, frame.source)  # once (again if the frame size changes)
-            seg = segmenter.segment(frame, roi=roi)
-            latencies.append((time.perf_counter() - frame.t_capture) * 1e3)
-            processing.append(seg.timings["total_ms"])
+    # Ctrl-C ends the loop between two frames (a KeyboardInterrupt raised inside a decoder
+    # or the reader's join would abort the process): the source stops and the stats print
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with source:
+            for frame in source:
+                if stop.is_set():
+                    break
+                if auto and getattr(roi, "full", np.zeros(0)).shape != frame.image.shape[:2]:
+                    roi = detect_roi(frame.image, frame.source)  # once (again if the frame size changes)
+                seg = segmenter.segment(frame, roi=roi)
+                latencies.append((time.perf_counter() - frame.t_capture) * 1e3)
+                processing.append(seg.timings["total_ms"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    interrupted = stop.is_set()
     st = source.stats
     return {"captured": st["captured"], "segmented": len(latencies), "dropped": st["dropped"],
-            "status": st["status"], "reason": st["reason"], "latency_ms": latencies, "processing_ms": processing}
+            "status": "stopped" if interrupted else st["status"],
+            "reason": "Ctrl-C" if interrupted else st["reason"], "latency_ms": latencies, "processing_ms": processing}
 
 
 def main() -> None:
@@ -102,7 +117,18 @@ def main() -> None:
     ap.add_argument("--select", default="preference", choices=["preference", "fastest", "fastest-fresh"],
                     help="fastest: time every artifact on this machine at the first start, cache the choice")
     args = ap.parse_args()
+    try:
+        report(args)
+    except BtsegError as e:  # a missing input, a bad package: one line and exit 2, like every btseg command
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C before the loop started (loading)
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
+
+def report(args: argparse.Namespace) -> None:
+    """Load, run the loop, print the source status and the latency percentiles."""
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
         segmenter = Segmenter.load(model, backend=args.backend, threads=args.threads, select=args.select)
@@ -110,6 +136,8 @@ def main() -> None:
         fps = args.fps or (None if args.input else 30.0)
         source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=fps, loop=args.loop)
         segmenter.segment(np.zeros((256, 256), np.uint8))  # warm-up outside the measurement
+        print(f"running on {spec if isinstance(spec, str) else 'synthetic frames'}"
+              + (" (Ctrl-C stops and reports)" if args.loop else ""), file=sys.stderr, flush=True)
         r = run(segmenter, source, parse_roi(args.roi))
     info = segmenter.info()
     print(f"{info['backend']} {info['target']}/{info['precision']} on {info['device']} "

@@ -21,7 +21,7 @@ import sys
 import click
 from rich.console import Console
 
-from btseg.cli.common import finite, handle_errors, requires_extra
+from btseg.cli.common import HELP, finite, handle_errors, requires_extra
 from btseg.errors import ConfigError
 from btseg.specs import BACKEND_SPECS
 
@@ -54,7 +54,7 @@ def _check_device(device: str) -> None:
             raise ConfigError(f"--device {device}: expected cuda or cuda:N with N < {torch.cuda.device_count()}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=HELP)
 @click.option("--model", "models", multiple=True, type=click.Path(file_okay=False),
               help="Model package directory (repeatable). Default: the bundled package.")
 @click.option("--backends", default="installed", show_default=True,

@@ -21,10 +21,10 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors
+from btseg.cli.common import HELP, handle_errors
 
 
-@click.command()
+@click.command(context_settings=HELP)
 @click.argument("package_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--migrate", is_flag=True,

@@ -14,6 +14,8 @@ from rich.console import Console
 from btseg.errors import BackendUnavailableError, BtsegError, ConfigError
 
 console = Console(stderr=True)
+# every btseg command and subcommand answers -h as well as --help (subcommands inherit it)
+HELP = {"help_option_names": ["-h", "--help"]}
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from btseg.cli.common import handle_errors, refuse_given
+from btseg.cli.common import HELP, handle_errors, refuse_given
 from btseg.errors import ConfigError
 from btseg.data.dataset import LAYOUTS, open_dataset
 from btseg.data.sample import LABELS
@@ -34,7 +34,7 @@ _dup = click.option("--dup-threshold", type=int, default=DUP_THRESHOLD, show_def
                     help="Max phash Hamming distance (of 64 bits) for near-duplicates; -1 disables.")
 
 
-@click.group()
+@click.group(context_settings=HELP)
 def main() -> None:
     """Datasets for btseg: BUSI, Dataset B, plain folders and a synthetic phantom."""
 

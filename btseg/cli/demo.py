@@ -27,7 +27,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors, requires_extra
+from btseg.cli.common import HELP, handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
 from btseg.cli.demo_training import MODELS, train, training_rows, training_table
@@ -101,7 +101,7 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
     report.write_all(out / "bench", result)
     return result
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=HELP)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--preset", default="demo", show_default=True, help="Training preset (tiny for a smoke run).")
 @click.option("--n", "n_images", type=click.IntRange(12), default=300, show_default=True, help="Synthetic images.")

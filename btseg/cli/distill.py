@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from btseg.cli.common import console, handle_errors, refuse_given, requires_extra
+from btseg.cli.common import HELP, console, handle_errors, refuse_given, requires_extra
 from btseg.errors import ConfigError, DataError
 
 
@@ -122,7 +122,7 @@ class _RichProgress:
             self.bar = None
 
 
-@click.group()
+@click.group(context_settings=HELP)
 @handle_errors
 @requires_extra("btseg-distill", "train")
 def main() -> None:

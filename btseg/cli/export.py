@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from btseg.cli.common import handle_errors, requires_extra
+from btseg.cli.common import HELP, handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.export.targets import CALIB_METHODS, PRECISIONS, TARGETS
 
@@ -41,7 +41,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     click.echo(f"warning: {message}", err=True)
 
 
-@click.command()
+@click.command(context_settings=HELP)
 @click.argument("package_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--target", "-t", "targets", multiple=True, default=("onnx",), show_default=True,
               help=f"{'|'.join(TARGETS)}|all; repeatable.")

@@ -40,7 +40,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from btseg.cli.common import console, finite, handle_errors, require_extra
+from btseg.cli.common import HELP, console, finite, handle_errors, require_extra
 from btseg.cli.predict_inputs import WRITER, InputItem, discover
 from btseg.cli.predict_outputs import OutputPolicy, output_names
 from btseg.errors import BtsegError
@@ -64,6 +64,16 @@ def display_bgr(image: np.ndarray) -> np.ndarray:
         img = img if (lo >= 0 and hi <= 1) else (img - lo) / max(hi - lo, 1e-12)
         img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
+def next_free(base: Path) -> Path:
+    """``base`` when it does not exist or is empty, else the first free ``base-2``, ``base-3``, ...
+    (as Ultralytics' runs/predict2): the default output never collides with an earlier run."""
+    candidate, k = base, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        k += 1
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate
 
 
 def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str, Any],
@@ -133,7 +143,7 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
             "ms": f"{statistics.median(r['timings']['total_ms'] for r in recs):.1f}"}
 
 
-@click.command()
+@click.command(context_settings=HELP)
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--model", "-m", default=None, type=click.Path(path_type=Path),
               help="Model package directory. Default: the bundled model (synthetic phantoms; not for clinical use).")
@@ -143,7 +153,9 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("predictions"), show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Output folder; refused if it holds outputs of another run (see --overwrite).  "
+                   "Default: ./predictions, or the first free predictions-2, -3, ... when that one is in use.")
 @click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write <stem>_overlay.png.")
 @click.option("--overwrite", is_flag=True,
               help="Replace earlier btseg-predict outputs in --out (only files its records prove it wrote).")
@@ -188,6 +200,10 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
     where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
 
+    if out is None:
+        out = next_free(Path("predictions"))
+        if out.name != "predictions":
+            console.print(f"predictions/ holds an earlier run: writing to {out}/", highlight=False)
     if model is None:
         model = defaults.default_package()
     batch = discover(inputs or tuple(defaults.sample_images()))
