@@ -25,11 +25,13 @@ import errno
 import hashlib
 import json
 import os
+import posixpath
 import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from btseg.errors import IntegrityError, SchemaError
+from btseg.io import read_fd
 from btseg.schema import need_relpath
 
 CHUNK = 1 << 20
@@ -103,13 +105,7 @@ def check_file(root: Path, rel: str, sha256: str, size: int, what: str = "file")
 def read_bytes(root: Path, rel: str, limit: int) -> bytes:
     """The content of a confined regular file of at most ``limit`` bytes."""
     with open_confined(root, rel) as fd:
-        if (size := os.fstat(fd).st_size) > limit:
-            raise IntegrityError(f"{root / rel}: {size} bytes, more than the {limit} expected")
-        chunks, n = [], 0
-        while (block := os.read(fd, CHUNK)) and n <= limit:
-            chunks.append(block)
-            n += len(block)
-    return b"".join(chunks)
+        return read_fd(fd, limit, root / rel, IntegrityError)
 
 
 def read_json(root: Path, rel: str) -> Any:
@@ -131,7 +127,8 @@ def record_files(root: Path, rels: list[str]) -> list[dict[str, Any]]:
 
 
 def check_artifact_files(root: Path, record: Any, weights_sha256: str) -> None:
-    """Every file of one artifact record, and its binding to the package's weights."""
+    """Every file of one artifact record, its binding to the package's weights, and that the
+    record lists every file a backend will open (:func:`opened_files`)."""
     label = f"{record.target}/{record.precision}"
     if record.weights_sha256 != weights_sha256:
         raise IntegrityError(f"{root}: {label} was exported from other weights (sha256 "
@@ -139,3 +136,34 @@ def check_artifact_files(root: Path, record: Any, weights_sha256: str) -> None:
                              "re-export it from this package")
     for f in record.files:
         check_file(root, f["file"], f["sha256"], f["size_bytes"], f"{label} file")
+    check_listed(root, record.file, [f["file"] for f in record.files], label)
+
+
+def opened_files(root: Path, main: str, size_limit: int = 1 << 31) -> list[str]:
+    """Every package file a backend opens to run ``main`` (relative paths): an IR's ``.xml``
+    and its ``.bin``; an ONNX model and each external-data file its tensors name (found by
+    walking the protobuf, tensors never loaded: :mod:`btseg.onnx_refs`)."""
+    rel = PurePosixPath(main)
+    if rel.suffix == ".xml":
+        return [main, str(rel.with_suffix(".bin"))]
+    if rel.suffix != ".onnx":
+        return [main]
+    from btseg.onnx_refs import external_locations
+
+    out = [main]
+    for loc in external_locations(read_bytes(root, main, size_limit), f"{root / main}"):
+        joined = posixpath.normpath(posixpath.join(str(rel.parent), loc))
+        if PurePosixPath(loc).is_absolute() or "\\" in loc or joined.startswith(".."):
+            raise IntegrityError(f"{root / main}: external data location {loc!r} leaves the package; "
+                                 "expected a file beside the model")
+        out.append(joined)
+    return out
+
+
+def check_listed(root: Path, main: str, listed: list[str], label: str = "artifact") -> None:
+    """IntegrityError unless every file a backend opens for ``main`` is in ``listed``: a file
+    outside the record would run unverified."""
+    missing = [f for f in opened_files(root, main) if f not in set(listed)]
+    if missing:
+        raise IntegrityError(f"{root / missing[0]}: {label} opens this file but its record does not list it "
+                             f"(files: {', '.join(listed)}); an unlisted file runs unverified: re-export it")

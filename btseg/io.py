@@ -8,9 +8,11 @@ temporary file in the same directory, flushed, fsync'ed and renamed over the tar
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -53,22 +55,86 @@ def atomic_write(target: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]
             yield f
 
 
-def write_json(target: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
+def json_text(obj: Any, indent: int | None = 2, strict: bool = False) -> str:
+    """``obj`` as JSON text; ``strict``: NaN / Infinity refused (ValueError naming the value),
+    since they are not JSON and a reader that follows the standard rejects the file."""
+    return json.dumps(obj, indent=indent, sort_keys=False, default=_json_default, allow_nan=not strict)
+
+
+def write_json(target: str | os.PathLike, obj: Any, strict: bool = False) -> None:
+    """Atomically write ``obj`` as indented JSON (``strict``: see :func:`json_text`; an
+    ArtifactError naming ``target`` then, and nothing written)."""
+    try:
+        text = json_text(obj, strict=strict)
+    except ValueError as e:
+        raise ArtifactError(f"{target}: not written, a value is not finite ({e}); JSON has no NaN/Infinity") from e
     with atomic_write(target) as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-        f.write("\n")
+        f.write(text + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file, raising :class:`ArtifactError` naming the file on failure."""
+MAX_JSON_BYTES = 16 << 20
+
+
+def read_json(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file (a regular file, links followed, at most ``limit`` bytes), raising
+    :class:`ArtifactError` naming the file on failure."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ArtifactError(f"{path}: file not found") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = read_regular(path, limit, "JSON file", follow=True)
+    except ArtifactError as e:
+        raise ArtifactError(str(e).replace(": JSON file missing", ": file not found")) from e
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+
+
+def open_regular(path: str | os.PathLike, what: str = "file", follow: bool = False) -> int:
+    """A read-only fd of ``path`` if it is a regular file (and, unless ``follow``, itself not
+    a symlink); ArtifactError otherwise.  Opened non-blocking, so a FIFO (or a link to
+    ``/dev/zero``, a device, a directory) is refused at once, before a byte is read, instead
+    of hanging or flooding memory."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        why = ("is a symlink; expected a regular file" if e.errno == errno.ELOOP else
+               "missing" if e.errno == errno.ENOENT else e.strerror or str(e))
+        raise ArtifactError(f"{path}: {what} {why}") from e
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise ArtifactError(f"{path}: {what} is {kind}; expected a regular file")
+    return fd
+
+
+def read_fd(fd: int, limit: int, name: str | os.PathLike = "file", error: type[ArtifactError] = ArtifactError) -> bytes:
+    """All bytes of an open regular file, refusing one of more than ``limit`` bytes
+    (ArtifactError naming ``name``); never reads more than ``limit + 1`` bytes."""
+    if (size := os.fstat(fd).st_size) > limit:
+        raise error(f"{name}: {size} bytes, more than the {limit} expected")
+    chunks, n = [], 0
+    while n <= limit and (block := os.read(fd, min(1 << 20, limit + 1 - n))):
+        chunks.append(block)
+        n += len(block)
+    if n > limit:  # grew while being read
+        raise error(f"{name}: more than the {limit} bytes expected")
+    return b"".join(chunks)
+
+
+def read_regular(path: str | os.PathLike, limit: int, what: str = "file", follow: bool = False) -> bytes:
+    """The bytes of ``path``: a regular file (:func:`open_regular`) of at most ``limit``
+    bytes (:func:`read_fd`).  The one reader of caches and records (compiled-model blobs,
+    select choices, timing caches, output records); package files use the confined
+    variant, :func:`btseg.integrity.read_bytes`."""
+    fd = open_regular(path, what, follow)
+    try:
+        return read_fd(fd, limit, path)
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read ({e.strerror or e})") from e
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -16,7 +16,7 @@ LAYERS = {
     "errors": 0, "io": 0, "imageio": 0, "metrics": 0, "defaults": 0, "specs": 0, "preprocess": 0, "contract": 0,
     "models": 1,
     "data": 2,
-    "package": 3, "schema": 3, "integrity": 3, "package_check": 3,
+    "package": 3, "schema": 3, "integrity": 3, "package_check": 3, "onnx_refs": 3,
     "runtime": 4,
     "dicom": 5,
     "distill": 6,
@@ -31,6 +31,7 @@ FORBIDDEN = {
     "package": {"data", "distill", "export", "bench", "cli"},
     "schema": {"data", "models", "distill", "export", "bench", "cli"},
     "integrity": {"data", "models", "distill", "export", "bench", "cli"},
+    "onnx_refs": {"data", "models", "distill", "export", "bench", "cli"},
     "package_check": {"data", "distill", "export", "bench", "cli"},
     "preprocess": {"data", "models"},
 }

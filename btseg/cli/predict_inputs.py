@@ -131,11 +131,12 @@ def _btseg_outputs(root: Path) -> set[Path]:
 
 def read_record(path: Path) -> dict | None:
     """A btseg-predict JSON record, or None when ``path`` is anything else (never raises)."""
-    try:
-        if not path.is_file() or path.stat().st_size > 1 << 20:
-            return None
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from btseg.errors import ArtifactError
+    from btseg.io import read_regular
+
+    try:  # a regular file (no link, FIFO or /dev/zero), at most 1 MiB
+        rec = json.loads(read_regular(path, 1 << 20, "output record"))
+    except (ArtifactError, ValueError, RecursionError):
         return None
     if isinstance(rec, dict) and rec.get("writer") == WRITER and isinstance(rec.get("files"), dict):
         return rec

@@ -285,6 +285,7 @@ def _install_step(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr
                 sorted(str(p.relative_to(root)) for p in final.rglob("*") if p.is_file()))
         main = built.name if final.is_file() else f"{built.name}/{built.main}"
         files = integrity.record_files(root, rels)
+        integrity.check_listed(root, main, rels, f"{job.target}/{job.precision}")  # every file a backend opens
         if vr.backend:
             vr.backend["artifact"] = main  # not the staging path it ran from
         record = ArtifactRecord(

@@ -5,16 +5,25 @@
 ``get_timing_cache`` may return None after a build: each case falls back (a fresh cache,
 or no cache) and is recorded in the manifest's ``extra.timing_cache.events``, so a rejected
 cache is never reported as reused.
+
+The file is read like every cache (:func:`btseg.io.read_regular`: a regular file, not a
+link, at most :data:`MAX_BYTES`; a FIFO or ``/dev/zero`` is refused at once) and must match
+the sha256 recorded beside it (``<file>.sha256``, written with it); a file that does not
+is not handed to TensorRT, and the build starts a fresh cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
-from btseg.io import atomic_write
+from btseg.errors import ArtifactError
+from btseg.io import atomic_write, read_regular
 
 TIMING_CACHE = "tensorrt.timing.cache"
+MAX_BYTES = 256 << 20
 
 
 class TimingCache:
@@ -36,11 +45,11 @@ class TimingCache:
         if self.path is None:
             return
         data = b""
-        if self.path.is_file() and not self.skip_file:
+        if os.path.lexists(self.path) and not self.skip_file:
             try:
-                data = self.path.read_bytes()
-            except OSError as e:
-                self.note(f"unreadable ({e.strerror or e}); not used")
+                data = self._read_checked()
+            except ArtifactError as e:
+                self.note(f"refused ({e}); not used")
         if data:
             from btseg.runtime.tensorrt_backend import TRT_EXCEPTIONS
 
@@ -72,14 +81,35 @@ class TimingCache:
             self.note("TensorRT returned no cache after the build; not saved")
             return
         try:  # the engine is built: a cache that cannot be written costs the next build time only
-            with atomic_write(self.path, "wb") as f:
-                f.write(memoryview(data))
-        except OSError as e:
+            write_cache(self.path, bytes(data))
+        except (OSError, ArtifactError) as e:
             self.note(f"could not be written ({e.strerror or e}); not saved")
             return
         self.saved = True
+
+    def _read_checked(self) -> bytes:
+        assert self.path is not None
+        data = read_regular(self.path, MAX_BYTES, "timing cache")
+        want = read_regular(sha_path(self.path), 128, "timing cache sha256").decode("ascii", "replace").strip()
+        got = hashlib.sha256(data).hexdigest()
+        if got != want:
+            raise ArtifactError(f"{self.path}: sha256 {got[:12]}... does not match its record {want[:12]}...")
+        return data
 
     def record(self) -> dict[str, Any] | None:
         if self.path is None and not self.events:
             return None
         return {"file": TIMING_CACHE, "reused": self.reused, "saved": self.saved, "events": self.events}
+
+
+def sha_path(path: Path) -> Path:
+    """Where the timing cache's sha256 is recorded."""
+    return path.with_name(path.name + ".sha256")
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Write a timing cache, then its sha256 record (each atomically)."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    with atomic_write(sha_path(path)) as f:
+        f.write(hashlib.sha256(data).hexdigest() + "\n")

@@ -11,11 +11,14 @@ Throughput: ``streams=N`` compiles with ``PERFORMANCE_HINT=THROUGHPUT`` and
 ``NUM_STREAMS=N``; :meth:`infer_many` keeps N infer requests in flight (``start_async``
 round-robin, what ``benchmark_app -api async`` does).
 
-Fast start: the compiled blob is cached (OpenVINO ``CACHE_DIR``) in a folder per artifact
-sha256 under :func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
-``$XDG_CACHE_HOME/btseg/ov``, else ``~/.cache/btseg/ov``); a changed artifact gets a new
-key, so a stale blob is never loaded.  ``BTSEG_OV_CACHE=off`` (or ``cache=False``) turns it
-off; an unwritable cache folder turns it off too, and :meth:`info` says why.
+Fast start: the compiled blob (``export_model``) is cached in a folder per artifact under
+:func:`btseg.runtime.cache.cache_root` (``$BTSEG_CACHE_DIR``, else
+``$XDG_CACHE_HOME/btseg/ov``, else ``~/.cache/btseg/ov``), bound to the sha256 of every file
+of the verified artifact and carrying its own sha256, which is checked on the bytes that
+``import_model`` then receives; a blob that differs is rebuilt from the verified files and
+:meth:`info` says so (:mod:`btseg.runtime.cache`).  ``BTSEG_OV_CACHE=off`` (or
+``cache=False``) turns it off; an unwritable cache folder turns it off too, and
+:meth:`info` says why.
 
 Thread safety: an ``InferRequest`` is not thread-safe, so a call takes one from a pool of
 ``streams + 1`` requests created at load (a thread that finds none free waits for one) and
@@ -35,7 +38,7 @@ import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
 from btseg.runtime.backend import require
-from btseg.runtime.cache import model_cache_dir
+from btseg.runtime import cache as C
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO"}
 
@@ -77,7 +80,7 @@ class OpenVINOBackend:
     @classmethod
     def load(cls, artifact: Path, device: str = "cpu", threads: int | None = None,
              precision_hint: str | None = None, streams: int | None = None, cache: bool | str | None = None,
-             **options: Any) -> "OpenVINOBackend":
+             files: list[dict[str, Any]] | None = None, **options: Any) -> "OpenVINOBackend":
         """Read and compile ``artifact`` (``.xml`` IR or ``.onnx``).
 
         Args:
@@ -89,6 +92,8 @@ class OpenVINOBackend:
                 ``THROUGHPUT`` with ``NUM_STREAMS=N`` (for :meth:`infer_many`).
             cache: None: the user cache folder (see the module docstring); a path: that
                 folder; False: no model cache.
+            files: the verified record's ``files`` (the cache entry is bound to them);
+                None hashes the files OpenVINO will open.
         """
         ov = require("openvino", "openvino", "openvino")
         if streams is not None and int(streams) < 1:
@@ -111,14 +116,7 @@ class OpenVINOBackend:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if precision_hint:
             config["INFERENCE_PRECISION_HINT"] = precision_hint
-        folder, state = model_cache_dir(path, cache)
-        if folder is not None:
-            config["CACHE_DIR"] = str(folder)
-        try:
-            # from the path, so that a cached blob loads without reading the IR at all
-            compiled = core.compile_model(str(path), name, config)
-        except RuntimeError as e:
-            raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e
+        compiled, state = _compile_cached(core, ov.__version__, path, name, config, cache, files)
         return cls(compiled, path, name, threads, int(streams) if streams else None, state)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -205,3 +203,34 @@ class OpenVINOBackend:
                 "model_cache": self._cache,
                 "inference_precision_hint": hint_name, "inference_precision": actual,
                 "runtime_precisions": layers, "version": ov.__version__}
+
+
+def _compile_cached(core: Any, version: str, path: Path, device: str, config: dict[str, Any],
+                    cache: bool | str | None, files: list[dict[str, Any]] | None) -> tuple[Any, str]:
+    """The compiled model, imported from a verified cache entry or compiled from ``path``
+    (and cached); plus the cache state for :meth:`OpenVINOBackend.info`."""
+    folder, state = C.model_cache_dir(path, cache, files)
+    if folder is None:
+        return _compile(core, path, device, config), state
+    name = C.entry_name(device=device, config=config, openvino=version)
+    data, note = C.read_entry(folder, name)
+    if data is not None:
+        try:
+            return core.import_model(data, device, config), f"{state} (imported, sha256 verified)"
+        except RuntimeError as e:  # verified bytes this OpenVINO cannot import: compile again
+            note = f"rebuilt: OpenVINO could not import the cached blob ({str(e).splitlines()[0][:120]})"
+    compiled = _compile(core, path, device, config)
+    try:
+        blob = compiled.export_model()  # io.BytesIO (2025+) or bytes (2024)
+        written = C.write_entry(folder, name, blob.getvalue() if hasattr(blob, "getvalue") else bytes(blob),
+                                {"device": device, "openvino": version, "config": {k: str(v) for k, v in config.items()}})
+    except RuntimeError as e:  # a device plugin that cannot export: runs uncached
+        written = f"not cached: {device} cannot export a compiled model ({str(e).splitlines()[0][:120]})"
+    return compiled, f"{state} ({note}; {written})" if note != "miss" else f"{state} ({written})"
+
+
+def _compile(core: Any, path: Path, device: str, config: dict[str, Any]) -> Any:
+    try:
+        return core.compile_model(str(path), device, config)
+    except RuntimeError as e:
+        raise ArtifactError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from e

@@ -169,7 +169,8 @@ class Segmenter:
     def _open(pkg: ModelPackage, name: str, rec: ArtifactRecord, device: str, threads: int | None,
               options: dict[str, Any]) -> Backend:
         path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
-        opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}), **options}
+        opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}),
+                "files": rec.files, **options}  # files: what a compiled cache / engine read is bound to
         return load_backend(name, path, device, threads, **opts)
 
     @staticmethod
@@ -280,6 +281,6 @@ class Segmenter:
                 "device": b.get("device"), "providers": b.get("providers"), "threads": b.get("threads"),
                 "inference_precision": b.get("inference_precision"), "input_size": list(self.spec.size),
                 "threshold": self.threshold, "skipped": list(self._tried), "backend_info": b,
-                "selection": self.selection,
+                "selection": self.selection, "model_cache": b.get("model_cache"),
                 # every file of what runs was checked at load (sha256, size, binding): record against what
                 "weights_sha256": self.package.config.weights_sha256, "artifact_sha256": rec.sha256 if rec else None}

@@ -75,10 +75,15 @@ def cache_file(key: str) -> Path:
 
 
 def read_choice(key: str) -> dict[str, Any] | None:
-    """The cached choice, or None when there is none or it is unreadable (then re-measured)."""
+    """The cached choice, or None when there is none or it is unreadable (then re-measured).
+    Read as a regular file of at most 1 MiB (a FIFO or a link to ``/dev/zero`` is refused
+    at once: :func:`btseg.io.read_regular`)."""
+    from btseg.errors import ArtifactError
+    from btseg.io import read_regular
+
     try:
-        doc = json.loads(cache_file(key).read_text())
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(cache_file(key), 1 << 20, "select record"))
+    except (ArtifactError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and isinstance(doc.get("winner"), str) else None
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, BtsegError, ConfigError
 from btseg.io import read_json
+from btseg.runtime.cache import read_verified
 from btseg.runtime.backend import require
 
 LOG = logging.getLogger("btseg.tensorrt")
@@ -183,8 +184,9 @@ class TensorRTBackend:
         logger = make_logger(trt)
         with trt_guard(f"{path}: TensorRT runtime", logger, BackendUnavailableError):
             runtime = expect(trt.Runtime(logger), "creating the TensorRT runtime", logger, BackendUnavailableError)
+        blob = read_verified(path, options.get("files"))  # the verified bytes, a regular bounded file
         with trt_guard(f"{path}: loading the engine", logger):
-            engine = expect(runtime.deserialize_cuda_engine(path.read_bytes()),
+            engine = expect(runtime.deserialize_cuda_engine(blob),
                             f"{path}: deserializing (rebuild on the target)", logger)
             context = expect(engine.create_execution_context(), f"{path}: creating an execution context", logger)
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

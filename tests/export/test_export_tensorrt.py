@@ -164,6 +164,8 @@ def test_from_onnx_bad_files(onnx_files, tmp_path):
 
 # -- the timing cache: every return value TensorRT documents, injected ---------------------
 
+from btseg.export.tensorrt_cache import sha_path, write_cache  # noqa: E402
+
 class FakeConfig:
     """Fault injection over the three IBuilderConfig calls the cache uses (their names and
     keywords are held to the real API by test_tensorrt_conformance)."""
@@ -208,12 +210,42 @@ class FakeCache:
 def test_timing_cache_records_what_happened(tmp_path, existing, config, events, reused, saved):
     path = tmp_path / trt_export.TIMING_CACHE
     if existing is not None:
-        path.write_bytes(existing)
+        write_cache(path, existing)
     tc = trt_export.TimingCache(path)
     tc.attach(config)
     tc.save(config)
     assert tc.record() == {"file": trt_export.TIMING_CACHE, "reused": reused, "saved": saved, "events": events}
     assert (path.is_file() and path.read_bytes() == b"timings") == saved  # no half-written or fake file
+
+
+@pytest.mark.parametrize("damage,why", [
+    ("flip", "does not match its record"), ("no-record", "missing"), ("fifo", "FIFO"),
+    ("dev-zero-link", "symlink"), ("huge", "more than"),
+])
+def test_a_timing_cache_that_differs_from_its_record_is_not_handed_to_tensorrt(tmp_path, damage, why, monkeypatch):
+    import os
+    import threading
+
+    from btseg.export import tensorrt_cache
+
+    path = tmp_path / trt_export.TIMING_CACHE
+    write_cache(path, b"old timings")
+    if damage == "flip":
+        path.write_bytes(b"old timingS")
+    elif damage == "no-record":
+        sha_path(path).unlink()
+    elif damage == "huge":
+        monkeypatch.setattr(tensorrt_cache, "MAX_BYTES", 4)
+    else:
+        path.unlink()
+        os.mkfifo(path) if damage == "fifo" else os.symlink("/dev/zero", path)
+    tc, cfg = trt_export.TimingCache(path), FakeConfig(create=["ok"])
+    t = threading.Thread(target=tc.attach, args=(cfg,), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "reading the timing cache hung"
+    assert not tc.reused and tc.events[-1] == "new" and why in tc.events[0] and "not used" in tc.events[0], tc.events
+    assert cfg.attached is not None and cfg.attached.data == b""  # a fresh cache, never the file's bytes
 
 
 def test_timing_cache_unwritable_keeps_the_build(tmp_path):
