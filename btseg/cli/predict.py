@@ -27,7 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -42,10 +41,11 @@ from rich.table import Table
 
 from btseg.cli.common import HELP, console, finite, handle_errors, require_extra
 from btseg.cli.predict_inputs import WRITER, InputItem, discover
+from btseg.cli.predict_journal import OutputJournal, OutputRun
 from btseg.cli.predict_outputs import OutputPolicy, output_names
-from btseg.errors import BtsegError
+from btseg.errors import BtsegError, DataError
 from btseg.imageio import Limits
-from btseg.io import sha256_file, write_json, write_png
+from btseg.io import json_text, sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
 from btseg.runtime.select import SELECT_MODES
 from btseg.runtime.inputs import Frame, iter_frames, kind_of
@@ -77,11 +77,20 @@ def next_free(base: Path) -> Path:
 
 
 def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str, Any],
-                 policy: OutputPolicy, dicom: Any = None) -> dict[str, Any]:
+                 policy: OutputPolicy, dicom: Any = None, journal: OutputJournal | None = None) -> dict[str, Any]:
     """Write mask / overlay / SEG + SR (``dicom``: a :class:`btseg.dicom.writer.DicomOutputs`) /
-    JSON record for one frame (each path cleared by ``policy`` first); return the record."""
+    JSON record for one frame (each path cleared by ``policy`` first, registered in ``journal``
+    as one group: all written, or none left); return the record."""
+    if journal is None:
+        return _save(frame, seg, folder, overlay, backend, policy, dicom, lambda p: p)
+    with journal.group() as g:
+        return _save(frame, seg, folder, overlay, backend, policy, dicom, g.add)
+
+
+def _save(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str, Any], policy: OutputPolicy,
+          dicom: Any, register: Any) -> dict[str, Any]:
     name = frame.name
-    paths = [policy.claim(folder / n) for n in output_names(name, overlay, dicom is not None)]
+    paths = [register(policy.claim(folder / n)) for n in output_names(name, overlay, dicom is not None)]
     write_png(paths[0], seg.mask.astype(np.uint8) * 255)
     record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
                               "mask": paths[0].name, "backend": backend,
@@ -104,7 +113,7 @@ def save_outputs(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: d
     record["files"] = {p.name: sha256_file(p) for p in paths[:-1]}
     for p in paths[:-1]:
         policy.recorded(p, record["files"][p.name])
-    write_json(paths[-1], record)
+    write_json(paths[-1], record, strict=True)  # no NaN/Infinity: strict JSON or nothing
     return record
 
 
@@ -121,20 +130,25 @@ def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
 
 def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spacing: float | None,
                 backend: dict[str, Any], as_json: bool, policy: OutputPolicy, limits: Limits,
-                where: dict[str, Any] | None = None, dicom: Any = None) -> dict[str, Any]:
+                where: dict[str, Any] | None = None, dicom: Any = None,
+                run: OutputRun | None = None) -> dict[str, Any]:
     """Segment every frame of one input; returns its summary row (raises BtsegError).
     ``where``: ``roi`` and ``allow_modalities`` (see btseg.runtime.regions / dicom_meta);
-    ``dicom``: write a SEG and SR per frame (:class:`btseg.dicom.writer.DicomOutputs`)."""
+    ``dicom``: write a SEG and SR per frame (:class:`btseg.dicom.writer.DicomOutputs`);
+    ``run``: the --out lock and journal (stops between frames once a signal arrived)."""
     where = where or {}
     recs = []
     if dicom is not None:  # before any pixel is read or any file written
         dicom.check_input(item.path, kind_of(item.path, limits))
     for frame in iter_frames(item.path, where.get("allow_modalities"), limits):
+        if run is not None and run.stopping.is_set():
+            raise DataError(f"{item.path}: interrupted before frame {frame.index}")
         seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
-        rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy, dicom)
+        rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy, dicom,
+                           run.journal if run else None)
         recs.append(rec)
         if as_json:
-            click.echo(json.dumps(rec, default=float))
+            click.echo(json_text(rec, indent=None, strict=True))
     areas = [r["area_px"] for r in recs]
     mm2 = [r["area_mm2"] for r in recs if r["area_mm2"] is not None]
     return {"input": str(item.path), "frames": len(recs), "status": "ok",
@@ -159,6 +173,8 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--overlay/--no-overlay", default=True, show_default=True, help="Write <stem>_overlay.png.")
 @click.option("--overwrite", is_flag=True,
               help="Replace earlier btseg-predict outputs in --out (only files its records prove it wrote).")
+@click.option("--resume", is_flag=True,
+              help="Skip images whose outputs in --out are complete and unchanged; redo the rest (as --overwrite).")
 @click.option("--spacing", type=float, default=None,
               help="mm per pixel for inputs that do not carry it (DICOM does).")
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
@@ -186,15 +202,14 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None, precision: str | None,
          device: str, threads: int | None, out: Path, overlay: bool, overwrite: bool, spacing: float | None,
          max_pixels: int | None, max_file_mb: float | None, as_json: bool, roi: str | None,
-         allow_modality: tuple[str, ...], any_modality: bool, streams: int, select: str, dicom_out: bool) -> None:
+         allow_modality: tuple[str, ...], any_modality: bool, streams: int, select: str, dicom_out: bool,
+         resume: bool = False) -> None:
     """Segment INPUT... (images, DICOM, videos, folders or data sets of them) with a model package.
 
     With no INPUT and no --model, segments the bundled sample images with the bundled model.
     """
     from btseg import defaults
-    from btseg.runtime.pipeline import ordered_map
     from btseg.runtime.regions import parse_roi
-    from btseg.runtime.segmenter import Segmenter
 
     finite("--spacing", spacing, 0, low_open=True)
     limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
@@ -207,10 +222,31 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     if model is None:
         model = defaults.default_package()
     batch = discover(inputs or tuple(defaults.sample_images()))
-    policy = OutputPolicy(out, batch, overwrite=overwrite, package=model)
+    policy = OutputPolicy(out, batch, overwrite=overwrite or resume, package=model)
     if dicom_out:
         require_extra("btseg-predict --dicom", "dicom")  # exit 2 naming the extra, before the model is loaded
-    policy.plan(overlay, dicom_out)  # every output path checked before any work
+    policy.check_out()  # before --out is created
+    with OutputRun(out) as run:  # lock, recover an interrupted run, writable: all before the model
+        run.stop_on_signals()
+        if run.recovered:
+            console.print(f"removed {len(run.recovered)} unfinished output(s) of an interrupted run in {escape(str(out))}",
+                          highlight=False, soft_wrap=True)
+        if resume:
+            done = [i for i in batch.items if policy.complete(i, overlay, dicom_out)]
+            batch.items = [i for i in batch.items if i not in done]
+            console.print(f"--resume: {len(done)} input(s) already complete in {escape(str(out))}, not run again",
+                          highlight=False, soft_wrap=True)
+        policy.plan(overlay, dicom_out)  # every output path checked before any work
+        _run(batch, policy, run, model, target, precision, backend, device, threads, select, streams, out, overlay,
+             spacing, as_json, limits, where, dicom_out)
+
+
+def _run(batch: Any, policy: OutputPolicy, run: OutputRun, model: Path, target: str | None, precision: str | None,
+         backend: str, device: str, threads: int | None, select: str, streams: int, out: Path, overlay: bool,
+         spacing: float | None, as_json: bool, limits: Limits, where: dict[str, Any], dicom_out: bool) -> None:
+    from btseg.runtime.pipeline import ordered_map
+    from btseg.runtime.segmenter import Segmenter
+
     segmenter = Segmenter.load(model, target=target, precision=precision, backend=backend, device=device,
                                threads=threads, select=select, **({"streams": streams} if streams > 1 else {}))
     info = segmenter.info()
@@ -234,24 +270,34 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     with Progress(console=console, transient=True, disable=len(items) < 2) as progress:
         task = progress.add_task("segmenting", total=len(items))
         work = lambda item: predict_one(item, segmenter, out, overlay, spacing, backend_rec, as_json,  # noqa: E731
-                                        policy, limits, where, dicom)
+                                        policy, limits, where, dicom, run)
         # decode, inference and writing of streams+1 inputs overlap; results (and errors) in input order
-        for item, result in ordered_map(work, items, workers=streams + 1):
-            try:
-                if isinstance(result, Exception):
-                    raise result
-                rows.append(result)
-            except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
-                failed += 1
-                why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]
-                msg = why if why.startswith(str(item.path)) else f"{item.path}: {why}"
-                progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
-                rows.append({"input": str(item.path), "frames": 0, "status": "failed"})
-            progress.advance(task)
+        results = ordered_map(work, items, workers=streams + 1)
+        try:  # closed however the loop ends (a signal too): its workers finish before the journal is settled
+            for item, result in results:
+                failed += _collect(item, result, rows, progress)
+                progress.advance(task)
+        finally:
+            results.close()
     console.print(summary_table(rows, info))
     console.print(f"{len(items) - failed} of {len(items)} inputs segmented, {failed} failed; outputs in {out}")
     if failed:
         sys.exit(1)
+
+
+def _collect(item: InputItem, result: Any, rows: list[dict[str, Any]], progress: Progress) -> int:
+    """Add one input's summary row; 1 when it failed (named in one line), else 0."""
+    try:
+        if isinstance(result, Exception):
+            raise result
+        rows.append(result)
+        return 0
+    except (BtsegError, OSError, cv2.error) as e:  # a disk-full write or a decoder fault: this input only
+        why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]
+        msg = why if why.startswith(str(item.path)) else f"{item.path}: {why}"
+        progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+        rows.append({"input": str(item.path), "frames": 0, "status": "failed"})
+        return 1
 
 
 if __name__ == "__main__":

@@ -176,6 +176,18 @@ class OutputPolicy:
             self._records[key] = files
         return self._records[key]
 
+    def complete(self, item: InputItem, overlay: bool, dicom: bool = False) -> bool:
+        """``--resume``: an image input whose outputs are all present, its record valid and
+        every file it lists unchanged (cines and videos: never, they are redone)."""
+        if item.path.suffix.lower() in DICOM_SUFFIXES + VIDEO_SUFFIXES:
+            return False
+        paths = [self.out / item.subdir / n for n in output_names(item.path.stem, overlay, dicom)]
+        rec = read_record(paths[-1])
+        if rec is None:
+            return False
+        return all(os.path.isfile(p) and not os.path.islink(p) and rec["files"].get(p.name) == sha256_file(p)
+                   for p in paths[:-1])
+
     def recorded(self, path: Path, sha256: str) -> None:
         """Note a file this run wrote (so a later check in this run sees it as owned)."""
         with self._lock:

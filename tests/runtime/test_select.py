@@ -77,6 +77,24 @@ def test_an_unreadable_or_stale_cache_record_is_measured_again(cache):
         assert s["cached"] is False and json.loads(path.read_text())["winner"] == s["winner"], garbage
 
 
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link"])
+def test_a_select_record_that_is_a_fifo_or_device_link_is_measured_again_without_hanging(cache, kind):
+    import os
+    import threading
+
+    Segmenter.load(default_package(), select="fastest", threads=1, backend="onnxruntime")
+    (path,) = _cached(cache)
+    path.unlink()
+    os.mkfifo(path) if kind == "fifo" else os.symlink("/dev/zero", path)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(Segmenter.load(default_package(), select="fastest", threads=1,
+                                                                  backend="onnxruntime")), daemon=True)
+    t.start()
+    t.join(60)
+    assert out and out[0].info()["selection"]["cached"] is False
+    assert path.is_file() and not path.is_symlink()  # replaced by a real record
+
+
 def test_a_read_only_cache_still_selects(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
