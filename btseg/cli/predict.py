@@ -237,13 +237,16 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
             console.print(f"--resume: {len(done)} input(s) already complete in {escape(str(out))}, not run again",
                           highlight=False, soft_wrap=True)
         policy.plan(overlay, dicom_out)  # every output path checked before any work
-        _run(batch, policy, run, model, target, precision, backend, device, threads, select, streams, out, overlay,
-             spacing, as_json, limits, where, dicom_out)
+        failed = _run(batch, policy, run, model, target, precision, backend, device, threads, select, streams, out,
+                      overlay, spacing, as_json, limits, where, dicom_out)
+    if failed:
+        sys.exit(1)
 
 
 def _run(batch: Any, policy: OutputPolicy, run: OutputRun, model: Path, target: str | None, precision: str | None,
          backend: str, device: str, threads: int | None, select: str, streams: int, out: Path, overlay: bool,
-         spacing: float | None, as_json: bool, limits: Limits, where: dict[str, Any], dicom_out: bool) -> None:
+         spacing: float | None, as_json: bool, limits: Limits, where: dict[str, Any], dicom_out: bool) -> int:
+    """Load the model and segment every input; the number of inputs that failed."""
     from btseg.runtime.pipeline import ordered_map
     from btseg.runtime.segmenter import Segmenter
 
@@ -281,8 +284,7 @@ def _run(batch: Any, policy: OutputPolicy, run: OutputRun, model: Path, target: 
             results.close()
     console.print(summary_table(rows, info))
     console.print(f"{len(items) - failed} of {len(items)} inputs segmented, {failed} failed; outputs in {out}")
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 def _collect(item: InputItem, result: Any, rows: list[dict[str, Any]], progress: Progress) -> int:
