@@ -246,22 +246,33 @@ def decode_image(path: str | os.PathLike, limits: Limits | None = None) -> np.nd
     uint16.  Bounded and truncation-checked (see the module docstring)."""
     path = Path(path)
     limits = _limits(limits)
-    data = read_bytes(path, limits)
-    hd = header_of(data, str(path), limits)
+    return decode_bytes(read_bytes(path, limits), str(path), limits)
+
+
+def decode_bytes(data: bytes, what: str, limits: Limits | None = None,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an encoded image held in memory (a file's bytes, an MJPEG video frame) with the
+    same header, pixel-limit and truncation checks as :func:`decode_image`; ``size``
+    (width, height), when given, is the size the header must declare (a video stream's)."""
+    limits = _limits(limits)
+    hd = header_of(data, what, limits)
+    if size is not None and (hd.width, hd.height) != tuple(size):
+        raise DataError(f"{what}: frame is {hd.width}x{hd.height}, the stream is {size[0]}x{size[1]}; "
+                        "a size change mid-stream is refused, not resized")
     why = truncation(data, hd.format)
     if why:
-        raise DataError(f"{path}: truncated image ({why})")
+        raise DataError(f"{what}: truncated image ({why})")
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as e:
-        raise DataError(f"{path}: the {hd.format} decoder failed ({str(e).strip().splitlines()[-1]})") from e
+        raise DataError(f"{what}: the {hd.format} decoder failed ({str(e).strip().splitlines()[-1]})") from e
     if img is None:
-        raise DataError(f"{path}: cannot decode the {hd.format} image (truncated or corrupt data)")
+        raise DataError(f"{what}: cannot decode the {hd.format} image (truncated or corrupt data)")
     if img.shape[:2] != (hd.height, hd.width):
-        raise DataError(f"{path}: decoded {img.shape[1]}x{img.shape[0]} but the header says "
+        raise DataError(f"{what}: decoded {img.shape[1]}x{img.shape[0]} but the header says "
                         f"{hd.width}x{hd.height}; refusing an ambiguous file")
     if hd.format in ("JPEG", "MPO") and _empty_last_block(img):
-        raise DataError(f"{path}: truncated image (JPEG data ends early: its last 8x8 block decodes to "
+        raise DataError(f"{what}: truncated image (JPEG data ends early: its last 8x8 block decodes to "
                         "flat grey 128, what libjpeg fills in for missing data)")
     return bgr_to_rgb(img)
 

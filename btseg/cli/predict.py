@@ -92,7 +92,8 @@ def _save(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str
     name = frame.name
     paths = [register(policy.claim(folder / n)) for n in output_names(name, overlay, dicom is not None)]
     write_png(paths[0], seg.mask.astype(np.uint8) * 255)
-    record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index, **seg.to_record(),
+    record: dict[str, Any] = {"name": name, "input": frame.source, "frame": frame.index,
+                              "frames_declared": frame.declared, **seg.to_record(),
                               "mask": paths[0].name, "backend": backend,
                               "dicom": frame.dicom.record() if frame.dicom is not None else None}
     if overlay:
@@ -117,10 +118,18 @@ def _save(frame: Frame, seg: Any, folder: Path, overlay: bool, backend: dict[str
     return record
 
 
+class FrameErrors(DataError):
+    """Some frames of a cine or video could not be read; ``frames`` is "segmented/declared"."""
+
+    def __init__(self, message: str, frames: str) -> None:
+        super().__init__(message)
+        self.frames = frames
+
+
 def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
     t = Table(title=f"btseg-predict: {info['backend']} {info['target']}/{info['precision']} on "
                     f"{info['device']} (runs {info['inference_precision']})")
-    for col in ("input", "frames", "area px", "area mm²", "confidence", "p50 ms", "status"):
+    for col in ("input", "frames (done/declared)", "area px", "area mm²", "confidence", "p50 ms", "status"):
         t.add_column(col, justify="left" if col in ("input", "status") else "right")
     for r in rows:
         t.add_row(r["input"], str(r["frames"]), r.get("area", "-"), r.get("mm2", "-"), r.get("conf", "-"),
@@ -137,21 +146,30 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
     ``dicom``: write a SEG and SR per frame (:class:`btseg.dicom.writer.DicomOutputs`);
     ``run``: the --out lock and journal (stops between frames once a signal arrived)."""
     where = where or {}
-    recs = []
+    recs, bad, declared = [], [], None
     if dicom is not None:  # before any pixel is read or any file written
         dicom.check_input(item.path, kind_of(item.path, limits))
-    for frame in iter_frames(item.path, where.get("allow_modalities"), limits):
+    for frame in iter_frames(item.path, where.get("allow_modalities"), limits, errors="yield"):
         if run is not None and run.stopping.is_set():
             raise DataError(f"{item.path}: interrupted before frame {frame.index}")
+        declared = frame.declared
+        if frame.error:  # a missing or corrupt cine / video frame: named, never segmented
+            bad.append(frame.error)
+            continue
         seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
         rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy, dicom,
                            run.journal if run else None)
         recs.append(rec)
         if as_json:
             click.echo(json_text(rec, indent=None, strict=True))
+    frames = f"{len(recs)}/{declared}" if declared is not None else str(len(recs))
+    if bad:
+        raise FrameErrors(f"{item.path}: {len(bad)} of {declared or len(bad) + len(recs)} declared frame(s) failed, "
+                          f"{len(recs)} segmented; " + "; ".join(b.removeprefix(f"{item.path}: ") for b in bad[:5])
+                          + (f"; ... {len(bad) - 5} more" if len(bad) > 5 else ""), frames)
     areas = [r["area_px"] for r in recs]
     mm2 = [r["area_mm2"] for r in recs if r["area_mm2"] is not None]
-    return {"input": str(item.path), "frames": len(recs), "status": "ok",
+    return {"input": str(item.path), "frames": frames, "status": "ok",
             "area": f"{statistics.median(areas):.0f}", "mm2": f"{statistics.median(mm2):.1f}" if mm2 else "-",
             "conf": f"{statistics.mean(r['confidence'] for r in recs):.3f}",
             "ms": f"{statistics.median(r['timings']['total_ms'] for r in recs):.1f}"}
@@ -298,7 +316,7 @@ def _collect(item: InputItem, result: Any, rows: list[dict[str, Any]], progress:
         why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[-1]
         msg = why if why.startswith(str(item.path)) else f"{item.path}: {why}"
         progress.console.print(f"[red]skipped[/red] {escape(msg)}", highlight=False, soft_wrap=True)
-        rows.append({"input": str(item.path), "frames": 0, "status": "failed"})
+        rows.append({"input": str(item.path), "frames": getattr(e, "frames", "0"), "status": "failed"})
         return 1
 
 

@@ -60,13 +60,14 @@ class DicomInfo:
     regions: list[Region] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     allowed_by: str = "ultrasound"
+    pixels: dict[str, Any] | None = None  # how stored values were mapped (btseg.runtime.dicom_pixels)
 
     def record(self) -> dict[str, Any]:
         """JSON-able: modality, manufacturer, photometric interpretation, regions seen."""
         return {"modality": self.modality, "manufacturer": self.manufacturer, "model": self.model,
                 "photometric_interpretation": self.photometric, "sop_class": self.sop_class,
                 "accepted_as": self.allowed_by, "ultrasound_regions": len(self.regions) + len(self.skipped)
-                if self.has_regions else 0}
+                if self.has_regions else 0, "pixels": self.pixels}
 
 
 def _text(ds: Any, key: str) -> str | None:

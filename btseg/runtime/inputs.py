@@ -7,10 +7,11 @@
   file-size and header pixel limits before decoding, truncated files refused);
 * DICOM (pydicom): single frame or multi-frame cine; the pixel spacing comes from
   ``PixelSpacing`` or else the first ``SequenceOfUltrasoundRegions`` item's
-  ``PhysicalDeltaY/X`` (cm -> mm); MONOCHROME1 is inverted, YBR is converted to RGB, and
-  data stored in fewer than 16 bits is scaled up to the full uint16 range (which
-  :func:`btseg.preprocess.preprocess` assumes);
-* video files (AVI, MP4, ...): every frame through ``cv2.VideoCapture``.
+  ``PhysicalDeltaY/X`` (cm -> mm); pixel values as a viewer shows them (Modality LUT,
+  VOI LUT / window, signed, BitsStored, MONOCHROME1, YBR -> RGB, palette), each frame
+  decoded on its own (:mod:`btseg.runtime.dicom_pixels`);
+* video files (AVI, MP4, ...): every frame, declared vs decoded counted, MJPEG frames
+  through the image decoder (:mod:`btseg.runtime.video`).
 
 Every file is checked to be a regular file within :class:`~btseg.imageio.Limits` before it is
 opened (FIFOs, devices, directories are refused without blocking).  Anything else raises
@@ -29,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
-import cv2
 import numpy as np
 
 from btseg.errors import DataError
-from btseg.imageio import (DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Limits, bgr_to_rgb, check_regular,
-                           decode_image, open_regular)
+from btseg.imageio import (DICOM_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Limits, check_regular, decode_image,
+                           open_regular)
 
 __all__ = ["DICOM_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Frame", "Limits", "check_image", "iter_frames",
            "kind_of", "read_dicom", "read_image", "read_video", "to_unit_range"]
@@ -52,7 +52,10 @@ class Frame:
         source: file name or ``"array"``.
         index: frame number in a cine/video, None for a single image.
         dicom: :class:`btseg.runtime.dicom_meta.DicomInfo` (modality, vendor, ultrasound
-            regions) for DICOM frames, else None.
+            regions, pixel mapping) for DICOM frames, else None.
+        declared: frames the cine / video file declares (None for a single image).
+        error: why this frame could not be read (``iter_frames(errors="yield")``); the
+            image is then empty and the frame must not be segmented.
     """
 
     image: np.ndarray
@@ -60,6 +63,8 @@ class Frame:
     source: str = "array"
     index: int | None = None
     dicom: Any = None
+    declared: int | None = None
+    error: str | None = None
 
     @property
     def name(self) -> str:
@@ -125,13 +130,14 @@ def dicom_spacing(ds: object) -> tuple[float, float] | None:
     return None
 
 
-def read_dicom(path: str | os.PathLike, limits: Limits | None = None) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """DICOM -> (frames NxHxW[xC], spacing_mm).  Applies photometric interpretation.
-
-    Rows x Columns (per frame) and x NumberOfFrames (per file) are checked against the
-    limits from the header, before the pixel data is read."""
+def open_dicom(path: str | os.PathLike, limits: Limits | None = None) -> Any:
+    """Parse a DICOM file (pydicom dataset, pixel data not decoded): regular file within the
+    limits, Rows x Columns x NumberOfFrames checked from the header, pixel module checked
+    (:func:`btseg.runtime.dicom_pixels.check_pixel_module`), PixelData present."""
     import pydicom
     from pydicom.errors import InvalidDicomError
+
+    from btseg.runtime.dicom_pixels import check_pixel_module
 
     path = Path(path)
     limits = limits if limits is not None else Limits.resolve()
@@ -146,32 +152,41 @@ def read_dicom(path: str | os.PathLike, limits: Limits | None = None) -> tuple[n
         raise DataError(f"{path}: unreadable or truncated DICOM ({_first_line(e)})") from e
     if "PixelData" not in ds:
         raise DataError(f"{path}: DICOM has no pixel data (PixelData missing); expected an image or cine")
-    try:
-        arr = ds.pixel_array
-    except (ValueError, RuntimeError, NotImplementedError, AttributeError, EOFError) as e:
-        raise DataError(f"{path}: DICOM pixel data cannot be decoded ({str(e).splitlines()[0]})") from e
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = int(getattr(ds, "SamplesPerPixel", 1))
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if frames == 1:
-        arr = arr[None]
-    if photometric == "PALETTE COLOR":  # indices -> RGB through the file's LUT (e.g. Philips captures)
-        from btseg.runtime.dicom_meta import apply_palette
+    check_pixel_module(ds, str(path))
+    return ds
 
-        return apply_palette(arr, ds), dicom_spacing(ds)
-    if photometric.startswith("YBR") and samples == 3 and _pydicom_major() < 3:
-        from pydicom.pixel_data_handlers.util import convert_color_space
 
-        arr = convert_color_space(arr, photometric, "RGB")  # pydicom 3 converts in pixel_array
-    if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
-        bits = int(getattr(ds, "BitsStored", 16))
-        arr = np.clip(arr, 0, 2 ** bits - 1).astype(np.uint16)
-        if photometric == "MONOCHROME1":
-            arr = (2 ** bits - 1) - arr
-        arr = (arr.astype(np.uint32) * 65535 // (2 ** bits - 1)).astype(np.uint16)
-    elif photometric == "MONOCHROME1":
-        arr = 255 - arr if arr.dtype == np.uint8 else arr.max() - arr
-    return arr, dicom_spacing(ds)
+def dicom_frames(ds: Any, what: str) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(index, display frame or None, error or None) for every frame the dataset declares:
+    decoded one by one, mapped as a viewer maps them (:mod:`btseg.runtime.dicom_pixels`)."""
+    from btseg.runtime.dicom_pixels import decode_frames, mapping_of, to_display
+
+    pi = str(ds.PhotometricInterpretation).strip().upper()
+    m = None if pi == "PALETTE COLOR" else mapping_of(ds, what)
+    for i, raw, err in decode_frames(ds, what):
+        if raw is None:
+            yield i, None, err
+        elif m is None:  # indices -> RGB through the file's LUT (e.g. Philips captures)
+            from btseg.runtime.dicom_meta import apply_palette
+
+            yield i, apply_palette(raw[None], ds)[0], None
+        else:
+            yield i, to_display(raw, ds, m), None
+
+
+def read_dicom(path: str | os.PathLike, limits: Limits | None = None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """DICOM -> (frames NxHxW[xC], spacing_mm), pixel values as a viewer shows them (see
+    :mod:`btseg.runtime.dicom_pixels`); the first bad frame raises DataError naming it.
+
+    Rows x Columns (per frame) and x NumberOfFrames (per file) are checked against the
+    limits from the header, before the pixel data is read."""
+    ds = open_dicom(path, limits)
+    frames = []
+    for _, img, err in dicom_frames(ds, str(path)):
+        if err:
+            raise DataError(f"{path}: {err}")
+        frames.append(img)
+    return np.stack(frames), dicom_spacing(ds)
 
 
 def _first_line(e: BaseException) -> str:
@@ -190,37 +205,15 @@ def _check_dicom_size(path: Path, ds: object, limits: Limits) -> None:
         limits.check_pixels(str(path), cols, rows, num("NumberOfFrames", 1) * max(1, num("SamplesPerPixel", 1)))
 
 
-def _pydicom_major() -> int:
-    import pydicom
-
-    return int(pydicom.__version__.split(".")[0])
-
-
 def read_video(path: str | os.PathLike, limits: Limits | None = None) -> Iterator[np.ndarray]:
-    """Every frame of a video file as HxWx3 RGB uint8 (lazily); the frame size is checked
-    against the pixel limit before the first frame is decoded."""
-    path = Path(path)
-    limits = limits if limits is not None else Limits.resolve()
-    check_regular(path, limits)
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise DataError(f"{path}: not a readable video; expected AVI, MP4, MOV, MKV...")
-    n = 0
-    try:
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        limits.check_pixels(str(path), w, h)
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if frame.shape[:2] != (h, w):
-                raise DataError(f"{path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}, the header said {w}x{h}")
-            n += 1
-            yield bgr_to_rgb(frame)
-    finally:
-        cap.release()
-    if n == 0:
-        raise DataError(f"{path}: video has no decodable frames (empty or truncated)")
+    """Every frame of a video file as HxWx3 RGB uint8 (lazily); the first bad or missing
+    frame raises DataError naming it (see :class:`btseg.runtime.video.VideoFrames`)."""
+    from btseg.runtime.video import VideoFrames
+
+    for _, img, err in VideoFrames(path, limits):
+        if err:
+            raise DataError(f"{path}: {err}")
+        yield img
 
 
 def kind_of(path: str | os.PathLike, limits: Limits | None = None) -> str:
@@ -239,13 +232,19 @@ def kind_of(path: str | os.PathLike, limits: Limits | None = None) -> str:
 
 
 def iter_frames(source: str | os.PathLike | np.ndarray, allow_modalities: Collection[str] | None = None,
-                limits: Limits | None = None) -> Iterator[Frame]:
+                limits: Limits | None = None, errors: str = "raise") -> Iterator[Frame]:
     """Frames of an array, image file, DICOM (one per cine frame) or video file.
 
     Files must be regular files within ``limits`` (default :meth:`Limits.resolve`).
     A DICOM whose modality is not ultrasound raises :class:`btseg.errors.ModalityError`
     unless ``allow_modalities`` names it (``["*"]``: any); see :mod:`btseg.runtime.dicom_meta`.
+    Every cine / video frame carries ``declared`` (the frames its file declares).  A missing
+    or corrupt frame raises :class:`DataError` naming it (``errors="raise"``, after the good
+    frames before it), or with ``errors="yield"`` comes as a :class:`Frame` whose ``error``
+    says why and whose ``image`` is empty (never segmentable), and the next frames follow.
     """
+    if errors not in ("raise", "yield"):
+        raise ValueError(f"errors={errors!r}; expected 'raise' or 'yield'")
     if isinstance(source, np.ndarray):
         yield Frame(check_image(source))
         return
@@ -255,13 +254,35 @@ def iter_frames(source: str | os.PathLike | np.ndarray, allow_modalities: Collec
     kind = kind_of(path, limits)
     if kind == "image":
         yield Frame(read_image(path, limits), None, str(path))
-    elif kind == "dicom":
+        return
+    if kind == "dicom":
         from btseg.runtime.dicom_meta import read_dicom_info
+        from btseg.runtime.dicom_pixels import frame_count
 
         info = read_dicom_info(path, allow_modalities)  # modality and regions, before decoding
-        arr, spacing = read_dicom(path, limits)
-        for i, img in enumerate(arr):
-            yield Frame(check_image(img, f"{path} frame {i}"), spacing, str(path), i if len(arr) > 1 else None, info)
+        ds = open_dicom(path, limits)
+        declared, spacing = frame_count(ds, str(path)), dicom_spacing(ds)
+        info.pixels = _mapping_record(ds, str(path))
+        items = dicom_frames(ds, str(path))
     else:
-        for i, img in enumerate(read_video(path, limits)):
-            yield Frame(img, None, str(path), i)
+        from btseg.runtime.video import VideoFrames
+
+        video = VideoFrames(path, limits)
+        declared, spacing, info, items = video.declared, None, None, iter(video)
+    cine = kind == "video" or declared > 1
+    for i, img, err in items:
+        index = i if cine else None
+        if err is None:
+            yield Frame(check_image(img, f"{path} frame {i}"), spacing, str(path), index, info, declared)
+        elif errors == "raise":
+            raise DataError(f"{path}: {err}")
+        else:
+            yield Frame(np.zeros((0, 0), np.uint8), spacing, str(path), index, info, declared, f"{path}: {err}")
+
+
+def _mapping_record(ds: Any, what: str) -> dict[str, Any] | None:
+    from btseg.runtime.dicom_pixels import mapping_of
+
+    if str(ds.PhotometricInterpretation).strip().upper() == "PALETTE COLOR":
+        return {"palette": "PALETTE COLOR lookup table"}
+    return mapping_of(ds, what).record()

@@ -43,7 +43,7 @@ from typing import Any, Collection, Iterator
 import cv2
 
 from btseg.errors import BackendUnavailableError, DataError
-from btseg.runtime.inputs import Frame, check_image, iter_frames, kind_of, read_video
+from btseg.runtime.inputs import Frame, check_image, iter_frames, kind_of
 
 LOW_LATENCY = "probesize;32|analyzeduration;0|fflags;nobuffer"  # FFmpeg options for pipes
 _OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -196,12 +196,20 @@ class FrameSource:
             cap.release()
 
     def _file_frames(self) -> Iterator[Frame]:
-        if self.kind == "dicom":
-            return iter_frames(self.spec, self.allow)
-        if self.kind == "video":
-            return (Frame(img, None, str(self.spec), i) for i, img in enumerate(read_video(self.spec)))
+        if self.kind in ("dicom", "video"):
+            return self._good(iter_frames(self.spec, self.allow, errors="yield"))
         return (f if isinstance(f, Frame) else Frame(check_image(f), None, "frames", i)
                 for i, f in enumerate(self.spec))
+
+    def _good(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """A file's readable frames; a missing or corrupt one is skipped, counted in
+        ``stats["frame_errors"]`` and named in ``stats["last_frame_error"]``."""
+        for f in frames:
+            if f.error:
+                self.stats["frame_errors"] = self.stats.get("frame_errors", 0) + 1
+                self.stats["last_frame_error"] = f.error
+            else:
+                yield f
 
     def _rate(self) -> float:
         if self.fps:

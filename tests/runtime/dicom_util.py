@@ -12,7 +12,7 @@ US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 
 
-def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
+def write_dicom(path: Path, frames: np.ndarray, photometric: str | None = None, bits_stored: int | None = None,
                 pixel_spacing: tuple[float, float] | None = (0.1, 0.1), region_delta_cm: tuple[float, float] | None = None,
                 pixels: bool = True, regions: list[dict] | None = None, modality: str = "US",
                 manufacturer: str | None = None) -> Path:
@@ -39,7 +39,7 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
     if manufacturer:
         ds.Manufacturer = manufacturer
     ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, samples
-    ds.PhotometricInterpretation = photometric
+    ds.PhotometricInterpretation = photometric or ("RGB" if samples == 3 else "MONOCHROME2")
     bits = arr.dtype.itemsize * 8
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits_stored or bits, (bits_stored or bits) - 1
     ds.PixelRepresentation = 0

@@ -117,7 +117,7 @@ def test_screen_capture_dicom_regions_used_and_skipped(tmp_path, seg):
                tissue(x + w + 5, y, x + w + 30, y + 150, dtype=14),          # the grey bar
                tissue(0, 0, 100, 40, units=1),                                 # percent: refused
                tissue(x + 10, y + 10, x + 60, y + 60)]                         # overlaps the first
-    path = write_dicom(tmp_path / "cap.dcm", screen, pixel_spacing=(0.5, 0.5), regions=regions,
+    path = write_dicom(tmp_path / "cap.dcm", screen, "RGB", pixel_spacing=(0.5, 0.5), regions=regions,
                        manufacturer="btseg test")
     (frame,) = iter_frames(path)
     reasons = {s["index"]: s["reason"] for s in frame.dicom.skipped}
