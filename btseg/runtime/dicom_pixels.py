@@ -137,11 +137,11 @@ def mapping_of(ds: Any, what: str) -> Mapping:
                        f"{str(getattr(ds, 'VOILUTFunction', 'LINEAR') or 'LINEAR').upper()}")
                 with np.errstate(all="ignore"):  # the range: pydicom's output at both extremes
                     ends = apply_voi_lut(np.array([-1e30, 1e30], np.float64), ds)
-                lo, hi = float(np.min(ends)), float(np.max(ends))
+                lo, hi = float(ends[0]), float(ends[1])  # not sorted: below the window is black
         except (ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
             raise DataError(f"{what}: DICOM VOI LUT / window unusable ({e}); check WindowCenter, WindowWidth, "
                             f"VOILUTFunction, VOILUTSequence") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi != lo):
         raise DataError(f"{what}: DICOM pixel value range {lo:g}..{hi:g} after the Modality LUT / window is empty")
     small = stored <= 8 and modality == "none" and voi == "none"
     return Mapping(True, lo, hi, pi == "MONOCHROME1", np.uint8 if small else np.uint16, modality, voi)
@@ -152,9 +152,13 @@ def to_display(arr: np.ndarray, ds: Any, m: Mapping) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     if m.mono:
-        arr = apply_modality_lut(arr, ds)
-        if _has_voi(ds):
-            arr = apply_voi_lut(arr, ds)
+        try:
+            arr = apply_modality_lut(arr, ds)
+            if _has_voi(ds):
+                arr = apply_voi_lut(arr, ds)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:
+            raise DataError(f"{getattr(ds, 'filename', None) or 'DICOM'}: Modality LUT / VOI LUT cannot be applied "
+                            f"({m.modality}; {m.voi}): {_line(e)}") from None
     top = float(np.iinfo(m.dtype).max)
     if not m.mono and m.dtype == np.uint8 and arr.dtype == np.uint8:
         return arr

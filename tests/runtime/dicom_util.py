@@ -15,10 +15,12 @@ US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 def write_dicom(path: Path, frames: np.ndarray, photometric: str | None = None, bits_stored: int | None = None,
                 pixel_spacing: tuple[float, float] | None = (0.1, 0.1), region_delta_cm: tuple[float, float] | None = None,
                 pixels: bool = True, regions: list[dict] | None = None, modality: str = "US",
-                manufacturer: str | None = None) -> Path:
-    """``frames``: HxW[xC] or NxHxW[xC] uint8/uint16; N > 1 writes a multi-frame cine.
+                manufacturer: str | None = None, attrs: dict | None = None) -> Path:
+    """``frames``: HxW[xC] or NxHxW[xC] of (u)int8/16/32 (signed: PixelRepresentation 1); N > 1
+    writes a multi-frame cine.
 
     ``regions``: SequenceOfUltrasoundRegions items as attribute dicts (keyword -> value).
+    ``attrs``: more attributes (keyword -> value, e.g. WindowCenter), set last.
     """
     multi = frames.ndim == 4 or (frames.ndim == 3 and frames.shape[-1] not in (3,))
     arr = frames if multi else frames[None]
@@ -42,7 +44,7 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str | None = None, 
     ds.PhotometricInterpretation = photometric or ("RGB" if samples == 3 else "MONOCHROME2")
     bits = arr.dtype.itemsize * 8
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits_stored or bits, (bits_stored or bits) - 1
-    ds.PixelRepresentation = 0
+    ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
     if samples == 3:
         ds.PlanarConfiguration = 0
     if n > 1:
@@ -58,6 +60,8 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str | None = None, 
         ds.SequenceOfUltrasoundRegions = region_items(regions)
     if pixels:
         ds.PixelData = np.ascontiguousarray(arr).tobytes()
+    for key, value in (attrs or {}).items():
+        setattr(ds, key, value)
     ds.save_as(str(path), enforce_file_format=True)
     return path
 
@@ -73,3 +77,24 @@ def region_items(regions):
             setattr(item, key, value)
         items.append(item)
     return items
+
+
+def write_jpeg_cine(path: Path, frames: list[np.ndarray], declared: int | None = None,
+                    fragments: list[bytes] | None = None) -> Path:
+    """A JPEG baseline cine (one fragment per frame) of HxW uint8 frames; ``declared`` sets
+    NumberOfFrames (default: the frame count), ``fragments`` replaces the encoded frames."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from video_util import jpeg_bytes
+
+    path = write_dicom(path, np.stack(frames))
+    import pydicom
+
+    ds = pydicom.dcmread(str(path))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate(fragments if fragments is not None else [jpeg_bytes(f) for f in frames])
+    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    ds.NumberOfFrames = declared if declared is not None else len(frames)
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
