@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= demo-out
 FRESH ?= 0
 
-.PHONY: demo test venv weights bench bench-results clean
+.PHONY: demo test venv weights bench bench-results docs clean
 
 $(STAMP): pyproject.toml requirements/cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 # re-make benchmarks/RESULTS.md's tables (builds the demo run first when it is missing)
 bench-results: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --build
+
+# fill the measured numbers in README/docs/RESULTS from benchmarks/results/ (tools/docs_numbers.py)
+docs: $(STAMP)
+	$(BIN)/python tools/docs_numbers.py
 
 clean:
 	rm -rf $(OUT) build *.egg-info

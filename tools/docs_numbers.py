@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Fill the measured numbers in README.md, docs/ and RESULTS.md from benchmarks/results/.
+
+A number in the docs that describes a measurement sits between markers and is written by
+this script, never by hand (``make docs``)::
+
+    lesion Dice <!-- n:demo.json:models.student.dice_lesion:.3f -->0.951<!-- /n -->
+
+    <!-- table:demo-results -->
+    | model | ... |            <- rendered from benchmarks/results/demo.json
+    <!-- /table -->
+
+``n:FILE:PATH:FORMAT``: FILE under ``benchmarks/results/``, PATH dotted keys (list indices as
+numbers), FORMAT a Python format spec, or ``kofn`` for a ``[k, n]`` pair ("3 of 40").
+``table:NAME`` blocks come from the renderers in :data:`TABLES`.
+
+Every results file quoted must carry a ``provenance`` block (:mod:`btseg.provenance`) whose
+code hash matches the code today; otherwise the docs are refused as stale, naming the
+command that re-measures them.  ``--check`` changes nothing and exits 1 on any difference
+(``tests/test_docs_numbers.py`` runs it).
+
+    python tools/docs_numbers.py           # rewrite the marked numbers
+    python tools/docs_numbers.py --check   # exit 1 and list what is stale or differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from btseg.io import write_json  # noqa: E402
+from btseg.provenance import code_hash, stale  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ["README.md", "benchmarks/RESULTS.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
+INLINE = re.compile(r"<!-- n:([^:\s]+):([^:\s]+):([^\s]*?) -->(.*?)<!-- /n -->", re.S)
+BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def lookup(doc: Any, path: str) -> Any:
+    """``doc`` at a dotted ``path`` (list indices as numbers); KeyError naming the missing step."""
+    cur = doc
+    for step in path.split("."):
+        if isinstance(cur, list) and step.lstrip("-").isdigit():
+            cur = cur[int(step)]
+        elif isinstance(cur, dict) and step in cur:
+            cur = cur[step]
+        else:
+            raise KeyError(f"{path}: no {step!r}")
+    return cur
+
+
+def fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if spec == "kofn":
+        k, n = value
+        return f"{k} of {n}"
+    return format(value, spec)
+
+
+def _kofn(rate: float | None, n: int | None) -> str:
+    return "-" if rate is None or not n else f"{round(rate * n)} of {n}"
+
+
+def demo_results(doc: dict[str, Any]) -> str:
+    """README's results table: every model of the demo run, its accuracy on the test split,
+    size, and p90 latency of its FP32 artifacts on ONNX Runtime and OpenVINO (one run)."""
+    head = ["model", "KD", "Dice", "lesion Dice", "normal false-lesion", "HD95 px", "params", "GMACs",
+            "p90 ms OpenVINO fp32", "p90 ms ONNX Runtime fp32"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in doc["models"].items():
+        p90 = doc["p90_fp32"].get(name, {})
+        cells = [name, str(m.get("kd") or "-"), fmt(m.get("dice"), ".3f"), fmt(m.get("dice_lesion"), ".3f"),
+                 _kofn(m.get("normal_false_lesion_rate"), m.get("normal_n")), fmt(m.get("hd95"), ".1f"),
+                 f"{m['params'] / 1e6:.3f} M", fmt(m.get("gmacs"), ".3f"), fmt(p90.get("openvino"), ".2f"),
+                 fmt(p90.get("onnxruntime"), ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Machine: {doc['machine']}. Command: `{doc['provenance']['command']}` "
+                 f"(commit {str(doc['provenance']['commit'])[:10]}).")
+    return "\n".join(lines) + "\n"
+
+
+TABLES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "demo-results": ("demo.json", demo_results),
+}
+
+
+def _load(name: str, cache: dict[str, Any], problems: list[str], where: str) -> Any:
+    if name not in cache:
+        path = RESULTS / name
+        try:
+            cache[name] = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            cache[name] = None
+            problems.append(f"{where}: cannot read {_show(path)}: {e}")
+            return None
+        doc = cache[name]
+        why = stale(doc.get("provenance") if isinstance(doc, dict) else None, ROOT)
+        if why and not _acknowledged(doc):
+            problems.append(f"{where}: {_show(path)} is stale: {why}; or mark it stale: "
+                            f"python tools/docs_numbers.py --mark-stale {name} --why '...'")
+    return cache[name]
+
+
+def _show(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _acknowledged(doc: Any) -> bool:
+    """A stale file someone marked as stale for *today's* code (the docs then say so)."""
+    ack = doc.get("stale") if isinstance(doc, dict) else None
+    return bool(ack) and ack.get("code_hash") == code_hash(doc["provenance"]["code_paths"], ROOT)
+
+
+def mark_stale(name: str, why: str) -> None:
+    """Record that ``name``'s numbers predate today's code: the docs show them flagged
+    "(stale)" with the reason until the file is re-measured (its script rewrites it whole)."""
+    path = RESULTS / name
+    doc = json.loads(path.read_text())
+    doc["stale"] = {"why": why, "code_hash": code_hash(doc["provenance"]["code_paths"], ROOT)}
+    write_json(path, doc)
+
+
+def render(text: str, where: str, cache: dict[str, Any], problems: list[str]) -> str:
+    """``text`` with every marked number and table re-rendered from its results file."""
+
+    def inline(m: re.Match) -> str:
+        doc = _load(m.group(1), cache, problems, where)
+        if doc is None:
+            return m.group(0)
+        try:
+            value = fmt(lookup(doc, m.group(2)), m.group(3)) + (" (stale)" if doc.get("stale") else "")
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            problems.append(f"{where}: {m.group(1)}:{m.group(2)}: {e}")
+            return m.group(0)
+        return f"<!-- n:{m.group(1)}:{m.group(2)}:{m.group(3)} -->{value}<!-- /n -->"
+
+    def block(m: re.Match) -> str:
+        if m.group(2) not in TABLES:
+            problems.append(f"{where}: unknown table {m.group(2)!r}; known: {', '.join(TABLES)}")
+            return m.group(0)
+        file, fn = TABLES[m.group(2)]
+        doc = _load(file, cache, problems, where)
+        if doc is None:
+            return m.group(0)
+        note = f"\n**Stale**: {doc['stale']['why']}\n" if doc.get("stale") else ""
+        return m.group(1) + fn(doc) + note + m.group(4)
+
+    return BLOCK.sub(block, INLINE.sub(inline, text))
+
+
+def run(check: bool, docs: list[str] = DOCS) -> list[str]:
+    """Re-render every doc; return the problems (stale files, unknown keys, and with ``check``
+    every doc whose marked numbers differ from their results files)."""
+    problems: list[str] = []
+    cache: dict[str, Any] = {}
+    for rel in docs:
+        path = ROOT / rel
+        text = path.read_text()
+        new = render(text, rel, cache, problems)
+        if new != text:
+            if check:
+                old_vals = INLINE.findall(text) + BLOCK.findall(text)
+                new_vals = INLINE.findall(new) + BLOCK.findall(new)
+                diffs = [f"{o[0]}:{o[1]}: docs say {o[3]!r}, results say {n[3]!r}" if len(o) == 4
+                         else f"table {o[1]}: differs from its results file" for o, n in zip(old_vals, new_vals)
+                         if o != n]
+                problems += [f"{rel}: {d}" for d in diffs] or [f"{rel}: differs from its results files"]
+            else:
+                path.write_text(new)
+    return problems
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 on any difference or stale file")
+    ap.add_argument("--mark-stale", metavar="FILE", help="flag FILE's numbers as made by older code (with --why)")
+    ap.add_argument("--why", default=None)
+    args = ap.parse_args()
+    if args.mark_stale:
+        if not args.why:
+            sys.exit("error: --mark-stale needs --why 'what changed and why it was not re-measured'")
+        mark_stale(args.mark_stale, args.why)
+    problems = run(args.check)
+    for p in problems:
+        print(f"{'error' if args.check else 'warning'}: {p}", file=sys.stderr)
+    if problems and args.check:
+        sys.exit(1)
+    if not args.check:
+        print("docs numbers written from benchmarks/results/" + (" (with warnings above)" if problems else ""))
+
+
+if __name__ == "__main__":
+    main()
