@@ -145,6 +145,23 @@ def reduce(values: Iterable[float]) -> dict[str, float]:
             "n_valid": int(ok.size), "n": int(v.size)}
 
 
+def presence_summary(present: Iterable[bool], has_lesion: Iterable[bool]) -> dict[str, dict[str, float | int]]:
+    """Image-level "lesion or no lesion" counts: ``lesion`` (images whose ground truth has a
+    lesion) ``{"detected": k, "n": n, "sensitivity": k/n}`` and ``normal`` (empty ground
+    truth) ``{"flagged": k, "n": n, "rate": k/n}``; a rate is NaN when its ``n`` is 0.
+
+    >>> presence_summary([True, False, True], [True, True, False])["normal"]
+    {'flagged': 1, 'n': 1, 'rate': 1.0}
+    """
+    pairs = [(bool(p), bool(g)) for p, g in zip(present, has_lesion)]
+    det = sum(p for p, g in pairs if g)
+    n_les = sum(g for _, g in pairs)
+    flag = sum(p for p, g in pairs if not g)
+    n_norm = len(pairs) - n_les
+    return {"lesion": {"detected": det, "n": n_les, "sensitivity": det / n_les if n_les else math.nan},
+            "normal": {"flagged": flag, "n": n_norm, "rate": flag / n_norm if n_norm else math.nan}}
+
+
 class MetricAccumulator:
     """Collects per-image metrics over a data set; reduces overall and per class.
 

@@ -35,6 +35,9 @@ MAX_LEVELS = 8
 MAX_PARAMS_PROXY = 4e8  # 36 * sum(width^2): about 1.6 GB of fp32 weights
 MAX_ARTIFACTS = 64
 MAX_FILES = 64
+# the presence decision (``postprocess.presence``, :mod:`btseg.runtime.presence`): its one home
+PRESENCE_SCORES = ("peak", "mean", "mass", "area")  # per-component statistic the threshold applies to
+PRESENCE_MAX_MIN_AREA = 0.5  # min_area_frac: fraction of the image's pixels, in [0, 0.5]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MIGRATE = "re-export it, or run `btseg-check --migrate PACKAGE` on a package you trust"
 
@@ -175,6 +178,8 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     for key in ("largest_component", "fill_holes"):
         if key in post:
             need_bool(post[key], doc, f"postprocess.{key}")
+    if post.get("presence") is not None:
+        check_presence(post["presence"], doc)
     for key in ("role", "preset", "notes"):
         if key in d:
             need_str(d[key], doc, key, max_len=100_000)
@@ -182,6 +187,22 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
         if key in d:
             need_dict(d[key], doc, key)
     return d
+
+
+def check_presence(p: Any, doc: str, field: str = "postprocess.presence") -> dict[str, Any]:
+    """The "no lesion" decision: ``score`` (one of :data:`PRESENCE_SCORES`), ``min_area_frac``
+    in [0, :data:`PRESENCE_MAX_MIN_AREA`], ``threshold`` in (0, 1]; optional
+    ``target_sensitivity`` in (0, 1] and ``calibration`` (an object, informational)."""
+    p = need_dict(p, doc, field)
+    need_str(_get(p, "score", doc, f"{field}.score"), doc, f"{field}.score", PRESENCE_SCORES)
+    need_number(_get(p, "min_area_frac", doc, f"{field}.min_area_frac"), doc, f"{field}.min_area_frac",
+                0, PRESENCE_MAX_MIN_AREA)
+    need_number(_get(p, "threshold", doc, f"{field}.threshold"), doc, f"{field}.threshold", 0, 1, open_lo=True)
+    if p.get("target_sensitivity") is not None:
+        need_number(p["target_sensitivity"], doc, f"{field}.target_sensitivity", 0, 1, open_lo=True)
+    if "calibration" in p:
+        need_dict(p["calibration"], doc, f"{field}.calibration")
+    return p
 
 
 def check_files(files: Any, doc: str, field: str) -> list[dict[str, Any]]:
@@ -251,7 +272,7 @@ def check_manifest(d: Any, doc: str, model: Mapping[str, Any]) -> dict[str, Any]
         if a["id"] in ids:
             raise _fail(doc, f"artifacts[{i}].id", a["id"], "each id once")
         ids.add(a["id"])
-    for key in ("threshold", "preprocess"):  # informational copies: must not disagree
-        if key in d and d[key] != model[key]:
+    for key in ("threshold", "preprocess", "postprocess"):  # informational copies: must not disagree
+        if key in d and d[key] != model.get(key, {}):
             raise _fail(doc, key, d[key], f"{model[key]!r} as in model.json")
     return d

@@ -30,7 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("warmup_epochs", 0.0, False, 1e4),
                 ("min_lr_ratio", 0.0, False, 1.0), ("alpha", 0.0, False, 1e3), ("beta", 0.0, False, 1e3),
                 ("temperature", 0.0, True, 1e3), ("val", 0.0, False, 0.9), ("test", 0.0, False, 0.9),
-                ("intensity_jitter", 0.0, False, 1.0), ("threshold", 0.0, True, 0.999))
+                ("intensity_jitter", 0.0, False, 1.0), ("threshold", 0.0, True, 0.999),
+                ("presence_target", 0.0, False, 1.0))
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class TrainConfig:
         seed, device (``auto`` = cuda if available), num_workers, threshold, progress.
         postprocess: the package's clean-up steps (``largest_component``, ``fill_holes``);
             the metrics in ``model.json`` are measured with them, as the runtime applies them.
+        presence_target: the share of validation lesion images the "no lesion" decision
+            must still detect; it is calibrated to it after training
+            (:mod:`btseg.distill.calibrate`); 0 = no presence decision.
         threads: torch intra-op threads (0 = torch's default, one per core; under DDP, cores
             divided by processes).  On a CPU shared with other jobs use 1: two threads
             fighting for oversubscribed cores ran a demo step 4x slower than one.
@@ -103,6 +107,7 @@ class TrainConfig:
     threads: int = 0
     threshold: float = 0.5
     postprocess: dict[str, bool] = field(default_factory=default_postprocess)
+    presence_target: float = 0.95
     progress: bool = True
 
     def __post_init__(self) -> None:

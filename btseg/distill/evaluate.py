@@ -29,7 +29,7 @@ from btseg.preprocess import PreprocessSpec, preprocess_batch, resize_prob
 from btseg.errors import ConfigError, DataError
 from btseg.package import ModelPackage, load_package
 from btseg.runtime.postprocess import PostProcess, sigmoid
-from btseg.runtime.score import score
+from btseg.runtime.score import presence_counts, score
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -92,8 +92,13 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
         spec, threshold: override the package's preprocessing / threshold.
         post: the post-processing (default: the package's, :meth:`PostProcess.of`; for a
             bare model, threshold 0.5 and no clean-up); ``threshold`` overrides its threshold.
-        per_image: also return ``"per_image"``, one row per sample (``id``, ``label`` and
-            every metric), in sample order: what paired statistics across models need.
+        per_image: also return ``"per_image"``, one row per sample (``id``, ``label``,
+            every metric, ``present``/``presence``), in sample order: what paired statistics
+            across models need.
+
+    ``"presence"`` holds the image-level "no lesion" decision's counts (lesion images
+    detected, normal images flagged: :func:`btseg.runtime.score.presence_counts`) and the
+    presence spec that made them (None: the package is not gated).
     """
     if len(samples) == 0:
         raise DataError("evaluate: no samples to evaluate")
@@ -103,7 +108,9 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
     t0 = time.perf_counter()
     pairs = list(predict_logits(model, samples, spec, batch_size, device))
     acc = score((post(lg, s.image.shape[:2]) for s, lg in pairs), [s for s, _ in pairs], distances)
+    short_spec = {k: v for k, v in (post.spec.get("presence") or {}).items() if k != "calibration"}
     out = {**info, **acc.summary(), "n": len(samples), "threshold": post.threshold,
+           "presence": {**presence_counts(acc), "spec": short_spec or None},
            "seconds": round(time.perf_counter() - t0, 3)}
     if per_image:
         out["per_image"] = [dict(r) for r in acc.rows]

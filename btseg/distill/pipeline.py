@@ -14,8 +14,11 @@ Which images each model learns from (docs/distill.md says why):
   teachers during distillation, so both must have learnt to predict an empty map there.
 * the student: every training image, each with its routed teacher.
 
-Model selection uses the validation split only; the test split is scored once, after
-training, and written into ``model.json``.
+Model selection uses the validation split only; so does the "no lesion" decision, calibrated
+after training to ``cfg.presence_target`` of the validation lesion images
+(:mod:`btseg.distill.calibrate`, recorded in ``model.json``'s ``postprocess.presence``); the
+test split is scored once, after that, through the same post-processing, and written into
+``model.json``.
 
 Under ``torchrun`` every stage boundary is a :func:`btseg.distill.ddp.collective` (rank 0
 writes ``splits.json`` / a package, every rank waits, then reads), so an error on any
@@ -36,6 +39,7 @@ import torch
 from btseg.data import Dataset, Splits, make_splits, open_dataset
 from btseg.data.splits import splits_path
 from btseg.distill import ddp
+from btseg.distill.calibrate import calibrate_model
 from btseg.distill.config import TrainConfig
 from btseg.distill.evaluate import count_params, evaluate_package, short
 from btseg.distill.losses import DistillObjective, SupervisedObjective
@@ -44,6 +48,7 @@ from btseg.distill.train import FitResult, Progress, fit
 from btseg.errors import BtsegError, ConfigError
 from btseg.models import create_model
 from btseg.package import ModelConfig, load_package, save_package
+from btseg.runtime.postprocess import PostProcess
 
 TEACHERS = ("benign", "malignant")
 # TrainConfig fields that change how a run executes, not the model it makes
@@ -113,9 +118,13 @@ def _score_and_save(model: torch.nn.Module, arch: str, kwargs: dict, role: str, 
                     dataset: Dataset, splits: Splits, labels: tuple[str, ...], result: FitResult,
                     extra: dict[str, Any], ctx: ddp.DistContext) -> dict[str, Any]:
     post = cfg.post  # scored as the package will run
+    val_set = _part(dataset, splits, "val", labels)
+    if cfg.presence_target > 0:  # the "no lesion" decision, calibrated on val (btseg.distill.calibrate)
+        presence = calibrate_model(model, val_set, cfg.spec, post, cfg.presence_target, ctx.device)
+        if presence is not None:
+            post = PostProcess(post.threshold, {**post.spec, "presence": presence})
     test = evaluate_package(model, splits.select(dataset, "test"), spec=cfg.spec, post=post, device=ctx.device)
-    val = evaluate_package(model, _part(dataset, splits, "val", labels), distances=False, spec=cfg.spec,
-                           post=post, device=ctx.device)
+    val = evaluate_package(model, val_set, distances=False, spec=cfg.spec, post=post, device=ctx.device)
     training = {**cfg.to_dict(), **extra, "seconds": result.seconds, "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                 "resumed_from": result.resumed_from, **result.world, "restarts": ddp.restart_count(),

@@ -11,7 +11,10 @@ Steps (the design's output contract):
 3. ``mask = prob >= threshold``;
 4. optional clean-up from the package's ``postprocess`` spec: ``largest_component``
    (keep the largest 8-connected component) then ``fill_holes``;
-5. measurements: ``area_px``, ``area_mm2`` (when the pixel spacing is known), ``bbox``
+5. the package's presence decision (``postprocess.presence``, :mod:`btseg.runtime.presence`):
+   components below its minimum area are dropped and, when the presence score is under its
+   threshold, the mask is emptied ("no lesion": ``lesion_present`` False);
+6. measurements: ``area_px``, ``area_mm2`` (when the pixel spacing is known), ``bbox``
    (x, y, w, h of the whole mask), ``contour`` (largest external contour, Nx2 x/y),
    ``confidence`` (mean probability inside the mask; ``1 - max(prob)`` when the mask is
    empty, i.e. how sure the model is that there is no lesion).
@@ -35,6 +38,7 @@ import numpy as np
 
 from btseg.errors import DataError, OutputError
 from btseg.preprocess import resize_prob
+from btseg.runtime.presence import PresenceSpec, decide
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Segmentation:
         contour: Nx2 int32 (x, y) points of the largest external contour (0x2 if empty).
         confidence: mean probability inside the mask, or ``1 - max(prob)`` if empty.
         spacing_mm: (row, col) pixel spacing used for ``area_mm2``, or None.
+        lesion_present: the package's "lesion or no lesion" decision (False: the mask is empty).
+        presence: the presence score the decision thresholds (:mod:`btseg.runtime.presence`).
         timings: preprocess_ms, infer_ms, postprocess_ms, total_ms (filled by the Segmenter).
     """
 
@@ -62,10 +68,13 @@ class Segmentation:
     confidence: float
     spacing_mm: tuple[float, float] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    lesion_present: bool = False
+    presence: float = 0.0
 
     def to_record(self) -> dict[str, Any]:
         """JSON-able summary (no arrays except the contour as a list)."""
-        return {"area_px": self.area_px, "area_mm2": self.area_mm2,
+        return {"lesion_present": bool(self.lesion_present), "presence": round(float(self.presence), 6),
+                "area_px": self.area_px, "area_mm2": self.area_mm2,
                 "bbox": list(self.bbox) if self.bbox else None, "confidence": round(self.confidence, 6),
                 "spacing_mm": list(self.spacing_mm) if self.spacing_mm else None,
                 "contour_points": int(len(self.contour)), "height": int(self.mask.shape[0]),
@@ -132,7 +141,8 @@ def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: floa
         logits: HxW, 1xHxW or 1x1xHxW float logits at the network's size.
         image_size: (height, width) of the original image.
         threshold: probability threshold (the package's ``threshold``).
-        spec: the package's ``postprocess`` dict: ``largest_component``, ``fill_holes``.
+        spec: the package's ``postprocess`` dict: ``largest_component``, ``fill_holes``,
+            ``presence`` (the "no lesion" decision; absent: no gating).
         spacing_mm: pixel spacing of the *original* image, for ``area_mm2``.
 
     Raises:
@@ -147,19 +157,27 @@ def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: floa
     if not finite.all():  # a broken artifact or weights: refuse, never an empty mask
         raise OutputError(f"logits: {logits.size - int(np.count_nonzero(finite))} of {logits.size} values are "
                           "NaN or inf; the model's output cannot be trusted, no mask is given")
+    prob = resize_prob(sigmoid(logits), (int(image_size[0]), int(image_size[1])))
+    return finish(prob, threshold, spec, spacing_mm)
+
+
+def finish(prob: np.ndarray, threshold: float = 0.5, spec: Mapping[str, Any] | None = None,
+           spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
+    """Steps 3-6 on a probability map already at the image's size (what :func:`postprocess`
+    does after the sigmoid and the resize; training evaluation calls it on its own maps)."""
     spec = spec or {}
     spacing = normalize_spacing(spacing_mm)
-    prob = resize_prob(sigmoid(logits), (int(image_size[0]), int(image_size[1])))
     mask = prob >= threshold
     if spec.get("largest_component"):
         mask = largest_component(mask)
     if spec.get("fill_holes"):
         mask = fill_holes(mask)
+    present, presence, mask = decide(prob, mask, PresenceSpec.from_dict(spec.get("presence")))
     area, bbox, contour = measure(mask)
     confidence = float(prob[mask].mean()) if area else float(1.0 - prob.max())
     area_mm2 = area * spacing[0] * spacing[1] if spacing else None
-    return Segmentation(mask=mask, prob=prob, area_px=area, area_mm2=area_mm2, bbox=bbox,
-                        contour=contour, confidence=confidence, spacing_mm=spacing)
+    return Segmentation(mask=mask, prob=prob, area_px=area, area_mm2=area_mm2, bbox=bbox, contour=contour,
+                        confidence=confidence, spacing_mm=spacing, lesion_present=present, presence=presence)
 
 
 @dataclass(frozen=True)

@@ -182,12 +182,14 @@ def segment_regions(segment: SegmentFn, image: np.ndarray, regions: list[Region]
     prob = np.zeros((H, W), np.float32)
     inside = np.zeros((H, W), bool)
     used, timings = [], {}
+    presence, present = 0.0, False
     for r in regions:
         x, y, w, h = r.box
         s = segment(image[y:y + h, x:x + w], r.spacing_mm)
         keep = s.mask if r.mask is None else s.mask & r.mask
         where = np.ones((h, w), bool) if r.mask is None else r.mask
         mask[y:y + h, x:x + w] |= keep
+        presence, present = max(presence, s.presence), present or (s.lesion_present and bool(keep.any()))
         prob[y:y + h, x:x + w] = np.where(where, s.prob, prob[y:y + h, x:x + w])
         inside[y:y + h, x:x + w] |= where
         n = int(np.count_nonzero(keep))
@@ -202,7 +204,8 @@ def segment_regions(segment: SegmentFn, image: np.ndarray, regions: list[Region]
     seg = RegionSegmentation(mask=mask, prob=prob, area_px=area,
                              area_mm2=None if None in mm2 else float(sum(mm2)), bbox=bbox, contour=contour,
                              confidence=conf, spacing_mm=next(iter(spacings)) if len(spacings) == 1 else None,
-                             regions=used, regions_skipped=list(skipped))
+                             regions=used, regions_skipped=list(skipped), lesion_present=present,
+                             presence=presence)
     seg.timings = {**timings, "total_ms": (time.perf_counter() - t0) * 1e3, "regions": len(regions)}
     return seg
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from btseg.errors import DataError
-from btseg.metrics import MetricAccumulator
+from btseg.metrics import MetricAccumulator, presence_summary
 from btseg.runtime.postprocess import Segmentation
 
 
@@ -55,7 +55,10 @@ def score(segmentations: Iterable[Segmentation | np.ndarray], truths: Iterable[A
             rows of data sets with and without spacing compare.
 
     Returns:
-        the :class:`~btseg.metrics.MetricAccumulator` (``summary()``, ``rows``).
+        the :class:`~btseg.metrics.MetricAccumulator` (``summary()``, ``rows``); each row
+        also holds ``present`` and ``presence`` (the package's "no lesion" decision; for a
+        bare mask, present = not empty) and ``has_lesion`` (ground truth not empty), which
+        :func:`presence_counts` sums up.
 
     Raises:
         DataError: a mask's size differs from its ground truth's.
@@ -67,5 +70,15 @@ def score(segmentations: Iterable[Segmentation | np.ndarray], truths: Iterable[A
         if pred.shape != gt.shape:
             raise DataError(f"{t.id}: a {pred.shape} mask for a {gt.shape} ground truth")
         acc.add(pred, gt, label=t.label, spacing=t.spacing_mm if use_spacing else None, sample_id=t.id)
+        seg_ = seg if isinstance(seg, Segmentation) else None
+        acc.rows[-1].update(present=bool(seg_.lesion_present) if seg_ else bool(pred.any()),
+                            presence=round(float(seg_.presence), 6) if seg_ else float(pred.any()),
+                            has_lesion=bool(gt.any()))
     return acc
+
+
+def presence_counts(acc: MetricAccumulator) -> dict[str, dict[str, float | int]]:
+    """Lesion images detected and normal images flagged over :func:`score`'s rows
+    (:func:`btseg.metrics.presence_summary`)."""
+    return presence_summary((bool(r["present"]) for r in acc.rows), (bool(r["has_lesion"]) for r in acc.rows))
 

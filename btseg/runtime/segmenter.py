@@ -280,7 +280,8 @@ class Segmenter:
                 "verification": _verified(rec) if rec else "reference",
                 "device": b.get("device"), "providers": b.get("providers"), "threads": b.get("threads"),
                 "inference_precision": b.get("inference_precision"), "input_size": list(self.spec.size),
-                "threshold": self.threshold, "skipped": list(self._tried), "backend_info": b,
+                "threshold": self.threshold, "presence": self.post.spec.get("presence"),
+                "skipped": list(self._tried), "backend_info": b,
                 "selection": self.selection, "model_cache": b.get("model_cache"),
                 # every file of what runs was checked at load (sha256, size, binding): record against what
                 "weights_sha256": self.package.config.weights_sha256, "artifact_sha256": rec.sha256 if rec else None}
