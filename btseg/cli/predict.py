@@ -4,8 +4,9 @@ For each input frame it writes, into ``--out``::
 
     <stem>_mask.png      0/255 lesion mask at the input's own size
     <stem>_overlay.png   the image with the lesion contour drawn (--no-overlay: skipped)
-    <stem>.json          area (px, mm^2 when the spacing is known), bbox, confidence,
-                         timings, backend
+    <stem>.json          lesion_present and presence (the package's "no lesion" decision
+                         and its score), area (px, mm^2 when the spacing is known), bbox,
+                         confidence, timings, backend
 
 ``<stem>`` is the input file's stem, ``<stem>_f0003`` for frame 3 of a cine or video; the
 outputs of a file found in a folder go to the same sub-folder of ``--out``.  A folder that
@@ -129,11 +130,12 @@ class FrameErrors(DataError):
 def summary_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> Table:
     t = Table(title=f"btseg-predict: {info['backend']} {info['target']}/{info['precision']} on "
                     f"{info['device']} (runs {info['inference_precision']})")
-    for col in ("input", "frames (done/declared)", "area px", "area mm²", "confidence", "p50 ms", "status"):
+    for col in ("input", "frames (done/declared)", "lesion (presence)", "area px", "area mm²", "confidence", "p50 ms",
+                "status"):
         t.add_column(col, justify="left" if col in ("input", "status") else "right")
     for r in rows:
-        t.add_row(r["input"], str(r["frames"]), r.get("area", "-"), r.get("mm2", "-"), r.get("conf", "-"),
-                  r.get("ms", "-"), r["status"])
+        t.add_row(r["input"], str(r["frames"]), r.get("lesion", "-"), r.get("area", "-"), r.get("mm2", "-"),
+                  r.get("conf", "-"), r.get("ms", "-"), r["status"])
     return t
 
 
@@ -169,7 +171,10 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
                           + (f"; ... {len(bad) - 5} more" if len(bad) > 5 else ""), frames)
     areas = [r["area_px"] for r in recs]
     mm2 = [r["area_mm2"] for r in recs if r["area_mm2"] is not None]
+    present = sum(bool(r["lesion_present"]) for r in recs)
+    lesion = ("yes" if present else "no") if len(recs) == 1 else f"{present} of {len(recs)} frames"
     return {"input": str(item.path), "frames": frames, "status": "ok",
+            "lesion": f"{lesion} ({max(r['presence'] for r in recs):.2f})" if recs else "-",
             "area": f"{statistics.median(areas):.0f}", "mm2": f"{statistics.median(mm2):.1f}" if mm2 else "-",
             "conf": f"{statistics.mean(r['confidence'] for r in recs):.3f}",
             "ms": f"{statistics.median(r['timings']['total_ms'] for r in recs):.1f}"}
