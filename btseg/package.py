@@ -186,7 +186,7 @@ class ModelPackage:
         """Rewrite ``manifest.json`` atomically with exactly ``records`` (hold :func:`package_lock`)."""
         man = {"format_version": FORMAT_VERSION, "model": self.config.architecture, "role": self.config.role,
                "preprocess": self.config.preprocess.to_dict(), "threshold": self.config.threshold,
-               "postprocess": self.config.postprocess, "artifacts": [asdict(r) for r in records]}
+               "artifacts": [asdict(r) for r in records]}
         check_manifest(man, str(self.root / MANIFEST), self.config.to_dict())  # never write what we would refuse
         write_json(self.root / MANIFEST, man)
 

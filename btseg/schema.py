@@ -272,7 +272,7 @@ def check_manifest(d: Any, doc: str, model: Mapping[str, Any]) -> dict[str, Any]
         if a["id"] in ids:
             raise _fail(doc, f"artifacts[{i}].id", a["id"], "each id once")
         ids.add(a["id"])
-    for key in ("threshold", "preprocess", "postprocess"):  # informational copies: must not disagree
-        if key in d and d[key] != model.get(key, {}):
+    for key in ("threshold", "preprocess"):  # informational copies: must not disagree
+        if key in d and d[key] != model[key]:
             raise _fail(doc, key, d[key], f"{model[key]!r} as in model.json")
     return d

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from btseg.errors import DataError
-from btseg.runtime.score import Truth, score
+from btseg.runtime.score import Truth, presence_counts, score
 
 # what the report shows per row (HD95 in pixels of the original image)
 HEADLINE = ("dice", "iou", "precision", "recall", "hd95")
@@ -86,12 +86,16 @@ def evaluate(segmenter: Any, test: TestSet, distances: bool = True) -> dict[str,
     """Score ``segmenter.segment`` on every test image with :func:`btseg.runtime.score.score`.
 
     Returns ``MetricAccumulator.summary()`` (``overall`` and ``per_class``, each metric as
-    mean/std/n_valid/n) plus ``n``.  HD95 is in pixels: spacings are not used, so that
-    rows from data sets with and without spacing stay comparable.
+    mean/std/n_valid/n) plus ``n`` and ``presence`` (the runtime's "no lesion" decision
+    counted per image, :func:`btseg.runtime.score.presence_counts`).  HD95 is in pixels:
+    spacings are not used, so that rows from data sets with and without spacing stay
+    comparable.
     """
     truths = [Truth(m, lab, sid) for m, lab, sid in zip(test.masks, test.labels, test.ids)]
-    out = score((segmenter.segment(im) for im in test.images), truths, distances, use_spacing=False).summary()
+    acc = score((segmenter.segment(im) for im in test.images), truths, distances, use_spacing=False)
+    out = acc.summary()
     out["n"] = len(test)
+    out["presence"] = presence_counts(acc)
     return out
 
 
@@ -101,7 +105,9 @@ KEYS = {"dice": "dice", "iou": "iou", "precision": "prec", "recall": "recall", "
 
 def headline(summary: dict[str, Any]) -> dict[str, float]:
     """``{"dice": mean, "dice_std": std, "prec": ..., ...}`` for the report's columns
-    (metric precision is ``prec``; per-class Dice is ``dice_<label>``)."""
+    (metric precision is ``prec``; per-class Dice is ``dice_<label>``; the presence
+    decision: ``lesion_sensitivity`` with ``lesion_detected_k`` of ``lesion_n``, and
+    ``normal_false_lesion`` (rate) with ``normal_false_lesion_k`` of ``_n``)."""
     out: dict[str, float] = {}
     for k in HEADLINE:
         m = summary.get("overall", {}).get(k)
@@ -109,4 +115,11 @@ def headline(summary: dict[str, Any]) -> dict[str, float]:
             out[KEYS[k]], out[f"{KEYS[k]}_std"] = m["mean"], m["std"]
     for label, metrics in summary.get("per_class", {}).items():
         out[f"dice_{label}"] = metrics["dice"]["mean"]
+    pres = summary.get("presence")
+    if pres:
+        les, nor = pres["lesion"], pres["normal"]
+        out["lesion_sensitivity"] = les["sensitivity"] if les["n"] else None
+        out["normal_false_lesion"] = nor["rate"] if nor["n"] else None
+        out["normal_false_lesion_k"], out["normal_false_lesion_n"] = nor["flagged"], nor["n"]
+        out["lesion_detected_k"], out["lesion_n"] = les["detected"], les["n"]
     return out

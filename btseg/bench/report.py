@@ -7,6 +7,9 @@ Columns (the same in the table, CSV and Markdown):
   postprocess on an original-size frame.  ``FPS``: ``1000 / mean e2e ms``.
 * ``Dice``: mean over the test split through the runtime; ``% FP32``: Dice as % of the same
   package's torch/fp32 row (MLPerf's medical gate is 99%).
+* ``lesion sensitivity``: share of test images with a lesion that the runtime says have one
+  (the package's presence decision); ``normal false-lesion rate (k of n)``: normal test
+  images it draws a lesion on, as a count.
 * ``peak MB``: peak RSS of a fresh process that loaded and ran the row; ``(+N)``: above
   that process's baseline after imports (the model's own cost).
 * ``GMACs``: MACs, FLOPs = 2 x MACs, counted by torch FlopCounterMode (conv/matmul only).
@@ -34,7 +37,8 @@ from btseg.specs import BACKEND_SPECS
 # (header, key or callable, format)
 CSV_FIELDS = ("status", "model", "role", "architecture", "backend", "target", "precision", "device", "threads",
               "size_mb", "params", "gmacs", "dice", "dice_std", "dice_pct_fp32", "iou", "prec", "recall", "hd95",
-              "dice_benign", "dice_malignant", "infer_p50_ms", "infer_p90_ms", "infer_p99_ms", "infer_mean_ms",
+              "dice_benign", "dice_malignant", "lesion_sensitivity", "lesion_detected_k", "lesion_n", "normal_false_lesion",
+              "normal_false_lesion_k", "normal_false_lesion_n", "infer_p50_ms", "infer_p90_ms", "infer_p99_ms", "infer_mean_ms",
               "e2e_p50_ms", "e2e_p90_ms", "fps", "load_ms", "load_cached_ms", "images_per_s",
               "batch_images_per_s", "streams_images_per_s", "gmacs_per_s", "pct_peak", "peak_precision", "peak_rss_mb", "model_peak_mb", "baseline_rss_mb", "gpu_peak_mb",
               "inference_precision", "file", "reason")
@@ -61,6 +65,17 @@ def _f(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def k_of_n(k: int | None, n: int | None) -> str:
+    """``"1 of 8"``; ``"-"`` when there was nothing to count."""
+    return "-" if not n else f"{k} of {n}"
+
+
+def _sens(f: dict[str, Any]) -> str:
+    if f.get("lesion_sensitivity") is None:
+        return "-"
+    return f"{f['lesion_sensitivity']:.3f} ({k_of_n(f.get('lesion_detected_k'), f.get('lesion_n'))})"
+
+
 def _load(f: dict[str, Any]) -> str:
     cached = f.get("load_cached_ms")
     return _f(f.get("load_ms"), ".0f") + ("" if cached is None else f" / {cached:.0f}")
@@ -78,7 +93,8 @@ def _rates(r: dict[str, Any]) -> str:
 
 def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the summary table."""
-    head = ["status", "model", "backend", "artifact", "ran as", "size MB", "Dice", "% FP32", "p50 ms", "p90 ms",
+    head = ["status", "model", "backend", "artifact", "ran as", "size MB", "Dice", "% FP32", "lesion sensitivity",
+            "normal false-lesion rate (k of n)", "p50 ms", "p90 ms",
             "e2e p90", "FPS", "load ms (cached)", "img/s (batch/streams)", "GMAC/s", "% peak", "peak MB (+model)",
             "params M", "GMACs"]
     cells = []
@@ -87,7 +103,8 @@ def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         peak = "-" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']:.0f} (+{f['model_peak_mb']:.0f})"
         art = "-" if r["target"] == "-" else f"{r['target']}/{r['precision']}"
         cells.append([r["status"], r["model"], r["backend"], art, f["inference_precision"] or "-", _f(f["size_mb"], ".2f"),
-                      _f(f["dice"], ".4f"), _f(f["dice_pct_fp32"], ".1f"), _f(f["infer_p50_ms"], ".2f"),
+                      _f(f["dice"], ".4f"), _f(f["dice_pct_fp32"], ".1f"), _sens(f),
+                      k_of_n(f["normal_false_lesion_k"], f["normal_false_lesion_n"]), _f(f["infer_p50_ms"], ".2f"),
                       _f(f["infer_p90_ms"], ".2f"), _f(f["e2e_p90_ms"], ".2f"), _f(f["fps"], ".1f"), _load(f),
                       _rates(r), _f(f["gmacs_per_s"], ".1f"), _f(f["pct_peak"], ".1f"), peak,
                       _f(r.get("params") and r["params"] / 1e6, ".3f"), _f(r.get("gmacs"), ".3f")])

@@ -34,6 +34,27 @@ def lesion_columns(test: dict[str, Any]) -> tuple[float | None, float | None]:
             1.0 - normal["mean"] if normal.get("n_valid") else None)
 
 
+def presence_columns(test: dict[str, Any]) -> dict[str, Any]:
+    """The "no lesion" decision on the test split, from a test summary in ``model.json``:
+    ``lesion_sensitivity`` (lesion images detected, with ``lesion_detected`` of ``lesion_n``)
+    and ``normal_false_lesion`` (normal images flagged, ``normal_flagged`` of ``normal_n``).
+
+    A package trained before the decision existed has no ``presence`` block: its normal
+    images count as flagged when their Dice is 0 (any predicted pixel), sensitivity is None.
+    """
+    pres = test.get("presence")
+    if pres:
+        les, nor = pres["lesion"], pres["normal"]
+        return {"lesion_sensitivity": les["sensitivity"] if les["n"] else None, "lesion_detected": les["detected"],
+                "lesion_n": les["n"], "normal_false_lesion": nor["rate"] if nor["n"] else None,
+                "normal_flagged": nor["flagged"], "normal_n": nor["n"]}
+    normal = test.get("per_class", {}).get("normal", {}).get("dice", {})
+    n = normal.get("n_valid") or 0
+    flagged = round((1.0 - normal["mean"]) * n) if n else 0
+    return {"lesion_sensitivity": None, "lesion_detected": None, "lesion_n": None,
+            "normal_false_lesion": flagged / n if n else None, "normal_flagged": flagged, "normal_n": n}
+
+
 def overlays(run: Path, data: Path, out: Path, per_class: int = 2) -> list[dict[str, Any]]:
     """Segment a few test images of every class (normal ones included) with the auto-chosen
     artifact, through btseg-predict's own writer and output policy (a re-run replaces only its
@@ -99,8 +120,10 @@ def write_report(out: Path, data_summary: str, train_md: str, bench_result: dict
              "## Data", "", data_summary, "", "## Training (test split)", "", train_md, "",
              "Dice/IoU/HD95 on the held-out test split, scored by `btseg.metrics` (HD95 in pixels at "
              "the original image size; a missed lesion costs the image diagonal). Lesion Dice: benign + "
-             "malignant images only; normal false-lesion: the share of normal images with any predicted "
-             "lesion pixel (Dice over all images counts an empty map on a normal image as 1.0).", ""]
+             "malignant images only (Dice over all images counts an empty map on a normal image as 1.0). "
+             "Lesion sensitivity: lesion images the model says have a lesion; normal false-lesion rate: normal "
+             "images it draws a lesion on (k of n), both after the package's presence decision, calibrated on the "
+             "validation split to detect >= 95% of its lesion images (docs/distill.md).", ""]
     plot = out / "bench" / "bench.png"
     if bench_result is not None:
         parts += ["## Benchmark", "", report.markdown(bench_result), ""]

@@ -113,17 +113,17 @@ def read_dice(pkg_dir: Path) -> str:
 
 def read_model(pkg_dir: Path) -> dict[str, Any]:
     from btseg.bench.flops import count_macs
-    from btseg.cli.demo_report import lesion_columns
+    from btseg.cli.demo_report import lesion_columns, presence_columns
     from btseg.package import load_package
 
     pkg = load_package(pkg_dir)
     model = pkg.build_model()
     test = pkg.config.metrics.get("test", {})
     per = test.get("per_class", {})
-    dice_lesion, normal_false = lesion_columns(test)
+    dice_lesion, _ = lesion_columns(test)
     return {"role": pkg.config.role, "kd": pkg.config.training.get("kd"),
             "dice": test.get("overall", {}).get("dice", {}).get("mean"),
-            "dice_lesion": dice_lesion, "normal_false_lesion_rate": normal_false,
+            "dice_lesion": dice_lesion, **presence_columns(test),
             "iou": test.get("overall", {}).get("iou", {}).get("mean"),
             "hd95": test.get("overall", {}).get("hd95", {}).get("mean"),
             "dice_benign": per.get("benign", {}).get("dice", {}).get("mean"),
@@ -135,14 +135,26 @@ def read_model(pkg_dir: Path) -> dict[str, Any]:
 
 def training_rows(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the training table (terminal, Markdown and HTML)."""
-    cols = ["model", "KD", "Dice", "lesion Dice", "normal false-lesion", "Dice benign", "Dice malignant", "IoU",
-            "HD95 px", "params", "GMACs", "train s"]
+    cols = ["model", "KD", "Dice", "lesion Dice", "lesion sensitivity", "normal false-lesion rate (k of n)",
+            "Dice benign", "Dice malignant", "IoU", "HD95 px", "params", "GMACs", "train s"]
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-    rows = [[name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"),
-             f(m.get("normal_false_lesion_rate"), ".3f"), f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
+    rows = [[name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"), _sensitivity(m), _flagged(m),
+             f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
              f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
              f(m["train_seconds"], ".0f")] for name, m in models.items()]
     return cols, rows
+
+
+def _sensitivity(m: dict[str, Any]) -> str:
+    """``0.950 (19 of 20)``: lesion test images the presence decision detects."""
+    if m.get("lesion_sensitivity") is None:
+        return "-"
+    return f"{m['lesion_sensitivity']:.3f} ({m['lesion_detected']} of {m['lesion_n']})"
+
+
+def _flagged(m: dict[str, Any]) -> str:
+    """``1 of 8``: normal test images with a lesion drawn (a count, not a rounded rate)."""
+    return f"{m['normal_flagged']} of {m['normal_n']}" if m.get("normal_n") else "-"
 
 
 def training_table(models: dict[str, dict[str, Any]]) -> tuple[Table, str]:

@@ -1,6 +1,6 @@
 """The presence decision as part of a package: model.json round trip and range checks, the
-same decision from torch, ONNX Runtime and OpenVINO on one package (for real), the manifest
-copy, an old package without it, and btseg-predict's JSON record."""
+same decision from torch, ONNX Runtime and OpenVINO on one package (for real), an old
+package without it, and btseg-predict's JSON record and table."""
 
 from __future__ import annotations
 
@@ -10,20 +10,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from btseg.errors import ArtifactError, SchemaError
+from btseg.errors import SchemaError
 from btseg.package import load_package
 from btseg.runtime import Segmenter
 
 
-def _with_presence(root, presence, manifest: bool = True):
-    """Record ``presence`` in the package's model.json (and its manifest copy)."""
+def _with_presence(root, presence):
+    """Record ``presence`` in the package's model.json, as training does."""
     pkg = load_package(root)
-    arts = pkg.artifacts() if manifest else []
     pkg.config.postprocess = {**pkg.config.postprocess, "presence": presence}
-    doc = pkg.config.to_dict()
-    (root / "model.json").write_text(json.dumps(doc))
-    if manifest:
-        load_package(root).write_manifest(arts)
+    (root / "model.json").write_text(json.dumps(pkg.config.to_dict()))
     return root
 
 
@@ -72,18 +68,9 @@ def test_model_json_round_trip_and_ranges(copy_package):
             load_package(root)
 
 
-def test_manifest_copy_must_agree_with_model_json(copy_package):
-    root = _with_presence(copy_package(), {"score": "peak", "min_area_frac": 0.0, "threshold": 0.8},
-                          manifest=False)  # model.json changed after export, manifest not
-    with pytest.raises(ArtifactError, match="manifest.json: postprocess"):
-        load_package(root).artifacts()
-
-
 def test_old_package_without_presence_is_not_gated(copy_package, images):
-    root = copy_package()
-    man = json.loads((root / "manifest.json").read_text())
-    man.pop("postprocess", None)  # written before the presence decision existed
-    (root / "manifest.json").write_text(json.dumps(man))
+    root = copy_package()  # written as every package before the presence decision: no postprocess.presence
+    assert "presence" not in json.loads((root / "model.json").read_text())["postprocess"]
     seg = Segmenter.load(root, backend="onnxruntime", threads=1)
     assert seg.info()["presence"] is None
     for im in images:
