@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from btseg.errors import SchemaError
 from btseg.package import load_package
 from btseg.runtime import Segmenter
+from btseg.runtime.postprocess import PostProcess
 
 
 def _with_presence(root, presence):
@@ -27,7 +28,7 @@ def _with_presence(root, presence):
 def scores(exported_package, images):
     """torch's presence score (mass: probability summed over a component / image pixels) per test image."""
     seg = Segmenter.load(exported_package, backend="torch", threads=1)
-    seg.post_spec = {"presence": {"score": "mass", "min_area_frac": 0.0, "threshold": 1.0}}
+    seg.post = PostProcess(seg.post.threshold, {"presence": {"score": "mass", "min_area_frac": 0.0, "threshold": 1.0}})
     return [seg.segment(im).presence for im in images]
 
 
