@@ -39,7 +39,7 @@ def main(out: Path, results: Path, n_images: int, size: int, seed: int, preset: 
 
     from btseg.cli.demo import make_data
     from btseg.cli.demo_report import write_report
-    from btseg.cli.demo_training import train, training_table
+    from btseg.cli.demo_training import train, training_rows, training_table
     from btseg.data import open_dataset
     from btseg.io import atomic_write, write_json
 
@@ -50,7 +50,8 @@ def main(out: Path, results: Path, n_images: int, size: int, seed: int, preset: 
     _, train_md = training_table(trained)
     counts = ", ".join(f"{k}: {v}" for k, v in open_dataset(data).counts().items())
     report = write_report(out, f"{n_images} synthetic phantoms at {size} px ({counts}), seed {seed}, hard normals, "
-                               f"in `{data}`.", train_md, None, [], time.perf_counter() - t0)
+                               f"in `{data}`.", train_md, None, [], time.perf_counter() - t0,
+                          train_rows=training_rows(trained))
     rules = {name: _measure(out / "run" / name, data, out / "run", 0.95)
              for name in trained if name.startswith("student")}
     res = {"command": command, "data": str(data), "per_class": open_dataset(data).counts(), "models": trained,
