@@ -44,7 +44,7 @@ from btseg.cli.common import HELP, console, finite, handle_errors, require_extra
 from btseg.cli.predict_inputs import WRITER, InputItem, discover
 from btseg.cli.predict_journal import OutputJournal, OutputRun
 from btseg.cli.predict_outputs import OutputPolicy, output_names
-from btseg.errors import BtsegError, DataError
+from btseg.errors import BtsegError, ConfigError, DataError
 from btseg.imageio import Limits
 from btseg.io import json_text, sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
@@ -235,6 +235,13 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     from btseg.runtime.regions import parse_roi
 
     finite("--spacing", spacing, 0, low_open=True)
+    if spacing is not None:
+        from btseg.runtime.postprocess import normalize_spacing
+
+        try:
+            normalize_spacing(spacing)
+        except BtsegError as e:
+            raise ConfigError(f"--spacing {spacing:g}: {str(e).split(': ', 1)[-1]}") from e
     limits = Limits.resolve(max_pixels, finite("--max-file-mb", max_file_mb, 0, low_open=True))
     where = {"roi": parse_roi(roi), "allow_modalities": ("*",) if any_modality else allow_modality}
 

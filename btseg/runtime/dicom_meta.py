@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Collection
 
 from btseg.errors import DataError, ModalityError
+from btseg.runtime.postprocess import SPACING_RANGE_MM
 from btseg.runtime.regions import MIN_SIDE, Region, intersect
 
 US_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1": "US Image", "1.2.840.10008.5.1.4.1.1.3.1": "US Multi-frame",
@@ -118,8 +119,10 @@ def _region(item: Any, index: int, rows: int, cols: int) -> Region | str:
         x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
     except (AttributeError, TypeError, ValueError) as e:
         return f"incomplete region ({e})"
-    if not (math.isfinite(dx) and math.isfinite(dy) and dx > 0 and dy > 0):
-        return f"physical delta x={dx}, y={dy} cm; expected positive numbers"
+    lo, hi = SPACING_RANGE_MM
+    if not all(math.isfinite(d) and lo <= d * 10.0 <= hi for d in (dx, dy)):
+        return (f"physical delta x={dx:g}, y={dy:g} cm per pixel; expected finite values in "
+                f"[{lo / 10:g}, {hi / 10:g}] cm ({lo:g}..{hi:g} mm) per pixel")
     if x1 < x0 or y1 < y0:
         return f"empty location ({x0},{y0})-({x1},{y1})"
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols - 1), min(y1, rows - 1)
@@ -141,20 +144,64 @@ def ultrasound_regions(ds: Any) -> tuple[bool, list[Region], list[dict[str, Any]
     skipped: list[dict[str, Any]] = []
     for i, item in enumerate(seq):
         r = _region(item, i, rows, cols)
+        for other in (used if isinstance(r, Region) else []):
+            r = resolve_overlap(other, r)
+            if not isinstance(r, Region):
+                break
         if isinstance(r, Region):
-            other = next((u for u in used if intersect(u.box, r.box)), None)
-            if other is None:
-                used.append(r)
-                continue
-            r = f"overlaps tissue region {other.index}"
-        skipped.append({"index": i, "reason": r})
+            used.append(r)
+        else:
+            skipped.append({"index": i, "reason": r})
     return True, used, skipped
+
+
+def resolve_overlap(first: Region, later: Region) -> Region | str:
+    """The overlap rule (docs/runtime.md): ``later`` as it may be used beside ``first``.
+
+    * no overlap: unchanged;
+    * the overlap is a strip along one whole side of ``later`` (adjacent regions that
+      share a column or row, or a region partly covered): ``later`` is trimmed by it, so
+      no pixel is counted twice and no part of the image is dropped;
+    * otherwise, or with different spacings where the overlap is more than the 1-px shared
+      border: DataError, the frame is refused (its area would depend on which spacing won).
+    """
+    cut = intersect(first.box, later.box)
+    if cut is None:
+        return later
+    x, y, w, h = later.box
+    cx, cy, cw, ch = cut
+    same = first.spacing_mm == later.spacing_mm
+    if not same and min(cw, ch) > 1:
+        raise DataError(f"ultrasound regions {first.index} {list(first.box)} and {later.index} {list(later.box)} "
+                        f"overlap by {cw}x{ch} px with different spacings {first.spacing_mm} and "
+                        f"{later.spacing_mm} mm; refusing to guess which applies")
+    if ch == h and cx == x and cw < w:
+        box = (x + cw, y, w - cw, h)
+    elif ch == h and cx + cw == x + w and cw < w:
+        box = (x, y, w - cw, h)
+    elif cw == w and cy == y and ch < h:
+        box = (x, y + ch, w, h - ch)
+    elif cw == w and cy + ch == y + h and ch < h:
+        box = (x, y, w, h - ch)
+    elif same:
+        return f"lies inside or across tissue region {first.index} with the same spacing (not a side strip)"
+    else:
+        raise DataError(f"ultrasound regions {first.index} {list(first.box)} and {later.index} {list(later.box)} "
+                        f"overlap across a corner with different spacings; refusing to guess which applies")
+    if box[2] < MIN_SIDE or box[3] < MIN_SIDE:
+        return f"lies (all but {box[2]}x{box[3]} px) inside tissue region {first.index}"
+    note = f"trimmed by {cw}x{ch} px shared with tissue region {first.index}"
+    return Region(later.index, box, later.spacing_mm, later.source, None,
+                  f"{later.note}; {note}" if later.note else note)
 
 
 def dicom_info(ds: Any, source: str, allow_modalities: Collection[str] | None = None) -> DicomInfo:
     """Check the modality (ModalityError) and read the regions of a parsed dataset."""
     accepted = check_modality(ds, source, allow_modalities)
-    has, used, skipped = ultrasound_regions(ds)
+    try:
+        has, used, skipped = ultrasound_regions(ds)
+    except DataError as e:
+        raise DataError(f"{source}: {e}") from e
     return DicomInfo(modality=_text(ds, "Modality") or "", manufacturer=_text(ds, "Manufacturer"),
                      model=_text(ds, "ManufacturerModelName"), photometric=_text(ds, "PhotometricInterpretation"),
                      sop_class=_text(ds, "SOPClassUID"), has_regions=has, regions=used, skipped=skipped,

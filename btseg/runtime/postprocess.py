@@ -88,15 +88,27 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (0.5 * (np.tanh(0.5 * x) + 1.0)).astype(np.float32, copy=False)
 
 
+# the plausible pixel spacing, mm per pixel: 0.1 um (beyond any ultrasound) .. 10 mm (a
+# 100-px image 1 m wide); outside it the number is a unit or encoding error, and areas
+# from it are meaningless (1e200 overflowed to Infinity, 1e-300 underflowed to 0.0)
+SPACING_RANGE_MM = (1e-4, 10.0)
+
+
 def normalize_spacing(spacing_mm: float | tuple[float, float] | None) -> tuple[float, float] | None:
-    """``0.1`` or ``(0.1, 0.12)`` (row, col mm per pixel) -> (row, col); None stays None."""
+    """``0.1`` or ``(0.1, 0.12)`` (row, col mm per pixel) -> (row, col); None stays None.
+    DataError unless finite and within :data:`SPACING_RANGE_MM`."""
     if spacing_mm is None:
         return None
-    s = np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()
+    try:
+        s = np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()
+    except (TypeError, ValueError) as e:
+        raise DataError(f"spacing_mm {spacing_mm!r}: expected a number or (row_mm, col_mm)") from e
     if s.size == 1:
         s = np.repeat(s, 2)
-    if s.size != 2 or not np.isfinite(s).all() or (s <= 0).any():
-        raise DataError(f"spacing_mm {spacing_mm!r}: expected a positive number or (row_mm, col_mm)")
+    lo, hi = SPACING_RANGE_MM
+    if s.size != 2 or not np.isfinite(s).all() or (s < lo).any() or (s > hi).any():
+        raise DataError(f"spacing_mm {spacing_mm!r}: expected finite mm per pixel in [{lo:g}, {hi:g}] "
+                        "(one number or (row_mm, col_mm))")
     return float(s[0]), float(s[1])
 
 
