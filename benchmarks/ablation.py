@@ -35,6 +35,7 @@ from btseg.cli.common import console, handle_errors  # noqa: E402
 from btseg.data.splits import splits_path  # noqa: E402
 from btseg.errors import ConfigError  # noqa: E402
 from btseg.io import read_json, write_json  # noqa: E402
+from btseg.layout import is_package  # noqa: E402
 
 # configuration -> (role, kd, teachers, arch); students use the preset's architecture
 CONFIGS: dict[str, tuple[str, str, str | None, str | None]] = {
@@ -148,7 +149,7 @@ def work_job(job: dict[str, Any], data: str, runs: str, result: str) -> dict[str
 
     t0 = time.perf_counter()
     pkg = Path(runs) / job["package"]
-    if not (pkg / "model.json").exists():
+    if not is_package(pkg):
         run(job["stage"], data, runs, TrainConfig.from_dict(job["cfg"]), resume=True, name=job["package"],
             teacher_kinds=tuple(job["kinds"]))
     rec = {k: job[k] for k in ("name", "role", "kd", "teachers", "arch", "variant", "seed", "cfg") if k in job}

@@ -168,6 +168,7 @@ def export(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from btseg.export import run_export
     from btseg.export.tensorrt import probe
     from btseg.package import ModelConfig, save_package
+    from btseg.specs import PRECISIONS
 
     pkg = work / "student"
     model, data = _student(args), _phantom(args, work)
@@ -177,7 +178,7 @@ def export(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     jobs = [(["onnx"], ["fp32", "fp16"])]
     reason = probe()
     if reason is None:
-        jobs.append((["tensorrt"], ["fp32", "fp16", "int8"]))
+        jobs.append((["tensorrt"], list(PRECISIONS)))
     else:
         out["tensorrt"] = f"skipped: {reason}"
     for targets, precisions in jobs:
@@ -197,9 +198,10 @@ def export(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from btseg.bench.runner import installed_backends
+    from btseg.layout import manifest_path
 
     pkg, data = work / "student", _phantom(args, work)
-    if not (pkg / "manifest.json").is_file():
+    if not manifest_path(pkg).is_file():
         raise RuntimeError("no exported package (the export section failed)")
     backends = [b for b in ("torch", "onnxruntime", "tensorrt") if b in installed_backends()]
     cmd = [sys.executable, "-c", "from btseg.cli.bench import main; main()", "--model", str(pkg),

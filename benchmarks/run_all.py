@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from btseg.layout import is_package, manifest_path, weights_path
+
 BIN = Path(sys.executable).parent
 COMMANDS: list[str] = []
 
@@ -54,12 +56,12 @@ def sh(*cmd: str, log: Path | None = None) -> str:
 def build(run: Path, data: Path) -> None:
     if not (data / "phantom.json").exists():
         sh(BIN / "btseg-data", "synth", "--out", data, "--n", "300", "--size", "256", "--seed", "0")
-    if not (run / "student" / "model.json").exists():
+    if not is_package(run / "student"):
         sh(BIN / "btseg-distill", "all", "--preset", "demo", "--data", data, "--out", run, "--no-progress")
 
 
 def export(pkg: Path, data: Path) -> None:
-    man = pkg / "manifest.json"
+    man = manifest_path(pkg)
     if man.exists() and json.loads(man.read_text()).get("artifacts"):
         return
     # --no-verify-gate: a failed verification is recorded in the manifest (and the bench row), not fatal
@@ -70,16 +72,15 @@ def export(pkg: Path, data: Path) -> None:
 def at_256(student: Path, dst: Path) -> Path:
     """Copy weights + config with the input size set to 256x256 (no artifacts)."""
     from btseg.preprocess import PreprocessSpec
-    from btseg.io import write_json
-    from btseg.package import ModelConfig
+    from btseg.package import ModelPackage, load_package
 
-    if not (dst / "model.json").exists():
+    if not is_package(dst):
         dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(student / "model.safetensors", dst / "model.safetensors")
-        cfg = ModelConfig.from_dict(json.loads((student / "model.json").read_text()))
+        shutil.copy2(weights_path(student), weights_path(dst))
+        cfg = load_package(student).config
         cfg.preprocess = PreprocessSpec.from_dict({**cfg.preprocess.to_dict(), "size": [256, 256]})
         cfg.notes = f"{student} weights served at 256x256 for the latency benchmark"
-        write_json(dst / "model.json", cfg.to_dict())
+        ModelPackage(dst, cfg).write_config()
     return dst
 
 
@@ -120,9 +121,9 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if a.build:
         build(a.run, a.data)
-    if not (a.run / "student" / "model.json").exists():
+    if not is_package(a.run / "student"):
         sys.exit(f"{a.run}/student: no demo run (pass --build, or `make demo`)")
-    pkgs = sorted(d for d in a.run.iterdir() if (d / "model.json").exists())
+    pkgs = sorted(d for d in a.run.iterdir() if is_package(d))
     for p in pkgs:
         export(p, a.data)
     s256 = at_256(a.run / "student", a.out / "student-256" / "student")

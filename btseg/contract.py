@@ -27,6 +27,10 @@ from typing import Any, Sequence
 
 from btseg.errors import ConfigError
 
+# the probability threshold of a package's masks: its one default and its one range, (0, 1) open
+# at both ends (0 would mark every pixel, 1 none); model.json, TrainConfig and the runtime use these
+DEFAULT_THRESHOLD = 0.5
+THRESHOLD_RANGE = (0.0, 1.0)
 # the clean-up steps a package's ``postprocess`` may turn on (btseg.runtime.postprocess), in order
 POSTPROCESS_STEPS = ("largest_component", "fill_holes")
 MAX_WIDTH = 4096  # channels per level; the paper teacher's widest is 1024
@@ -87,6 +91,14 @@ _DIVISORS = {"unext": lambda widths: 32}  # three poolings + two stride-2 patch 
 def size_divisor(architecture: str, widths: Sequence[int]) -> int:
     """Each input side of ``architecture`` built with ``widths`` must be a multiple of this."""
     return _DIVISORS.get(architecture, _unet_divisor)(list(widths))
+
+
+def check_threshold(value: Any, name: str = "threshold") -> float:
+    """``value`` if it is a finite number inside :data:`THRESHOLD_RANGE`, else ConfigError naming it."""
+    lo, hi = THRESHOLD_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value < hi:
+        raise ConfigError(f"{name}={value!r}: expected a finite number in ({lo:g}, {hi:g})")
+    return value
 
 
 def default_postprocess() -> dict[str, bool]:

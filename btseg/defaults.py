@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from btseg.errors import ConfigError
+from btseg.layout import is_package
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_PACKAGE = ASSETS / "default"
@@ -18,7 +19,7 @@ SAMPLES = ASSETS / "samples"
 
 def default_package() -> Path:
     """The bundled student package, or a clear error saying how to make it."""
-    if not (DEFAULT_PACKAGE / "model.json").is_file():
+    if not is_package(DEFAULT_PACKAGE):
         raise ConfigError(f"the bundled default model is missing ({DEFAULT_PACKAGE}): run `make weights`, "
                           "or pass a model package")
     return DEFAULT_PACKAGE

@@ -37,15 +37,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 from btseg import integrity
 from btseg.errors import ArtifactError, BtsegError, ConfigError, IntegrityError
 from btseg.io import atomic_path, write_json
+from btseg.layout import CONFIG, MANIFEST, WEIGHTS  # noqa: F401  (re-exported: package.CONFIG...)
+from btseg.contract import DEFAULT_THRESHOLD, default_postprocess
 from btseg.preprocess import PreprocessSpec
 from btseg.schema import FORMAT_VERSION, check_manifest, check_model_json
 
 if TYPE_CHECKING:  # torch is imported only by build_model/save_package: an ONNX/OpenVINO-only cart needs no torch
     import torch
 
-WEIGHTS = "model.safetensors"
-CONFIG = "model.json"
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -55,9 +54,9 @@ class ModelConfig:
     architecture: str
     kwargs: dict[str, Any]
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     output: dict[str, Any] = field(default_factory=lambda: {"name": "logits", "activation": "sigmoid", "channels": 1})
-    postprocess: dict[str, Any] = field(default_factory=lambda: {"largest_component": False, "fill_holes": False})
+    postprocess: dict[str, Any] = field(default_factory=default_postprocess)
     role: str = "student"
     preset: str = ""
     data: dict[str, Any] = field(default_factory=dict)
@@ -182,6 +181,13 @@ class ModelPackage:
         have = ", ".join(f"{a.target}/{a.precision}" for a in self.artifacts()) or "none"
         raise ArtifactError(f"{self.root}: no {target}/{precision} artifact in {MANIFEST} (have: {have})")
 
+    def write_config(self) -> None:
+        """Write :attr:`config` to ``model.json``, schema-checked first: never write what
+        :func:`load_package` would refuse."""
+        doc = self.config.to_dict()
+        check_model_json(doc, str(self.root / CONFIG))
+        write_json(self.root / CONFIG, doc)
+
     def write_manifest(self, records: list[ArtifactRecord]) -> None:
         """Rewrite ``manifest.json`` atomically with exactly ``records`` (hold :func:`package_lock`)."""
         man = {"format_version": FORMAT_VERSION, "model": self.config.architecture, "role": self.config.role,
@@ -239,9 +245,9 @@ def save_package(root: str | Path, model: "torch.nn.Module", config: ModelConfig
         save_file(state, str(tmp), metadata={"architecture": config.architecture})
         config.weights_sha256, config.weights_size = integrity.hash_file(tmp.parent, tmp.name)
     config.format_version = FORMAT_VERSION
-    check_model_json(config.to_dict(), str(root / CONFIG))
-    write_json(root / CONFIG, config.to_dict())
-    return ModelPackage(root, config)
+    pkg = ModelPackage(root, config)
+    pkg.write_config()
+    return pkg
 
 
 @contextlib.contextmanager

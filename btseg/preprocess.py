@@ -25,6 +25,8 @@ from btseg.errors import ConfigError, DataError
 
 _INTERP = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR,
            "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC}
+INTERPOLATIONS = tuple(_INTERP)  # the choices of PreprocessSpec.interpolation (model.json's schema uses them)
+NORMALIZATIONS = ("meanstd", "minmax")  # the choices of PreprocessSpec.normalize
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class PreprocessSpec:
     def __post_init__(self) -> None:
         if self.interpolation not in _INTERP:
             raise ConfigError(f"interpolation {self.interpolation!r}: expected one of {sorted(_INTERP)}")
-        if self.normalize not in ("meanstd", "minmax"):
+        if self.normalize not in NORMALIZATIONS:
             raise ConfigError(f"normalize {self.normalize!r}: expected 'meanstd' or 'minmax'")
         if len(self.size) != 2 or min(self.size) < 8:
             raise ConfigError(f"size {self.size!r}: expected (height, width), each >= 8")

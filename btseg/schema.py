@@ -21,17 +21,15 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
+from btseg.contract import MAX_LEVELS, MAX_WIDTH, POSTPROCESS_STEPS, THRESHOLD_RANGE
 from btseg.errors import SchemaError
-from btseg.specs import BACKEND_SPECS
+from btseg.preprocess import INTERPOLATIONS, NORMALIZATIONS
+from btseg.specs import BACKEND_SPECS, PRECISIONS
 
 FORMAT_VERSION = 2
 TARGETS = tuple(sorted({t for s in BACKEND_SPECS.values() for t in s.targets} - {"torch"}))
-PRECISIONS = ("fp32", "fp16", "int8")
 STATUSES = ("ok", "failed")
-INTERPOLATIONS = ("nearest", "linear", "area", "cubic")
 MAX_SIDE = 8192  # network input side, pixels
-MAX_WIDTH = 4096  # channels of one stage
-MAX_LEVELS = 8
 MAX_PARAMS_PROXY = 4e8  # 36 * sum(width^2): about 1.6 GB of fp32 weights
 MAX_ARTIFACTS = 64
 MAX_FILES = 64
@@ -150,7 +148,7 @@ def check_preprocess(p: Any, doc: str, field: str = "preprocess", divisor: int =
             raise _fail(doc, f"{field}.size[{i}]", s, f"a multiple of {divisor} (the model's downsampling factor)")
     need_str(_get(p, "interpolation", doc, f"{field}.interpolation"), doc, f"{field}.interpolation", INTERPOLATIONS)
     need_bool(_get(p, "grayscale", doc, f"{field}.grayscale"), doc, f"{field}.grayscale")
-    need_str(_get(p, "normalize", doc, f"{field}.normalize"), doc, f"{field}.normalize", ("meanstd", "minmax"))
+    need_str(_get(p, "normalize", doc, f"{field}.normalize"), doc, f"{field}.normalize", NORMALIZATIONS)
     need_number(_get(p, "scale", doc, f"{field}.scale"), doc, f"{field}.scale", 0, 1e6, open_lo=True)
     need_number(_get(p, "mean", doc, f"{field}.mean"), doc, f"{field}.mean", 0, 1)
     need_number(_get(p, "std", doc, f"{field}.std"), doc, f"{field}.std", 0, 1, open_lo=True)
@@ -166,7 +164,7 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     arch = need_str(_get(d, "architecture", doc, "architecture"), doc, "architecture", max_len=64)
     kw = check_kwargs(_get(d, "kwargs", doc, "kwargs"), doc)
     check_preprocess(_get(d, "preprocess", doc, "preprocess"), doc, divisor=model_divisor(arch, kw))
-    need_number(_get(d, "threshold", doc, "threshold"), doc, "threshold", 0, 1, open_lo=True, open_hi=True)
+    need_number(_get(d, "threshold", doc, "threshold"), doc, "threshold", *THRESHOLD_RANGE, open_lo=True, open_hi=True)
     need_sha(_get(d, "weights_sha256", doc, "weights_sha256"), doc, "weights_sha256")
     need_int(_get(d, "weights_size", doc, "weights_size"), doc, "weights_size", 1, 1 << 40)
     out = need_dict(d.get("output", {}), doc, "output")
@@ -175,7 +173,7 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     if "activation" in out:
         need_str(out["activation"], doc, "output.activation", ("sigmoid",))
     post = need_dict(d.get("postprocess", {}), doc, "postprocess")
-    for key in ("largest_component", "fill_holes"):
+    for key in POSTPROCESS_STEPS:
         if key in post:
             need_bool(post[key], doc, f"postprocess.{key}")
     if post.get("presence") is not None:

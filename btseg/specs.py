@@ -69,6 +69,8 @@ BACKEND_SPECS: dict[str, BackendSpec] = {s.name: s for s in (
                 ("tensorrt",), ("cuda",), "D", takes_record=True),
 )}
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKEND_SPECS)
+# the numeric precisions an artifact can have (model.json's schema, export, the CLIs, the bench)
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 # every artifact target some backend runs (torch = the package's own weights)
 TARGET_NAMES: tuple[str, ...] = tuple(dict.fromkeys(t for s in BACKEND_SPECS.values() for t in s.targets))
 

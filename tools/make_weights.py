@@ -29,7 +29,8 @@ from btseg.cli.common import console, handle_errors
 from btseg.cli.demo import export, make_data, step
 from btseg.cli.demo_report import NOT_CLINICAL
 from btseg.cli.demo_training import MODELS, train
-from btseg.io import write_json
+from btseg.layout import CONFIG, WEIGHTS, manifest_path, weights_path
+from btseg.specs import PRECISIONS
 
 
 def bundle(run: Path, data: Path, n_samples: int = 12) -> None:
@@ -53,7 +54,7 @@ def bundle(run: Path, data: Path, n_samples: int = 12) -> None:
     pkg = load_package(dest_pkg)
     pkg.config.notes = NOT_CLINICAL
     pkg.config.metrics["bundled_samples"] = bundled_dice(dest_pkg, dest_samples)
-    write_json(dest_pkg / "model.json", pkg.config.to_dict())
+    pkg.write_config()
     console.print(f"bundled: {dest_pkg} ({sum(f.stat().st_size for f in dest_pkg.rglob('*') if f.is_file()) / 1e6:.1f} MB),"
                   f" {dest_samples}; Dice on the samples {pkg.config.metrics['bundled_samples']}")
 
@@ -68,18 +69,18 @@ def reexport(data: Path, stage: Path) -> None:
     from btseg.package_check import check_package
 
     dest = defaults.DEFAULT_PACKAGE
-    weights = (dest / "model.safetensors").read_bytes()  # never written here: the export runs in `stage`
+    weights = weights_path(dest).read_bytes()  # never written here: the export runs in `stage`
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
-    for f in ("model.json", "model.safetensors"):
+    for f in (CONFIG, WEIGHTS):
         shutil.copy2(dest / f, stage / f)
-    done = run_export(stage, ["onnx", "openvino"], ["fp32", "fp16", "int8"], calib_data=data, calib_size=64,
+    done = run_export(stage, ["onnx", "openvino"], list(PRECISIONS), calib_data=data, calib_size=64,
                       verify_n=32)
     console.print(results_table(done))
-    manifest = json.loads((stage / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(stage).read_text())
     if any(a["status"] != "ok" for a in manifest["artifacts"]):
         raise SystemExit("reexport: an artifact failed; the bundled package is left as it was")
-    old = json.loads((dest / "manifest.json").read_text())
+    old = json.loads(manifest_path(dest).read_text())
     for a in old["artifacts"]:  # the old artifacts' files, then the new ones in their place
         for f in a.get("files", [{"file": a["file"]}]):
             (dest / f["file"]).unlink(missing_ok=True)
@@ -89,7 +90,7 @@ def reexport(data: Path, stage: Path) -> None:
         for f in a["files"]:
             (dest / f["file"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(stage / f["file"], dest / f["file"])
-    shutil.copy2(stage / "manifest.json", dest / "manifest.json")
+    shutil.copy2(manifest_path(stage), manifest_path(dest))
     report = check_package(dest)
     if not report.ok:
         raise SystemExit(f"reexport: btseg-check refuses the new bundle: {report.errors}")

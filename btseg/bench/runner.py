@@ -35,10 +35,11 @@ import numpy as np
 from btseg.bench import accuracy, flops, latency, memory, open_segmenter, peak, sysinfo
 from btseg.errors import BtsegError, ConfigError, IntegrityError
 from btseg.preprocess import preprocess
+from btseg.layout import MANIFEST, WEIGHTS, is_package
 from btseg.package import load_package
 from btseg.runtime.inputs import check_image
 from btseg.runtime.segmenter import failed_on
-from btseg.specs import BACKEND_NAMES, BACKEND_SPECS
+from btseg.specs import BACKEND_NAMES, BACKEND_SPECS, PRECISIONS
 from btseg.specs import installed_backends as installed_backends
 
 ALL_BACKENDS = BACKEND_NAMES
@@ -50,7 +51,7 @@ class BenchConfig:
 
     models: list[str] = field(default_factory=list)
     backends: list[str] = field(default_factory=lambda: list(ALL_BACKENDS))
-    precisions: list[str] = field(default_factory=lambda: ["fp32", "fp16", "int8"])
+    precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
     data: str | None = None
     split: str = "test"
     device: str = "cpu"
@@ -95,7 +96,7 @@ def with_siblings(models: list[str]) -> list[str]:
     seen = {Path(m).resolve() for m in out}
     for m in models:
         for d in sorted(Path(m).resolve().parent.iterdir()):
-            if d.is_dir() and (d / "model.json").is_file() and d.resolve() not in seen:
+            if d.is_dir() and is_package(d) and d.resolve() not in seen:
                 seen.add(d.resolve())
                 out.append(str(d))
     return out
@@ -109,7 +110,7 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
     check_integrity(package)
     base = {"model": Path(package).name, "package": str(package), "role": pkg.config.role,
             "architecture": pkg.config.architecture, "input_size": list(pkg.config.input_size)}
-    rows = [dict(base, backend="torch", target="torch", precision="fp32", file="model.safetensors",
+    rows = [dict(base, backend="torch", target="torch", precision="fp32", file=WEIGHTS,
                  artifact_id="torch-fp32", status="pending", reason="", size_bytes=pkg.config.weights_size)] if "torch" in cfg.backends else []
     artifacts = pkg.artifacts()
     for backend in cfg.backends:
@@ -122,7 +123,7 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
                        size_bytes=a.size_bytes)  # every file of it, as recorded and verified
             if a.status != "ok":
                 why = ((a.verification or {}).get("failures") or [""])[0]
-                row.update(status="skipped", reason=f"export status {a.status!r} in manifest.json"
+                row.update(status="skipped", reason=f"export status {a.status!r} in {MANIFEST}"
                            + (f": {why}" if why else ""))
             elif failed_on(a, backend):
                 why = (a.extra["also_verified"][backend].get("failures") or [""])[0]

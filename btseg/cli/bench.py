@@ -23,7 +23,7 @@ from rich.console import Console
 
 from btseg.cli.common import HELP, finite, handle_errors, requires_extra
 from btseg.errors import ConfigError
-from btseg.specs import BACKEND_SPECS
+from btseg.specs import BACKEND_SPECS, PRECISIONS
 
 # the table goes to stdout; when piped, rich would squeeze it into 80 columns
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -118,7 +118,7 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     _check_device(device)
     cfg = runner.BenchConfig(
         models=list(models), backends=wanted,
-        precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), data=data, split=split,
+        precisions=_csv(precisions, PRECISIONS, "precisions"), data=data, split=split,
         device=device, threads=threads, batch=batch, streams=streams, peak=not no_peak, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,
         memory=not no_memory, compare_teachers=compare_teachers, limit=limit, interleave=not sequential, block=block)

@@ -32,6 +32,8 @@ from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
 from btseg.cli.demo_training import MODELS, train, training_rows, training_table
 from btseg.io import write_json
+from btseg.layout import MANIFEST, is_package
+from btseg.specs import PRECISIONS
 
 console = Console(stderr=True)
 # tables go to stdout; when piped (make demo | tee) rich would squeeze them into 80 columns
@@ -68,15 +70,15 @@ def export(run: Path, data: Path, fresh: bool) -> list[Any]:
     from btseg.export.pipeline import results_table
     from btseg.package import load_package
 
-    plans = [("student", ["all"], ["fp32", "fp16", "int8"])]
+    plans = [("student", ["all"], list(PRECISIONS))]
     plans += [(m, ["onnx", "openvino"], ["fp32"]) for m in MODELS if m != "student"]
     results: list[Any] = []
     for name, targets, precisions in plans:
         pkg = run / name
-        if not (pkg / "model.json").exists():
+        if not is_package(pkg):
             continue
         if not fresh and load_package(pkg).artifacts():
-            console.print(f"export: {name}: reusing the artifacts in manifest.json")
+            console.print(f"export: {name}: reusing the artifacts in {MANIFEST}")
             continue
         try:
             done = run_export(pkg, targets, precisions, calib_data=data, calib_size=64, verify_n=32)

@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from btseg.layout import config_path, is_package
+
 console = Console(stderr=True)
 MODELS = ("teacher-benign", "teacher-malignant", "student", "student-nokd", "baseline-unet", "baseline-unext")
 # the UNeXt-style baseline at half the paper's widths, as the teachers are width-scaled too
@@ -53,7 +55,7 @@ def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: i
         "student-nokd": ("student", cfg.replace(kd="none"), "student-nokd", (), False),
     }
     jobs = {m: j for m, j in jobs.items() if m in only}
-    todo = {m: j for m, j in jobs.items() if fresh or not (run / m / "model.json").exists()}
+    todo = {m: j for m, j in jobs.items() if fresh or not is_package(run / m)}
     for m in sorted(set(jobs) - set(todo)):
         console.print(f"train: reusing {m}")
     if todo:
@@ -61,7 +63,7 @@ def train(data: Path, run: Path, preset: str, seed: int, fresh: bool, workers: i
         if fresh or not splits_path(run).exists():  # once, before the workers race for it
             make_splits(open_dataset(data), val=cfg.val, test=cfg.test, seed=seed).save(splits_path(run))
         _run_jobs(todo, data, run, workers)
-    return {m: read_model(run / m) for m in MODELS if (run / m / "model.json").exists()}
+    return {m: read_model(run / m) for m in MODELS if is_package(run / m)}
 
 
 def _run_jobs(todo: dict[str, tuple], data: Path, run: Path, workers: int) -> None:
@@ -107,7 +109,7 @@ def _run_jobs(todo: dict[str, tuple], data: Path, run: Path, workers: int) -> No
 def read_dice(pkg_dir: Path) -> str:
     from btseg.io import read_json
 
-    d = read_json(pkg_dir / "model.json").get("metrics", {}).get("test", {}).get("overall", {}).get("dice", {})
+    d = read_json(config_path(pkg_dir)).get("metrics", {}).get("test", {}).get("overall", {}).get("dice", {})
     return f"test Dice {d.get('mean', float('nan')):.3f}"
 
 

@@ -50,7 +50,7 @@ from btseg.io import json_text, sha256_file, write_json, write_png
 from btseg.runtime.backend import BACKENDS
 from btseg.runtime.select import SELECT_MODES
 from btseg.runtime.inputs import Frame, iter_frames, kind_of
-from btseg.specs import TARGET_NAMES
+from btseg.specs import PRECISIONS, TARGET_NAMES
 
 
 def display_bgr(image: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BACKENDS]))
 @click.option("--target", default=None, type=click.Choice(list(TARGET_NAMES)),
               help="Artifact target (default: the fastest verified one).")
-@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--precision", default=None, type=click.Choice(PRECISIONS))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (gpu, npu).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,

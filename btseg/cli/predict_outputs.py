@@ -33,9 +33,9 @@ from typing import Iterable
 from btseg.errors import ConfigError, DataError
 from btseg.imageio import DICOM_SUFFIXES, VIDEO_SUFFIXES
 from btseg.io import sha256_file
+from btseg.layout import PACKAGE_MARKERS
 from btseg.cli.predict_inputs import InputItem, InputSet, read_record
 
-PACKAGE_MARKERS = (("model.json",), ("manifest.json", "model.safetensors"))  # any one set = a package
 
 
 def _real(p: Path) -> Path:

@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from btseg.contract import check_postprocess, default_postprocess
+from btseg.contract import DEFAULT_THRESHOLD, check_postprocess, check_threshold, default_postprocess
 from btseg.preprocess import PreprocessSpec
 from btseg.errors import ConfigError
 from btseg.runtime.postprocess import PostProcess
@@ -30,7 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("warmup_epochs", 0.0, False, 1e4),
                 ("min_lr_ratio", 0.0, False, 1.0), ("alpha", 0.0, False, 1e3), ("beta", 0.0, False, 1e3),
                 ("temperature", 0.0, True, 1e3), ("val", 0.0, False, 0.9), ("test", 0.0, False, 0.9),
-                ("intensity_jitter", 0.0, False, 1.0), ("threshold", 0.0, True, 0.999),
+                ("intensity_jitter", 0.0, False, 1.0),
                 ("presence_target", 0.0, False, 1.0))
 
 
@@ -105,7 +105,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     threads: int = 0
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     postprocess: dict[str, bool] = field(default_factory=default_postprocess)
     presence_target: float = 0.95
     progress: bool = True
@@ -128,6 +128,7 @@ class TrainConfig:
             if not ok:
                 rng = f"{'(' if low_open else '['}{low:g}, {high:g}]"
                 raise ConfigError(f"{name}={v!r}: expected a finite number in {rng}")
+        check_threshold(self.threshold)
         check_postprocess(self.postprocess)
         from btseg.models import model_contract
 

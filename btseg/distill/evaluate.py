@@ -91,7 +91,7 @@ def evaluate_package(model_or_pkg: Any, samples: Sequence[Sample], distances: bo
         distances: also compute HD95/ASSD (slower).
         spec, threshold: override the package's preprocessing / threshold.
         post: the post-processing (default: the package's, :meth:`PostProcess.of`; for a
-            bare model, threshold 0.5 and no clean-up); ``threshold`` overrides its threshold.
+            bare model, :data:`btseg.contract.DEFAULT_THRESHOLD` and no clean-up); ``threshold`` overrides its threshold.
         per_image: also return ``"per_image"``, one row per sample (``id``, ``label``,
             every metric, ``present``/``presence``), in sample order: what paired statistics
             across models need.

@@ -198,7 +198,7 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
         tdir = Path(teacher_dir or out_dir)
         with ddp.collective(ctx, f"loading the teachers from {tdir}"):  # every rank, after rank 0 wrote them
             for kind in TEACHERS:
-                _shared(ctx, tdir / f"teacher-{kind}" / "model.json")
+                _shared(ctx, config_path(tdir / f"teacher-{kind}"))
             teachers = load_teachers(tdir, cfg)
         objective = DistillObjective(student, teachers, cfg.kd, cfg.teachers,
                                      cfg.alpha, cfg.beta, cfg.temperature)

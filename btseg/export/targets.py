@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from btseg.errors import ArtifactError, ConfigError
+from btseg.specs import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 MIN_OPSET = 17
 DEFAULT_OPSET = 18

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from btseg.contract import DEFAULT_THRESHOLD
 from btseg.errors import DataError, OutputError
 from btseg.preprocess import resize_prob
 from btseg.runtime.presence import PresenceSpec, decide
@@ -144,7 +145,7 @@ def measure(mask: np.ndarray) -> tuple[int, tuple[int, int, int, int] | None, np
     return area, (int(x), int(y), int(w), int(h)), biggest.reshape(-1, 2).astype(np.int32)
 
 
-def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: float = 0.5,
+def postprocess(logits: np.ndarray, image_size: tuple[int, int], threshold: float = DEFAULT_THRESHOLD,
                 spec: Mapping[str, Any] | None = None,
                 spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
     """One logit map -> :class:`Segmentation` at ``image_size`` (height, width).
@@ -211,7 +212,7 @@ class PostProcess:
         64
     """
 
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     spec: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

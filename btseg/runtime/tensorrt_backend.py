@@ -31,6 +31,7 @@ import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, BtsegError, ConfigError
 from btseg.io import read_json
+from btseg.layout import manifest_path
 from btseg.runtime.cache import read_verified
 from btseg.runtime.backend import require
 
@@ -131,7 +132,7 @@ def check_compatible(extra: dict[str, Any], trt_version: str, gpu_name: str, cap
 def _manifest_extra(engine_path: Path) -> dict[str, Any]:
     """The ``extra`` of the manifest record that lists ``engine_path``, if one is found nearby."""
     for root in (engine_path.parent, engine_path.parent.parent):
-        man = root / "manifest.json"
+        man = manifest_path(root)
         if man.is_file():
             for rec in read_json(man).get("artifacts", []):
                 if (root / rec.get("file", "")).resolve() == engine_path.resolve():
