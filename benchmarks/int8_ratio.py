@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,33 +47,23 @@ def main() -> None:
     a = ap.parse_args()
     wanted = a.backends.split(",")
     pairs = [q for q in PAIRS if q[0] in wanted]
+    from btseg.machine import probe_frame
     from btseg.preprocess import preprocess
     from btseg.runtime.segmenter import Segmenter
+    from btseg.timing import for_rounds, round_robin
 
     segs = {f"{b} {t}/{p}": Segmenter.load(a.model, target=t, precision=p, backend=b, threads=a.threads)
             for b, t, p in pairs}
     spec = next(iter(segs.values())).spec
-    frame = np.random.default_rng(0).integers(0, 256, (2 * spec.size[0], 2 * spec.size[1]), dtype=np.uint8)
-    x = preprocess(frame, spec)[None]
+    x = preprocess(probe_frame((2 * spec.size[0], 2 * spec.size[1])), spec)[None]
     for s in segs.values():
         for _ in range(a.warmup):
             s.backend.infer(x)
     if a.block < 2 or a.rounds < 1:
         ap.error(f"--block {a.block} / --rounds {a.rounds}: expected block >= 2 and rounds >= 1")
-    times: dict[str, list[float]] = {k: [] for k in segs}
-    per_round: dict[str, list[float]] = {k: [] for k in segs}
     before = _load()
-    for _ in range(a.rounds):
-        for k, s in segs.items():
-            block = []
-            for i in range(a.block):
-                t0 = time.perf_counter()
-                s.backend.infer(x)
-                if i:
-                    block.append((time.perf_counter() - t0) * 1e3)
-            times[k] += block
-            per_round[k].append(statistics.median(block))
-    p50 = {k: statistics.median(v) for k, v in times.items()}
+    timed = round_robin({k: (lambda s=s: s.backend.infer(x)) for k, s in segs.items()}, a.block, for_rounds(a.rounds))
+    p50, per_round = timed.median(), timed.block_medians
     ratio = {b: p50[f"{b} {t}/int8"] / p50[f"{b} {t}/fp32"] for b, t, _ in pairs[::2]}
     paired = {b: [round(float(q), 3) for q in np.quantile(
         [i8 / f32 for i8, f32 in zip(per_round[f"{b} {t}/int8"], per_round[f"{b} {t}/fp32"])], [0.25, 0.5, 0.75])]

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
+
+from btseg.machine import probe_input
+from btseg.timing import for_rounds, round_robin
 
 
 def _onnxruntime(path: str, threads: int, no_spin: bool) -> Callable[[], object]:
@@ -34,7 +35,7 @@ def _onnxruntime(path: str, threads: int, no_spin: bool) -> Callable[[], object]
     o.add_session_config_entry("session.intra_op.allow_spinning", "0" if no_spin else "1")
     s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
     i = s.get_inputs()[0]
-    x = np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
+    x = probe_input([d if isinstance(d, int) else 1 for d in i.shape])
     return lambda: s.run(None, {i.name: x})
 
 
@@ -44,7 +45,7 @@ def _openvino(path: str, threads: int) -> Callable[[], object]:
     cm = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
     req = cm.create_infer_request()
     shape = [d.get_length() if d.is_static else 1 for d in cm.input(0).get_partial_shape()]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    x = probe_input(shape)
     return lambda: req.infer({0: x})
 
 
@@ -65,19 +66,8 @@ def main() -> None:
         for _ in range(a.warmup):
             run()
         sessions.append((f, run))
-    times: dict[str, list[float]] = {f: [] for f in a.files}
-    per_round: dict[str, list[float]] = {f: [] for f in a.files}  # each round's median: paired by round
-    for _ in range(a.rounds):
-        for f, run in sessions:
-            block = []
-            for k in range(a.block):
-                t0 = time.perf_counter()
-                run()
-                if k:
-                    block.append((time.perf_counter() - t0) * 1e3)
-            times[f] += block
-            per_round[f].append(statistics.median(block))
-    p50 = {f: statistics.median(v) for f, v in times.items()}
+    timed = round_robin(dict(sessions), a.block, for_rounds(a.rounds))
+    p50, per_round = timed.median(), timed.block_medians  # each round's median: paired by round
     ref = p50[a.files[0]]
     # the ratio within each round (same load for both), then its median and quartiles over rounds
     paired = {f: sorted(b / r for b, r in zip(per_round[f], per_round[a.files[0]])) for f in a.files}

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from btseg.machine import probe_input
+
 
 def profile(path: str, threads: int, runs: int, nodes: int = 0) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,7 +31,7 @@ def profile(path: str, threads: int, runs: int, nodes: int = 0) -> dict[str, dic
         so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
         s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         i = s.get_inputs()[0]
-        x = np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
+        x = probe_input([d if isinstance(d, int) else 1 for d in i.shape])
         for _ in range(3):
             s.run(None, {i.name: x})
         del s

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from btseg.errors import ConfigError
+from btseg.timing import round_robin, until
 
 
 @dataclass
@@ -136,15 +137,15 @@ def _summary(e2e: list[float], stages: dict[str, list[float]], keep: slice = sli
 
 def time_interleaved(calls: dict[str, tuple[Any, np.ndarray, Callable[[], None] | None]], warmup: int = 5,
                      iters: int | None = 50, duration: float | None = None, block: int = 5) -> dict[str, dict[str, Any]]:
-    """:func:`time_segmenter` for several segmenters at once, round-robin in blocks.
+    """:func:`time_segmenter` for several segmenters at once, round-robin in blocks
+    (:func:`btseg.timing.round_robin`).
 
     ``calls`` maps a key to ``(segmenter, image, sync)``.  Each round runs ``block``
     consecutive ``segment(image)`` calls of every segmenter in turn and keeps all but the first
     of each block; rounds repeat until each has ``iters`` timed calls (or, with ``duration``,
     until ``duration`` seconds per segmenter have passed, at least one round).  So every row
     sees the same machine load, and a ratio between rows is not a ratio between two moments of
-    a shared machine.  Blocks rather than single calls: ONNX Runtime's idle worker threads spin
-    after a run, and one call each let one session's spinning workers slow the next (docs/bench.md).
+    a shared machine.
 
     Returns ``{key: {"e2e": LatencyStats, "infer": ..., ...}, "_meta": {"rounds", "block"}}``.
     """
@@ -152,33 +153,26 @@ def time_interleaved(calls: dict[str, tuple[Any, np.ndarray, Callable[[], None] 
         raise ConfigError(f"bad timing options: block={block} warmup={warmup} iters={iters} duration={duration}")
     if iters is None and duration is None:
         raise ConfigError("give iters or duration")
-    e2e: dict[str, list[float]] = {k: [] for k in calls}
     stages = {k: _stages() for k in calls}
     for seg, image, sync in calls.values():
         for _ in range(warmup):
             seg.segment(image)
         if sync:
             sync()
-    t_end = time.perf_counter() + duration * len(calls) if duration is not None else None
-    rounds = 0
-    while True:
-        for k, (seg, image, sync) in calls.items():
-            for i in range(block):
-                t0 = time.perf_counter()
-                result = seg.segment(image)
-                if sync:
-                    sync()
-                if i:
-                    e2e[k].append((time.perf_counter() - t0) * 1e3)
-                    _keep(stages[k], result)
-        rounds += 1
-        if iters is not None and min(len(v) for v in e2e.values()) >= iters:
-            break
-        if t_end is not None and time.perf_counter() >= t_end:
-            break
+
+    def timed(seg: Any, image: np.ndarray, sync: Callable[[], None] | None) -> Callable[[], Any]:
+        def call() -> Any:
+            result = seg.segment(image)
+            if sync:
+                sync()  # inside the timing: a timer never stops before the GPU does
+            return result
+        return call
+
+    stop = until(seconds=duration * len(calls) if duration is not None else None, min_calls=iters)
+    t = round_robin({k: timed(*c) for k, c in calls.items()}, block, stop, lambda k, r: _keep(stages[k], r))
     keep = slice(None) if iters is None else slice(iters)  # the last round may overshoot: exactly iters each
-    out: dict[str, dict[str, Any]] = {k: _summary(e2e[k], stages[k], keep) for k in calls}
-    out["_meta"] = {"rounds": rounds, "block": block}
+    out: dict[str, dict[str, Any]] = {k: _summary(t.ms[k], stages[k], keep) for k in calls}
+    out["_meta"] = {"rounds": t.rounds, "block": block}
     return out
 
 

@@ -81,6 +81,7 @@ def probe(model: str, backend: str, target: str, precision: str, iters: int = 20
             pass  # the load below raises the clear BackendUnavailableError
     baseline = _rss_mb()
     from btseg.bench import open_segmenter
+    from btseg.machine import probe_frame
 
     t0 = time.perf_counter()
     seg = open_segmenter(model, backend, target, precision, device=device, threads=threads)
@@ -88,7 +89,7 @@ def probe(model: str, backend: str, target: str, precision: str, iters: int = 20
     loaded = _rss_mb()
     h, w = btseg.package.load_package(model).config.input_size
     # a plausible cart frame: larger than the network input, so resize buffers count too
-    image = np.random.default_rng(0).integers(0, 256, (max(h, 2 * h), max(w, 2 * w)), dtype=np.uint8)
+    image = probe_frame((max(h, 2 * h), max(w, 2 * w)))
     for _ in range(max(1, iters)):
         seg.segment(image)
     out = {"pid": os.getpid(), "baseline_rss_mb": round(baseline, 1), "loaded_rss_mb": round(loaded, 1),

@@ -36,6 +36,7 @@ from btseg.bench import accuracy, flops, latency, memory, open_segmenter, peak, 
 from btseg.errors import BtsegError, ConfigError, IntegrityError
 from btseg.preprocess import preprocess
 from btseg.layout import MANIFEST, WEIGHTS, is_package
+from btseg.machine import probe_frame
 from btseg.package import load_package
 from btseg.runtime.inputs import check_image
 from btseg.runtime.segmenter import failed_on
@@ -161,7 +162,7 @@ def _frame(test: accuracy.TestSet | None, size: tuple[int, int]) -> np.ndarray:
     """The image latency is timed on: the first test image, else a 2x-input-size noise frame."""
     if test is not None and len(test):
         return test.images[0]
-    return np.random.default_rng(0).integers(0, 256, (2 * size[0], 2 * size[1]), dtype=np.uint8)
+    return probe_frame((2 * size[0], 2 * size[1]))
 
 
 def _load(row: dict[str, Any], cfg: BenchConfig, device: str, cache: str | None, **options: Any) -> tuple[Any, float]:

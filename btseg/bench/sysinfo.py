@@ -12,13 +12,14 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
 from typing import Any
+
+from btseg.machine import cpu_flags, cpu_model, module_versions
 
 # instruction-set flags that change which kernels ORT / OpenVINO / torch pick
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -38,19 +39,7 @@ def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
 
 def cpu_info() -> dict[str, Any]:
     """Model name, physical/logical cores, the flags that matter, affinity."""
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Model", "Hardware") and not model:
-                    model = val.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(val.split())
-    except OSError:
-        pass
-    model = model or platform.processor() or None
+    model, flags = cpu_model(), cpu_flags()
     try:
         import psutil
 
@@ -113,14 +102,7 @@ def jetson_info() -> dict[str, Any] | None:
 
 def library_versions() -> dict[str, str | None]:
     """Version of each library, None if not installed (import errors of broken installs too)."""
-    out: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            mod = importlib.import_module(name)
-            out[name] = str(getattr(mod, "__version__", None) or getattr(mod, "get_version", lambda: None)())
-        except Exception:  # noqa: BLE001 - a broken optional install must not stop a benchmark
-            out[name] = None
-    return out
+    return module_versions(LIBRARIES)
 
 
 def collect() -> dict[str, Any]:

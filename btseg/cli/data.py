@@ -21,7 +21,7 @@ from rich.table import Table
 
 from btseg.cli.common import HELP, handle_errors, refuse_given
 from btseg.errors import ConfigError
-from btseg.data.dataset import LAYOUTS, open_dataset
+from btseg.data.layouts import LAYOUTS, open_dataset
 from btseg.data.sample import LABELS
 from btseg.data.splits import DUP_THRESHOLD, find_duplicates, kfold, make_splits, phash64
 

@@ -4,7 +4,7 @@
   is one input; whether it can be read is decided per input later, so one bad input never
   stops the others;
 * a folder that is a data set (BUSI, Dataset B, folder layout) contributes its images as the
-  data loaders find them (:func:`btseg.data.dataset.dataset_files`), never its masks;
+  data loaders find them (:func:`btseg.data.layouts.dataset_files`), never its masks;
 * any other folder contributes its image, DICOM and video files, recursively (hidden files
   and folders skipped, symbolic links to folders not followed), except ground-truth masks
   (``<stem>_mask.png``, ``<stem>_mask_1.png`` next to ``<stem>.<ext>``) and the outputs of
@@ -83,7 +83,7 @@ def discover(inputs: Sequence[str | os.PathLike]) -> InputSet:
 
 
 def _folder(root: Path, out: InputSet) -> list[InputItem]:
-    from btseg.data.dataset import dataset_files, detect_layout
+    from btseg.data.layouts import dataset_files, detect_layout
 
     try:
         layout = detect_layout(root)

@@ -8,7 +8,8 @@ Example::
     >>> train = splits.select(ds, "train")
 """
 
-from btseg.data.dataset import Dataset, SampleRef, SkippedFilesWarning, detect_layout, open_dataset
+from btseg.data.dataset import Dataset, SampleRef, SkippedFilesWarning
+from btseg.data.layouts import detect_layout, open_dataset
 from btseg.data.sample import LABELS, Sample
 from btseg.data.splits import KFold, Splits, find_duplicates, kfold, make_splits
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from btseg.errors import ArtifactError, ConfigError
+from btseg.machine import library_versions
 from btseg.specs import PRECISIONS
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -162,24 +163,15 @@ class ExportPlan:
     def toolchain(self, job: Job) -> dict[str, str]:
         names = ["btseg", "torch", "onnx", "onnxruntime", "onnxslim"]
         names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt", "cuda-bindings"]}.get(job.target, [])
-        return {n: _version(n) for n in names}
+        return {n: v or "not installed" for n, v in library_versions(names).items()}
 
     def metadata(self, precision: str) -> dict[str, Any]:
         """``metadata_props`` of every ONNX file (Ultralytics-style self-describing models)."""
         cfg = self.src.config
-        return {"btseg_version": _version("btseg"), "architecture": cfg.architecture, "role": cfg.role,
+        return {"btseg_version": library_versions(["btseg"])["btseg"] or "not installed", "architecture": cfg.architecture, "role": cfg.role,
                 "preprocess": self.spec.to_dict(), "threshold": cfg.threshold, "postprocess": cfg.postprocess,
                 "input_size": list(self.spec.size), "precision": precision, "dynamic_batch": self.dynamic_batch,
                 "input_name": "image", "output_name": "logits"}
-
-
-def _version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def _unavailable(job: Job) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from btseg.errors import ConfigError, DataError
+from btseg.runtime.arrays import check_image
 from btseg.runtime.postprocess import Segmentation, measure, normalize_spacing
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
@@ -216,8 +217,6 @@ def segment_where(segment: SegmentFn, image: Any, spacing_mm: Any, roi: Any) -> 
     dicom = getattr(image, "dicom", None)
     if roi is None and (dicom is None or not dicom.has_regions):
         return None
-    from btseg.runtime.inputs import check_image
-
     img = check_image(getattr(image, "image", image))
     if spacing_mm is None:
         spacing_mm = getattr(image, "spacing_mm", None)

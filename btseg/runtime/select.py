@@ -21,42 +21,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from btseg.machine import cpu_fingerprint, library_versions, probe_frame
+from btseg.timing import round_robin, until
+
 SELECT_MODES = ("preference", "fastest", "fastest-fresh")
 
 
-def cpu_fingerprint() -> str:
-    """CPU model name and feature flags (Linux ``/proc/cpuinfo``), else ``platform`` facts."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return f"{platform.machine()} {platform.processor()}"
-    fields = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        k = k.strip()
-        if k in ("model name", "flags", "Features", "CPU part") and k not in fields:
-            fields[k] = " ".join(sorted(v.split())) if k in ("flags", "Features") else v.strip()
-    return json.dumps(fields, sort_keys=True)
+# the libraries whose version changes which artifact is fastest
+VERSIONED = ("onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch")
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for dist in ("onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "torch"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {k: v for k, v in library_versions(VERSIONED).items() if v is not None}
 
 
 def selection_key(weights_sha256: str, candidates: list[tuple[str, Any]], device: str, threads: int | None,
@@ -104,31 +86,19 @@ def write_choice(key: str, doc: dict[str, Any]) -> str:
 def time_candidates(infer: dict[str, Callable[[], Any]], budget_s: float = 0.6, block: int = 3,
                     min_rounds: int = 3, max_rounds: int = 20) -> dict[str, float]:
     """Median ms per call of each ``infer[name]()``, round-robin in blocks of ``block`` calls
-    (the first of each untimed), for at least ``min_rounds`` rounds and until about
+    (:func:`btseg.timing.round_robin`), for at least ``min_rounds`` rounds and until about
     ``budget_s`` seconds per candidate have passed."""
-    samples: dict[str, list[float]] = {k: [] for k in infer}
     for f in infer.values():
         f()  # first call: lazy allocations, JIT
-    t_end = time.perf_counter() + budget_s * len(infer)
-    for r in range(max_rounds):
-        for name, f in infer.items():
-            for i in range(block):
-                t0 = time.perf_counter()
-                f()
-                if i:
-                    samples[name].append((time.perf_counter() - t0) * 1e3)
-        if r + 1 >= min_rounds and time.perf_counter() >= t_end:
-            break
-    return {k: statistics.median(v) for k, v in samples.items()}
+    stop = until(min_rounds, max_rounds, seconds=budget_s * len(infer))
+    return round_robin(infer, block, stop).median()
 
 
 def frame_for(spec: Any) -> np.ndarray:
-    """The fixed frame candidates are timed on: seeded noise at the model's input size."""
+    """The fixed frame candidates are timed on: the probe frame at the model's input size."""
     from btseg.preprocess import preprocess
 
-    h, w = spec.size
-    image = np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8)
-    return preprocess(image, spec)[None]
+    return preprocess(probe_frame(spec.size), spec)[None]
 
 
 def selection_record(winner: str, timings: dict[str, float], cached: bool, state: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from btseg.data import SkippedFilesWarning, open_dataset
-from btseg.data.dataset import dataset_files
+from btseg.data.layouts import dataset_files
 from btseg.errors import DataError
 
 

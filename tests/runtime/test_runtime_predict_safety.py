@@ -99,7 +99,7 @@ def test_data_set_root_gives_its_images_only(layout, tmp_path, tiny_package):
     {"busi": lambda: phantom.synthesize(root, n=6, size=48, seed=0, workers=1),
      "datasetb": lambda: phantom.write_datasetb(root, n=4, seed=1, size=48),
      "folder": lambda: phantom.write_folder(root, n=4, seed=2, size=48)}[layout]()
-    from btseg.data.dataset import dataset_files
+    from btseg.data.layouts import dataset_files
 
     _, images, masks = dataset_files(root)
     before = tree(root)
