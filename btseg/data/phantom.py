@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 from scipy.signal import hilbert
 
+from btseg.data.phantom_field import lesion_field as _lesion_field
 from btseg.errors import ConfigError, DataError
 from btseg.io import write_json, write_png
 
@@ -76,22 +77,6 @@ def _lesion_geometry(rng: np.random.Generator, malignant: bool, top: float) -> d
     cz = rng.uniform(min(top + b + 0.03, 0.6), 0.62)
     cx = rng.uniform(a + 0.08, 1 - a - 0.08)
     return dict(cx=cx, cz=cz, a=a, b=b, harm=harm, spic=spic, rot=rot)
-
-
-def _lesion_field(g: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised radius rho, boundary radius R(theta)) on an n x n grid; inside = rho < R."""
-    c = (np.arange(n, dtype=np.float32) + 0.5) / n
-    dx, dz = c[None, :] - g["cx"], c[:, None] - g["cz"]
-    cr, sr = np.cos(g["rot"]), np.sin(g["rot"])
-    u, v = (cr * dx + sr * dz) / g["a"], (-sr * dx + cr * dz) / g["b"]
-    rho, th = np.hypot(u, v), np.arctan2(v, u)
-    R = np.ones_like(rho)
-    for k, amp, ph in g["harm"]:
-        R += amp * np.cos(k * th + ph)
-    for ang, amp, w in g["spic"]:
-        d = np.angle(np.exp(1j * (th - ang)))      # wrapped angular distance
-        R += amp * np.exp(-(d / w) ** 2)
-    return rho, R
 
 
 def render(rng: np.random.Generator, label: str, size: int,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from btseg.data.phantom import _lesion_field as lesion_field  # phantom imports this module lazily
+from btseg.data.phantom_field import lesion_field
 
 KINDS = ("fat_lobule", "duct", "ligament_shadow", "rib")
 
