@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from btseg.bench.sysinfo import short  # noqa: E402
 from btseg.io import read_json, write_json  # noqa: E402
+from btseg.layout import config_path  # noqa: E402
 from btseg.provenance import stamp  # noqa: E402
 
 # the code that decides the demo's numbers: data, models, training, scoring, export, runtime, bench
@@ -37,7 +38,7 @@ def collect(out: Path) -> dict:
     """What the docs quote, read from a finished demo output folder."""
     models = read_json(out / "results.json")
     for name, m in models.items():
-        per = read_json(out / "run" / name / "model.json").get("metrics", {}).get("test", {}).get("per_class", {})
+        per = read_json(config_path(out / "run" / name)).get("metrics", {}).get("test", {}).get("per_class", {})
         m["normal_n"] = per.get("normal", {}).get("dice", {}).get("n_valid")
         m["lesion_n"] = sum(per.get(c, {}).get("dice", {}).get("n_valid") or 0 for c in ("benign", "malignant"))
     bench = read_json(out / "bench" / "bench.json")

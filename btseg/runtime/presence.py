@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from btseg.layout import CONFIG
 from btseg.schema import PRESENCE_SCORES, check_presence
 
 
@@ -79,7 +80,7 @@ class PresenceSpec:
     calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None, doc: str = "model.json") -> "PresenceSpec | None":
+    def from_dict(cls, d: Mapping[str, Any] | None, doc: str = CONFIG) -> "PresenceSpec | None":
         """The spec from its dict (validated; SchemaError naming the field); None for None."""
         if d is None:
             return None
