@@ -1,8 +1,8 @@
 """Statistics and report of the KD ablation (:mod:`benchmarks.ablation`): pure functions.
 
 * :func:`score`: one package's test metrics, per image too (``btseg.metrics``).
-* :func:`paired_bootstrap`: the 95% interval of a mean paired difference, resampling
-  images with replacement (numpy, seeded); pairs are (image, seed) cells.
+* :func:`btseg.stats.paired_bootstrap` (re-exported): the 95% interval of a mean paired
+  difference, resampling images with replacement (numpy, seeded).
 * :func:`summarise`: mean +- std per configuration and every KD variant against no KD.
 * :func:`write_report`: ``ablation.json``, ``ablation.md`` and ``ablation.png``.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from btseg.data.splits import splits_path
 from btseg.io import atomic_path, atomic_write, read_json, write_json
+from btseg.stats import paired_bootstrap  # noqa: F401 - re-exported: the one implementation
 
 METRICS = ("dice", "dice_lesion", "dice_benign", "dice_malignant", "normal_empty_rate", "hd95")
 REFERENCE = "student/none"
@@ -62,28 +63,6 @@ def config_key(run: dict[str, Any]) -> str:
     if run.get("teachers") not in (None, "routed"):
         key += f"-{run['teachers']}"
     return key + run.get("variant", "")
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``a - b`` and its 95% percentile interval, resampling images (columns).
-
-    Args:
-        a, b: ``(seeds, images)`` per-image values of two configurations, the same seeds
-            (rows) and images (columns) in the same order, so each cell is a pair.
-        n_resamples, seed: bootstrap draws and the numpy seed that makes them repeatable.
-    Returns:
-        ``(delta, ci95_low, ci95_high)``: the mean over seeds and images of the paired
-        difference, and the 2.5/97.5 percentiles of that mean over image resamples.
-    """
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.ndim != 2 or d.size == 0:
-        raise ValueError(f"paired_bootstrap: expected two equal (seeds, images) arrays, got {d.shape}")
-    per_image = d.mean(axis=0)  # the seeds of one image stay together in every resample
-    idx = np.random.default_rng(seed).integers(0, per_image.size, size=(n_resamples, per_image.size))
-    means = per_image[idx].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(per_image.mean()), float(lo), float(hi)
 
 
 def _matrix(runs: list[dict], labels: Sequence[str], value: str) -> tuple[dict[int, dict[str, float]], list[str]]:

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1] / "btseg"
 
 # bottom to top; see docs/architecture.md
 LAYERS = {
-    "errors": 0, "io": 0, "provenance": 0, "imageio": 0, "metrics": 0, "defaults": 0, "specs": 0, "preprocess": 0, "contract": 0,
-    "layout": 0, "machine": 0, "timing": 0,
+    "errors": 0, "io": 0, "provenance": 0, "imageio": 0, "metrics": 0, "stats": 0, "defaults": 0, "specs": 0,
+    "preprocess": 0, "contract": 0, "layout": 0, "machine": 0, "timing": 0,
     "models": 1,
     "data": 2,
     "package": 3, "schema": 3, "integrity": 3, "package_check": 3, "onnx_refs": 3,

@@ -6,6 +6,7 @@ Examples::
     btseg-distill student --data phantom/ --preset demo --out runs/demo --kd none --name student-nokd
     torchrun --nproc_per_node 2 --max-restarts 1 -m btseg.cli.distill all --data phantom/ --preset tiny --out runs/t
     btseg-distill eval runs/demo/student --data phantom/ --split test
+    btseg-distill cv --data phantom/ --preset demo --out runs/cv --folds 5 --variants dual,none --search kd
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def _train_options(fn):
         click.option("--kd", default=None, help="none | response | feature | dual (student; default dual)."),
         click.option("--teachers", "teacher_mode", default=None,
                      help="routed | benign | malignant | mean (student; default routed)."),
-        click.option("--epochs", type=int, default=None, help="Override the preset's epochs."),
+        click.option("--epochs", type=int, default=None, help="Override the preset's epochs (the maximum: "
+                     "training stops earlier on a validation-Dice plateau, see --patience)."),
+        click.option("--patience", type=int, default=None, help="Early stopping: epochs without a validation-"
+                     "Dice gain above --min-delta before training stops (default: the preset's)."),
+        click.option("--min-delta", type=float, default=None, help="Smallest validation-Dice gain that counts "
+                     "as progress for --patience (default 0)."),
         click.option("--batch-size", type=int, default=None, help="Global batch (all processes together; "
                      "under torchrun each takes batch-size / processes). Default: the preset's."),
         click.option("--seed", type=int, default=None, help="Seed of the split, init and augmentation."),
@@ -50,10 +56,10 @@ def _train_options(fn):
     return fn
 
 
-def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
-         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None) -> None:
+def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta,
+            temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None):
+    """The TrainConfig the shared training options ask for (one replace: re-validated)."""
     from btseg.distill.config import get_preset
-    from btseg.distill.pipeline import run
 
     if not Path(data).is_dir():
         raise DataError(f"{data}: data directory not found")
@@ -70,10 +76,19 @@ def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs,
         except ValueError as e:
             raise ConfigError(f"--widths {widths!r}: expected a comma list of integers") from e
     # one replace: the architecture and its widths are checked together against its contract
-    cfg = base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
-                       batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
-                       threads=threads, progress=False if no_progress else None, student_arch=arch,
-                       student_kwargs=student_kwargs)
+    return base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
+                        batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
+                        threads=threads, progress=False if no_progress else None, student_arch=arch,
+                        student_kwargs=student_kwargs, patience=patience, min_delta=min_delta)
+
+
+def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
+         teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
+         patience=None, min_delta=None) -> None:
+    from btseg.distill.pipeline import run
+
+    cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
+                  threads, no_progress, batch_size, patience, min_delta)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress)
@@ -156,6 +171,80 @@ def student(**kw) -> None:
 def all_(**kw) -> None:
     """Teachers, then the student."""
     _run("all", **kw)
+
+
+@main.command(name="cv")
+@_train_options
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="k of k-fold.")
+@click.option("--variants", default="dual,none", show_default=True,
+              help="Student variants trained in every fold: <kd>[-<teachers>], e.g. dual,none,dual-mean.")
+@click.option("--search", type=click.Choice(["kd"]), default=None,
+              help="kd: train every --kd-grid point per KD variant and fold, keep the best on validation.")
+@click.option("--kd-grid", default=None, help="alpha:beta:T points for --search kd "
+              "(default 1:1:2,0.5:0.5:2,1:1:4,0.5:0.5:4).")
+@click.option("--only", default=None, help="Comma list of fold numbers to run now (the rest later, or by "
+              "another process); the summary is written once every fold is done.")
+@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True,
+              help="Bootstrap resamples of the paired intervals.")
+@handle_errors
+def cv(folds: int, variants: str, search: str | None, kd_grid: str | None, only: str | None, resamples: int,
+       resume: bool, teacher_dir, name, kd, **kw) -> None:
+    """k-fold cross-validation: teachers and students per fold, OUT/fold-K packages, a summary
+    over every held-out image with paired bootstrap intervals (OUT/cv.json, OUT/cv.md).
+    Always resumable: finished folds are skipped, an interrupted one continues."""
+    from btseg.distill.cv import KD_GRID, parse_grid, parse_variants, run_cv
+
+    if teacher_dir is not None or name != "student" or kd is not None:
+        raise ConfigError("cv: --teacher-dir, --name and --kd do not apply (teachers are trained per fold; "
+                          "choose students with --variants)")
+    vs = parse_variants(variants)
+    grid = (parse_grid(kd_grid) if kd_grid else KD_GRID) if search == "kd" else None
+    if kd_grid and search != "kd":
+        raise ConfigError("--kd-grid needs --search kd")
+    try:
+        folds_now = None if only is None else [int(x) for x in only.split(",") if x.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--only {only!r}: expected a comma list of fold numbers") from e
+    out = kw.pop("out")
+    cfg = _config(kd=None, **kw)
+    progress = _RichProgress() if cfg.progress else None
+    try:
+        summary = run_cv(kw["data"], out, cfg, folds=folds, variants=vs, grid=grid, only=folds_now,
+                         progress=progress, n_resamples=resamples)
+    finally:
+        if progress is not None:
+            progress.close()
+    if "variants" in summary:
+        _print_cv(summary)
+        click.echo(json.dumps({k: summary[k] for k in ("folds", "n_images", "pairs", "search")}, indent=2))
+    elif summary:
+        click.echo(json.dumps(summary))
+
+
+def _print_cv(summary: dict) -> None:
+    from rich.table import Table
+
+    def ms(b: dict) -> str:
+        return "-" if b["mean"] != b["mean"] else f"{b['mean']:.3f} ± {b['std']:.3f}"
+
+    table = Table(title=f"{summary['folds']}-fold CV, {summary['n_images']} held-out images")
+    for col in ("variant", "group", "n", "Dice", "IoU", "normal false-lesion"):
+        table.add_column(col, justify="left" if col in ("variant", "group") else "right")
+    for v, groups in summary["variants"].items():
+        for g, b in groups.items():
+            if g != "per_fold_dice":
+                fl = f"{b['false_lesion']['k']} of {b['false_lesion']['n']}" if "false_lesion" in b else ""
+                table.add_row(v, g, str(b["n"]), ms(b["dice"]), ms(b["iou"]), fl)
+    console.print(table)
+    if summary["pairs"]:
+        pt = Table(title="paired bootstrap by image (95% CI)")
+        for col in ("pair", "metric", "n", "Δ", "95% CI"):
+            pt.add_column(col, justify="left" if col in ("pair", "metric") else "right")
+        for pair, block in summary["pairs"].items():
+            for m, c in block.items():
+                pt.add_row(pair, m, str(c["n"]), f"{c['delta']:+.4f}",
+                           f"[{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}]")
+        console.print(pt)
 
 
 @main.command(name="eval")

@@ -29,8 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # (field, low, low exclusive, high) of every float hyper-parameter
 FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("warmup_epochs", 0.0, False, 1e4),
                 ("min_lr_ratio", 0.0, False, 1.0), ("alpha", 0.0, False, 1e3), ("beta", 0.0, False, 1e3),
-                ("temperature", 0.0, True, 1e3), ("val", 0.0, False, 0.9), ("test", 0.0, False, 0.9),
-                ("intensity_jitter", 0.0, False, 1.0),
+                ("temperature", 0.0, True, 1e3), ("min_delta", 0.0, False, 1.0), ("val", 0.0, False, 0.9),
+                ("test", 0.0, False, 0.9), ("intensity_jitter", 0.0, False, 1.0),
                 ("presence_target", 0.0, False, 1.0))
 
 
@@ -50,7 +50,10 @@ class TrainConfig:
         min_epoch_samples: repeat a small training set (differently augmented) up to at
             least this many samples per epoch, so the malignant teacher, with half the
             benign teacher's images, gets as many steps (0 = off).
-        patience: early stopping after this many epochs without a better validation Dice.
+        patience, min_delta: early stopping on the validation-Dice plateau: training ends
+            after ``patience`` epochs in which validation Dice never beat the best so far by
+            more than ``min_delta``; ``epochs`` is then only the upper bound (and the length
+            of the cosine schedule).  The best-on-validation weights are kept either way.
         amp: mixed precision, used only on CUDA.
     Distillation (student only):
         kd: ``none | response | feature | dual`` (dual = response + feature).
@@ -90,6 +93,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     min_epoch_samples: int = 0
     patience: int = 10
+    min_delta: float = 0.0
     amp: bool = True
     kd: str = "dual"
     teachers: str = "routed"
@@ -117,7 +121,7 @@ class TrainConfig:
             raise ConfigError(f"teachers {self.teachers!r}: expected one of {', '.join(TEACHER_MODES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
-        for name in ("epochs", "batch_size", "image_size"):
+        for name in ("epochs", "batch_size", "image_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected >= 1")
         # every float field is finite and in range: NaN passes any `x <= 0` test, so name the range
