@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from btseg.data import Dataset, KFold, Splits, kfold, open_dataset
+from btseg.data.splits import splits_path
 from btseg.distill import ddp, pipeline
 from btseg.distill.config import KD_MODES, TEACHER_MODES, TrainConfig
 from btseg.distill.evaluate import evaluate_package
@@ -151,7 +152,7 @@ def run_fold(i: int, dataset: Dataset, kf: KFold, out: Path, cfg: TrainConfig, c
                        f"fold {i}: checking for a finished fold")
     if done is not None:
         return done
-    path = fold_dir / pipeline.SPLITS_FILE
+    path = splits_path(fold_dir)
     with ddp.collective(ctx, f"writing {path}"):
         if ctx.is_main and not path.exists():
             fold_dir.mkdir(parents=True, exist_ok=True)
