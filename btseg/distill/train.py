@@ -137,7 +137,8 @@ def _step(wrapped: nn.Module, batch_iter, opt, scaler, use_amp: bool, ctx: ddp.D
 
 def _record(st: dict[str, Any], val: float, epoch: int, cfg: TrainConfig) -> bool:
     """Update the loop state with the epoch's validation Dice; True if it is the best so far."""
-    improved = val > st["best_val_dice"] + cfg.min_delta  # a plateau: gains under min_delta do not count
+    # a plateau: gains under min_delta do not count (the first epoch always sets the best)
+    improved = val > st["best_val_dice"] + cfg.min_delta or st["best_epoch"] == 0
     if improved:
         st.update(best_val_dice=val, best_epoch=epoch, bad_epochs=0)
     else:

@@ -52,7 +52,7 @@ def test_bootstrap_pairs_images_and_is_seeded():
     assert first == rep.paired_bootstrap(a, b, 5000, seed=7)
     assert 0.025 < first[1] < first[0] < first[2] < 0.035  # paired: the difficulty cancels
     with pytest.raises(ValueError):
-        rep.paired_bootstrap(np.zeros(5), np.zeros(5))
+        rep.paired_bootstrap(np.zeros(5), np.zeros(6))  # 1-D (one repeat) is allowed; unequal is not
 
 
 def _run(conf: str, seed: int, lesion: list[float], normal_empty: list[bool]) -> dict:

@@ -88,3 +88,15 @@ def test_package_round_trip_rebuilds_an_identical_model(phantom_dir, tiny_cfg, t
     b = evaluate_package(model, val, spec=PreprocessSpec(size=(64, 64)))
     assert a["overall"]["dice"]["mean"] == b["overall"]["dice"]["mean"]
     assert {"dice", "iou", "hd95"} <= set(a["overall"]) and a["n"] == 6 and a["per_class"]
+
+
+def test_early_stopping_on_the_validation_plateau(phantom_dir, tiny_cfg, tmp_path):
+    # min_delta 1.0: after the first epoch no gain can count, so training stops `patience`
+    # epochs later, well before the epochs bound; the best (first) epoch's weights are kept
+    cfg = tiny_cfg.replace(epochs=20, max_steps_per_epoch=1, patience=2, min_delta=1.0)
+    train, val = _data(phantom_dir, cfg)
+    res = fit(SupervisedObjective(create_model(cfg.student_arch, **cfg.student_kwargs)), train, val, cfg, tmp_path)
+    assert res.stopped_early and res.epochs_run == 3 and res.best_epoch == 1
+    plain = fit(SupervisedObjective(create_model(cfg.student_arch, **cfg.student_kwargs)), train, val,
+                cfg.replace(epochs=4, patience=10, min_delta=0.0), tmp_path / "b")
+    assert not plain.stopped_early and plain.epochs_run == 4
