@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection
@@ -139,7 +140,11 @@ def ultrasound_regions(ds: Any) -> tuple[bool, list[Region], list[dict[str, Any]
     seq = getattr(ds, "SequenceOfUltrasoundRegions", None)
     if seq is None:
         return False, [], []
-    rows, cols = int(getattr(ds, "Rows", 0)), int(getattr(ds, "Columns", 0))
+    try:
+        rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"Rows {getattr(ds, 'Rows', None)!r} / Columns {getattr(ds, 'Columns', None)!r}: "
+                        "expected integers") from e
     used: list[Region] = []
     skipped: list[dict[str, Any]] = []
     for i, item in enumerate(seq):
@@ -216,12 +221,48 @@ def read_dicom_info(path: str | os.PathLike, allow_modalities: Collection[str] |
     path = Path(path)
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        materialize(ds)
     except InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from e
-    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
-        why = str(e).splitlines()[0] if str(e) else repr(e)
-        raise DataError(f"{path}: unreadable or truncated DICOM header ({why})") from e
+    except HEADER_ERRORS as e:
+        size = path.stat().st_size if path.is_file() else -1
+        raise DataError(f"{path}: unreadable or truncated DICOM header ({error_detail(e)}; "
+                        f"the file has {size} bytes)") from e
     return dicom_info(ds, str(path), allow_modalities)
+
+
+# what pydicom raises on a cut or malformed header (struct.error and BytesLengthException
+# included: they escaped before and aborted a batch with a traceback)
+HEADER_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                                                    OverflowError, AttributeError, struct.error)
+try:
+    from pydicom.errors import BytesLengthException
+
+    HEADER_ERRORS += (BytesLengthException,)
+except ImportError:  # pragma: no cover - older pydicom
+    pass
+
+
+def materialize(ds: Any, depth: int = 0) -> None:
+    """Convert every element (nested sequences too) now, naming the one that fails."""
+    from pydicom.datadict import keyword_for_tag
+
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+            value = elem.value
+        except HEADER_ERRORS as e:
+            raise ValueError(f"element {tag} {keyword_for_tag(tag) or 'private'}: {error_detail(e)}") from e
+        if elem.VR == "SQ" and depth < 16:
+            for item in value or []:
+                materialize(item, depth + 1)
+
+
+def error_detail(e: BaseException) -> str:
+    """The class and first line of an error (its detail, not only its message)."""
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return first if isinstance(e, ValueError) and first.startswith("element ") else f"{type(e).__name__}: {first}"
+
 
 
 def apply_palette(arr: Any, ds: Any) -> Any:

@@ -111,19 +111,25 @@ def open_dicom(path: str | os.PathLike, limits: Limits | None = None) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from btseg.runtime.dicom_meta import HEADER_ERRORS, error_detail, materialize
     from btseg.runtime.dicom_pixels import check_pixel_module
 
     path = Path(path)
     limits = limits if limits is not None else Limits.resolve()
+    size = -1
     try:
         with open_regular(path, limits) as f:
-            _check_dicom_size(path, pydicom.dcmread(f, stop_before_pixels=True), limits)
+            size = os.fstat(f.fileno()).st_size
+            header = pydicom.dcmread(f, stop_before_pixels=True)
+            materialize(header)  # pydicom converts values lazily: a cut value fails here, named
+            _check_dicom_size(path, header, limits)
             f.seek(0)
             ds = pydicom.dcmread(f)
+            materialize(ds)
     except InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from e
-    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
-        raise DataError(f"{path}: unreadable or truncated DICOM ({_first_line(e)})") from e
+    except HEADER_ERRORS as e:
+        raise DataError(f"{path}: unreadable or truncated DICOM ({error_detail(e)}; the file has {size} bytes)") from e
     if "PixelData" not in ds:
         raise DataError(f"{path}: DICOM has no pixel data (PixelData missing); expected an image or cine")
     check_pixel_module(ds, str(path))
