@@ -74,8 +74,15 @@ def textured_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     std = texture_map(gray, _odd(side / 120))
     saturated = cv2.dilate((gray >= 250).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     noise = float(np.median(std[gray < np.percentile(gray, 20) + 1]))  # the background's own noise
-    textured = (std > max(3.0, 2.5 * noise)) & ~saturated  # white text is saturated, speckle rarely
-    density = cv2.boxFilter(textured.astype(np.float32), -1, (_odd(side / 24),) * 2, borderType=cv2.BORDER_CONSTANT)
+    # a plain B-mode frame has no background: its darkest fifth is speckle too, and 2.5x its
+    # local std would call nothing textured; a screen's black background is never that noisy
+    # the cap: half the typical texture of the brighter half of the frame (speckle on a screen
+    # capture, where the dark half is background; all of it on a plain or upscaled B-mode frame)
+    bright = std[gray > np.median(gray)]
+    cap = max(3.0, 0.5 * float(np.median(bright))) if bright.size else 3.0
+    textured = (std > min(max(3.0, 2.5 * noise), cap)) & ~saturated  # white text is saturated, speckle rarely
+    # reflected at the frame's edge: an image that fills the frame is dense up to its border
+    density = cv2.boxFilter(textured.astype(np.float32), -1, (_odd(side / 24),) * 2, borderType=cv2.BORDER_REFLECT)
     dense = (density > 0.5).astype(np.uint8)
     k = _odd(side / 12)  # wider than a text line, a ruler or a colour bar
     opened = cv2.morphologyEx(dense, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
