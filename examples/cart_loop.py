@@ -10,7 +10,7 @@ and the drop count.
 
     python examples/cart_loop.py                              # synthetic phantom cine, ~3 s
     python examples/cart_loop.py --model runs/demo/student --input cine.dcm --fps 30
-    python examples/cart_loop.py --input /dev/video0 --roi auto   # a frame grabber's screen
+    python examples/cart_loop.py --input /dev/video0 --roi auto   # a grabber: screen or plain B-mode
     python examples/cart_loop.py --input rtsp://cart.local/stream --timeout 1
 
 With no ``--model`` it runs the bundled default model (``btseg.defaults``; trained on
@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from btseg.errors import BtsegError
+from btseg.errors import BtsegError, DataError
 from btseg.runtime import Frame, Segmenter
 from btseg.runtime.regions import parse_roi
 from btseg.runtime.roi_auto import detect_roi
@@ -76,7 +76,7 @@ def default_model(tmp: Path) -> Path:
 
 def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
     """Segment the newest frames of ``source`` until it ends or stalls (it drops what we miss)."""
-    latencies, processing = [], []
+    latencies, processing, no_roi = [], [], 0
     auto = isinstance(roi, str) and roi == "auto"
     # Ctrl-C ends the loop between two frames (a KeyboardInterrupt raised inside a decoder
     # or the reader's join would abort the process): the source stops and the stats print
@@ -88,7 +88,11 @@ def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
                 if stop.is_set():
                     break
                 if auto and getattr(roi, "full", np.zeros(0)).shape != frame.image.shape[:2]:
-                    roi = detect_roi(frame.image, frame.source)  # once (again if the frame size changes)
+                    try:  # once (again if the frame size changes); plain B-mode gives the whole frame
+                        roi = detect_roi(frame.image, frame.source)
+                    except DataError:  # a blank or frozen screen: nothing to segment, try the next frame
+                        no_roi += 1
+                        continue
                 seg = segmenter.segment(frame, roi=roi)
                 latencies.append((time.perf_counter() - frame.t_capture) * 1e3)
                 processing.append(seg.timings["total_ms"])
@@ -98,7 +102,8 @@ def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
     st = source.stats
     return {"captured": st["captured"], "segmented": len(latencies), "dropped": st["dropped"],
             "status": "stopped" if interrupted else st["status"],
-            "reason": "Ctrl-C" if interrupted else st["reason"], "latency_ms": latencies, "processing_ms": processing}
+            "reason": "Ctrl-C" if interrupted else st["reason"], "latency_ms": latencies, "processing_ms": processing,
+            "no_roi": no_roi, "frame_errors": st.get("frame_errors", 0), "last_frame_error": st.get("last_frame_error")}
 
 
 def main() -> None:
@@ -144,6 +149,9 @@ def report(args: argparse.Namespace) -> None:
           f"(runs {info['inference_precision']}, {info['threads']} threads)")
     print(f"source {source.kind} {source.name}: {r['status']} ({r['reason']})")
     print(f"captured {r['captured']} frames, segmented {r['segmented']}, dropped {r['dropped']}")
+    if r["no_roi"] or r["frame_errors"]:
+        print(f"not segmented: {r['no_roi']} frame(s) where --roi auto found no B-mode image, "
+              f"{r['frame_errors']} unreadable frame(s) ({r['last_frame_error'] or '-'})")
     for name in ("latency_ms", "processing_ms"):
         p50, p90, p99 = np.percentile(r[name], [50, 90, 99]) if r[name] else (float("nan"),) * 3
         what = "capture->result" if name == "latency_ms" else "segment() time "
