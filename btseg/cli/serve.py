@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 import cv2
@@ -34,7 +34,8 @@ def main() -> None:
     """Run btseg as a service (today: a DICOM node, `btseg-serve dicom --help`)."""
 
 
-def make_processor(segmenter: Any, model: Path, results: Path, overlay: bool, allow_modalities: tuple[str, ...]):
+def make_processor(segmenter: Any, model: Path, results: Path, overlay: bool,
+                   allow_modalities: tuple[str, ...]) -> Callable[[Path], Any]:
     """The node's worker function: one received file through btseg-predict's path (--dicom)."""
     from btseg.cli.predict import predict_one
     from btseg.cli.predict_inputs import discover
@@ -112,6 +113,7 @@ def dicom(host: str, port: int, aet: str, out: Path, forward: str | None, allow_
     require_extra("btseg-serve dicom", "dicom")
     from btseg import defaults
     from btseg.dicom.node import DicomNode, Forward, NodeConfig
+    from btseg.dicom.spool import Spool
     from btseg.runtime.segmenter import Segmenter
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(message)s")
@@ -121,8 +123,7 @@ def dicom(host: str, port: int, aet: str, out: Path, forward: str | None, allow_
                      forward=Forward.parse(forward) if forward else None, allow_modalities=allow)
     model = model if model is not None else defaults.default_package()
     segmenter = Segmenter.load(model, threads=threads)
-    node = DicomNode(cfg, lambda p: process(p))
-    process = make_processor(segmenter, model, node.spool.results, overlay, allow)
+    node = DicomNode(cfg, make_processor(segmenter, model, Spool(out).results, overlay, allow))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

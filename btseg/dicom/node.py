@@ -206,13 +206,24 @@ class DicomNode:
         for path in backlog:
             if self._stop.is_set():
                 return
-            self._handle(path, {**self.spool.meta(path), "recovered": True}, time.monotonic())
+            self._safely(path, {**self.spool.meta(path), "recovered": True}, time.monotonic())
         while not self._stop.is_set():
             try:
                 path, who, t0 = self.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            self._safely(path, who, t0)
+
+    def _safely(self, path: Path, who: dict[str, Any], t0: float) -> None:
+        """:meth:`_handle`, and the worker lives on whatever happens (a full disk while moving a
+        file): the instance then stays in incoming/ and is processed again at the next start."""
+        try:
             self._handle(path, who, t0)
+        except Exception as e:  # noqa: BLE001
+            with self._lock:
+                self.pending.discard(path.stem)
+            self._log(who, path.stem, f"failed: {type(e).__name__}: {_short(e)}; left in incoming/ for the next "
+                      "start", t0)
 
     def _handle(self, path: Path, who: dict[str, Any], t0: float) -> None:
         uid = path.stem

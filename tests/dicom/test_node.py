@@ -164,3 +164,36 @@ def test_a_full_queue_answers_out_of_resources(tmp_path, caplog):
     finally:
         release.set()
         assert node.stop(10)
+
+
+def test_the_worker_survives_a_failure_and_keeps_the_instance_for_restart(tmp_path, monkeypatch):
+    """Fault injection: moving a processed file fails (disk full); the node keeps serving and
+    the instance stays in incoming/ for the next start."""
+    from btseg.dicom.node import DicomNode, NodeConfig, Outcome
+
+    seen = []
+    node = DicomNode(NodeConfig(out=tmp_path / "node", port=free_port()), lambda p: seen.append(p) or Outcome("ok"))
+    real_done = node.spool.done
+    calls = {"n": 0}
+
+    def done(path):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real_done(path)
+
+    monkeypatch.setattr(node.spool, "done", done)
+    node.start()
+    try:
+        fake = Node.__new__(Node)
+        fake.port = node.cfg.port
+        a, b = us_file(tmp_path / "a.dcm"), us_file(tmp_path / "b.dcm")
+        assert store(fake, a).returncode == 0 and store(fake, b).returncode == 0
+        end = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert [p.stem for p in node.spool.backlog()] == [uid(a)]
+        assert (node.spool.received / f"{uid(b)}.dcm").is_file()
+    finally:
+        assert node.stop(10)
