@@ -42,6 +42,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "dicom"), str(ROOT / "tests" / "
 
 from btseg import defaults  # noqa: E402
 from btseg.io import write_json  # noqa: E402
+from btseg.provenance import stamp  # noqa: E402
+
+# the node's own code: what decides its added latency and throughput over predict_one
+CODE_PATHS = ["btseg/dicom/node.py", "btseg/dicom/spool.py", "btseg/cli/serve.py", "benchmarks/dicom_node.py"]
 
 
 def make_files(folder: Path, copies: int) -> list[Path]:
@@ -159,8 +163,9 @@ def main() -> None:
         r"sop=(\S+) ok: .* total_ms=(\d+) process_ms=(\d+)", (work / "node.log").read_text())}
     node_total = [logged[u][0] for u in lat_uids if u in logged]
     node_process = [logged[u][1] for u in lat_uids if u in logged]
+    command = f"PYTHONPATH=. python benchmarks/dicom_node.py --copies {a.copies} --threads {a.threads}"
     result = {
-        "command": f"PYTHONPATH=. python benchmarks/dicom_node.py --copies {a.copies} --threads {a.threads}",
+        "provenance": stamp(command, CODE_PATHS), "command": command,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version()},
         "model": "bundled default" if a.model is None else str(a.model), "files": len(files), "threads": a.threads,
