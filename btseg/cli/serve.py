@@ -34,9 +34,10 @@ def main() -> None:
     """Run btseg as a service (today: a DICOM node, `btseg-serve dicom --help`)."""
 
 
-def make_processor(segmenter: Any, model: Path, results: Path, overlay: bool,
-                   allow_modalities: tuple[str, ...]) -> Callable[[Path], Any]:
-    """The node's worker function: one received file through btseg-predict's path (--dicom)."""
+def make_processor(segmenter: Any, model: Path, results: Path, overlay: bool, allow_modalities: tuple[str, ...],
+                   run: Any = None) -> Callable[[Path], Any]:
+    """The node's worker function: one received file through btseg-predict's path (--dicom);
+    ``run``: the :class:`~btseg.cli.predict_journal.OutputRun` held on ``results`` (lock + journal)."""
     from btseg.cli.predict import predict_one
     from btseg.cli.predict_inputs import discover
     from btseg.cli.predict_outputs import OutputPolicy
@@ -58,7 +59,7 @@ def make_processor(segmenter: Any, model: Path, results: Path, overlay: bool,
         try:
             policy.plan(overlay, dicom=True)
             row = predict_one(batch.items[0], segmenter, results, overlay, None, backend, False, policy, limits,
-                              where, dicom)
+                              where, dicom, run)
         except (BtsegError, cv2.error) as e:
             return Outcome("refused", str(e).strip().splitlines()[-1])
         except OSError as e:
@@ -112,6 +113,7 @@ def dicom(host: str, port: int, aet: str, out: Path, forward: str | None, allow_
     """
     require_extra("btseg-serve dicom", "dicom")
     from btseg import defaults
+    from btseg.cli.predict_journal import OutputRun
     from btseg.dicom.node import DicomNode, Forward, NodeConfig
     from btseg.dicom.spool import Spool
     from btseg.runtime.segmenter import Segmenter
@@ -122,16 +124,23 @@ def dicom(host: str, port: int, aet: str, out: Path, forward: str | None, allow_
     cfg = NodeConfig(out=out, host=host, port=port, aet=aet, allow_aets=allow_aet, queue=queue_size,
                      forward=Forward.parse(forward) if forward else None, allow_modalities=allow)
     model = model if model is not None else defaults.default_package()
-    segmenter = Segmenter.load(model, threads=threads)
-    node = DicomNode(cfg, make_processor(segmenter, model, Spool(out).results, overlay, allow))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    node.start()
-    while not stop.wait(0.5):
-        pass
-    LOG.info("stopping: no new associations; finishing the instance in progress (at most %.0f s)", stop_timeout)
-    clean = node.stop(stop_timeout)
+    results = Spool(out).results
+    # btseg-predict's --out lock and journal on results/ for the node's life: a second node (or a
+    # btseg-predict run) into it is refused, a frame's outputs are written all or none, and what a
+    # killed node left half-written is removed at the next start, before the backlog is processed
+    with OutputRun(results) as run:
+        if run.recovered:
+            LOG.info("removed %d unfinished output(s) of an interrupted run in %s", len(run.recovered), results)
+        segmenter = Segmenter.load(model, threads=threads)
+        node = DicomNode(cfg, make_processor(segmenter, model, results, overlay, allow, run))
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        node.start()
+        while not stop.wait(0.5):
+            pass
+        LOG.info("stopping: no new associations; finishing the instance in progress (at most %.0f s)", stop_timeout)
+        clean = node.stop(stop_timeout)
     left = len(node.spool.backlog())
     LOG.info("stopped %s: %s; %d instance(s) left in %s for the next start", "cleanly" if clean else
              "with the instance in progress unfinished", ", ".join(f"{k} {v}" for k, v in node.counts.items()),

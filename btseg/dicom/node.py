@@ -10,7 +10,9 @@
   no valid SOP Instance UID; 0xC001 refused by the modality policy (a CT, say).  Every refusal is
   also recorded in ``refused/<uid>.json`` and logged.  A refusal found later by the worker (pixel
   data that cannot be decoded, a failed integrity check) is recorded the same way.
-* **Restart**: what is in ``incoming/`` when the node starts is processed first.
+* **Restart**: what is in ``incoming/`` when the node starts is processed first (``btseg-serve``
+  holds btseg-predict's output lock and journal on ``results/``, so what a killed node left
+  half-written there is removed first).
 * **Stop**: :meth:`DicomNode.stop` stops accepting associations (aborting open ones: their
   senders get no success and resend), lets the worker finish the instance in progress, and
   leaves queued instances in ``incoming/`` for the next start.
@@ -228,8 +230,6 @@ class DicomNode:
     def _handle(self, path: Path, who: dict[str, Any], t0: float) -> None:
         uid = path.stem
         t1 = time.monotonic()
-        for stale in self.spool.partial_outputs(uid):  # an earlier run stopped mid-write
-            stale.unlink()
         try:
             outcome = self.process(path)
         except Exception as e:  # noqa: BLE001 - one instance never stops the node

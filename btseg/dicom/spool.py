@@ -86,20 +86,6 @@ class Spool:
         with atomic_write(self.refused / f"{uid}.json") as f:
             json.dump(rec, f, indent=2)
 
-    def partial_outputs(self, uid: str) -> list[Path]:
-        """Result files of ``uid`` that no JSON record of it lists: left by a run stopped
-        mid-write (the record is written last).  Only the node writes ``results/``."""
-        mine = [p for p in self.results.glob(f"{safe_uid(uid)}[._]*") if p.is_file()]
-        vouched: set[str] = set()
-        for p in mine:
-            if p.suffix == ".json":
-                try:
-                    rec = json.loads(p.read_text(encoding="utf-8"))
-                    vouched |= {p.name, *rec.get("files", {})}
-                except (OSError, ValueError, AttributeError):
-                    pass
-        return [p for p in mine if p.name not in vouched]
-
     @staticmethod
     def _drop_meta(path: Path) -> None:
         try:

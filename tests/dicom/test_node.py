@@ -4,6 +4,7 @@ receiver (storescp) for --forward; outputs checked with dciodvfy and highdicom."
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,16 @@ def test_node_stores_segments_refuses_ct_keeps_serving_and_stops_on_sigterm(dico
         node.kill()
 
 
+def test_a_second_node_on_the_same_out_is_refused(tmp_path):
+    node = Node(tmp_path / "node")
+    try:
+        r = tool([sys.executable, "-m", "btseg.cli.serve", "dicom", "--out", str(tmp_path / "node"), "--port",
+                  str(free_port())], timeout=120)
+        assert r.returncode == 2 and "another btseg-predict run" in r.stderr and r.stderr.count("\n") == 1
+    finally:
+        node.kill()
+
+
 def test_allow_aet_rejects_other_callers(tmp_path):
     node = Node(tmp_path / "node", "--allow-aet", "CART1", "--allow-aet", "CART2")
     try:
@@ -94,7 +105,8 @@ def test_allow_aet_rejects_other_callers(tmp_path):
 
 def test_restart_processes_what_was_received_but_not_processed(tmp_path):
     """An instance in incoming/ (written before C-STORE success, node killed before the worker
-    ran) is processed at the next start; a partial output of the killed run is replaced."""
+    ran) is processed at the next start; a file the killed run had begun (its journal says so)
+    is removed first, so the instance is processed, not refused over a half-written file."""
     from btseg.dicom.spool import Spool
 
     src = us_file(tmp_path / "us.dcm")
@@ -102,10 +114,12 @@ def test_restart_processes_what_was_received_but_not_processed(tmp_path):
     spool = Spool(tmp_path / "node")
     spool.receive(u, src.read_bytes(), {"calling_aet": "CART1", "address": "10.0.0.9:4000"})
     (spool.results / f"{u}_mask.png").write_bytes(b"half a png")  # killed mid-write, no record
+    (spool.results / ".btseg-predict.journal").write_text(json.dumps({"pid": 1}) + "\n" +
+                                                          json.dumps({"begin": f"{u}_mask.png"}) + "\n")
     node = Node(tmp_path / "node")
     try:
         log = node.wait_for(f"sop={u} ok")
-        assert "CART1@10.0.0.9:4000 (recovered)" in log
+        assert "CART1@10.0.0.9:4000 (recovered)" in log and "removed 1 unfinished output(s)" in log
         assert cv2.imread(str(spool.results / f"{u}_mask.png")) is not None
         assert not list(spool.incoming.iterdir()) and (spool.received / f"{u}.dcm").is_file()
     finally:
