@@ -202,7 +202,7 @@ def _check_codestream(data: bytes, uid: str) -> str | None:
         return None
     if not data.startswith(b"\xff\xd8"):
         return "fragment does not start with a JPEG SOI marker"
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    if not data.rstrip(b"\x00\xff").endswith(b"\xff\xd9"):  # padding after EOI: 0x00 or 0xFF
         return "JPEG codestream has no end-of-image marker (truncated)"
     return None
 
@@ -251,6 +251,8 @@ def decode_frames(ds: Any, what: str) -> Iterator[tuple[int, np.ndarray | None, 
 def _native(ds: Any, n: int, what: str) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
     rows, cols, samples = int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1))
     bits = int(ds.BitsAllocated)
+    if str(getattr(ds, "PhotometricInterpretation", "")).strip().upper() == "YBR_FULL_422":
+        samples = 2  # native 4:2:2: two values per pixel (Y, and Cb or Cr)
     per = rows * cols * samples * bits // 8 if bits >= 8 else None
     have = len(ds.PixelData)
     whole = n if per is None or have >= per * n else have // per

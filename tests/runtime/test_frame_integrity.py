@@ -136,3 +136,20 @@ def test_predict_goes_on_after_bad_frames_and_reports_declared_vs_decoded(tmp_pa
     rec = json.loads((out / "cine_f0002.json").read_text())
     assert rec["frames_declared"] == 5 and not (out / "cine_f0003_mask.png").exists()
     assert rec["dicom"]["pixels"]["voi"] == "none"
+
+
+def test_cart_source_skips_and_counts_bad_frames(tmp_path):
+    from btseg.runtime.sources import FrameSource
+
+    path = write_jpeg_cine(tmp_path / "cine.dcm", _frames(3), declared=5)
+    with FrameSource(path, fps=200, depth=8) as src:
+        got = [f.index for f in src]
+    assert got == [0, 1, 2] and src.stats["status"] == "ended"
+    assert src.stats["frame_errors"] == 2 and "frame 4 of 5: missing" in src.stats["last_frame_error"]
+
+
+def test_jpeg_fragment_padded_after_its_end_marker_decodes(tmp_path):
+    frames = _frames(2)
+    frags = [jpeg_bytes(f) + b"\xff" for f in frames]  # padding after EOI, as some encoders write
+    _, good, bad = _split(write_jpeg_cine(tmp_path / "pad.dcm", frames, fragments=frags))
+    assert len(good) == 2 and not bad
