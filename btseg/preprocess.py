@@ -83,6 +83,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         raise DataError(f"image: expected a numpy array, got {type(image).__name__}")
     if image.size == 0:
         raise DataError(f"image: empty array of shape {image.shape}")
+    if not image.dtype.isnative:  # a big-endian >u2 array holds the same uint16 values
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64, bool):
         raise DataError(f"image: unsupported dtype {image.dtype}; expected uint8, uint16 or float32")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -112,6 +114,7 @@ def preprocess(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
         g = g.astype(np.float32)
         if not np.isfinite(g).all():
             raise DataError("image: contains NaN or inf values")
+    source = g.dtype  # native byte order (to_gray): a >u2 array is uint16 here
     h, w = spec.size
     if g.shape != (h, w):
         g = cv2.resize(g, (w, h), interpolation=_INTERP[spec.interpolation])
@@ -121,7 +124,7 @@ def preprocess(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
         x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     else:
         # uint16 frames are mapped to the same [0, 1] range as uint8 ones
-        scale = 65535.0 if image.dtype == np.uint16 else (1.0 if image.dtype.kind == "f" else spec.scale)
+        scale = 65535.0 if source == np.uint16 else (1.0 if source.kind == "f" else spec.scale)
         x = (x / scale - spec.mean) / spec.std
     return x[None].astype(spec.dtype, copy=False)
 

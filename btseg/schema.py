@@ -52,6 +52,27 @@ def _get(d: Mapping[str, Any], key: str, doc: str, field: str) -> Any:
     return d[key]
 
 
+EXTENSION_PREFIX = "x-"  # forward-compatible keys: kept, never interpreted, never refused
+
+
+def known_keys(d: Mapping[str, Any], allowed: set[str] | frozenset[str], doc: str, field: str) -> None:
+    """SchemaError naming the first key of ``d`` that is neither in ``allowed`` nor starts
+    with :data:`EXTENSION_PREFIX`: a misspelt or newer-format key is never silently ignored."""
+    for key in d:
+        if key not in allowed and not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX)):
+            where = f"{field}.{key}" if field else str(key)
+            raise SchemaError(f"{doc}: {where}: unknown key; expected one of {', '.join(sorted(allowed))} "
+                              f"(a key written by a newer btseg? extensions go under '{EXTENSION_PREFIX}...' keys)")
+
+
+def _fields(cls_name: str) -> frozenset[str]:
+    """The keys a document of ``btseg.package.<cls_name>`` has: its dataclass fields (one
+    definition, so the schema cannot drift from the writer)."""
+    from btseg import package  # same layer; imported lazily (package imports this module)
+
+    return frozenset(getattr(package, cls_name).__dataclass_fields__)
+
+
 def need_dict(v: Any, doc: str, field: str) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise _fail(doc, field, v if not isinstance(v, (list, str)) else type(v).__name__, "a JSON object")
@@ -154,6 +175,9 @@ def check_preprocess(p: Any, doc: str, field: str = "preprocess", divisor: int =
     need_number(_get(p, "std", doc, f"{field}.std"), doc, f"{field}.std", 0, 1, open_lo=True)
     need_str(p.get("layout", "NCHW"), doc, f"{field}.layout", ("NCHW",))
     need_str(p.get("dtype", "float32"), doc, f"{field}.dtype", ("float32",))
+    from btseg.preprocess import PreprocessSpec
+
+    known_keys(p, frozenset(PreprocessSpec.__dataclass_fields__), doc, field)
     return p
 
 
@@ -161,6 +185,7 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     """Validate a parsed ``model.json``; returns it unchanged or raises SchemaError."""
     d = need_dict(d, doc, "(document)")
     check_version(d, doc)
+    known_keys(d, _fields("ModelConfig") | {"input_size"}, doc, "")
     arch = need_str(_get(d, "architecture", doc, "architecture"), doc, "architecture", max_len=64)
     kw = check_kwargs(_get(d, "kwargs", doc, "kwargs"), doc)
     check_preprocess(_get(d, "preprocess", doc, "preprocess"), doc, divisor=model_divisor(arch, kw))
@@ -168,11 +193,13 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     need_sha(_get(d, "weights_sha256", doc, "weights_sha256"), doc, "weights_sha256")
     need_int(_get(d, "weights_size", doc, "weights_size"), doc, "weights_size", 1, 1 << 40)
     out = need_dict(d.get("output", {}), doc, "output")
+    known_keys(out, {"name", "activation", "channels"}, doc, "output")
     if "channels" in out:
         need_int(out["channels"], doc, "output.channels", 1, 1)
     if "activation" in out:
         need_str(out["activation"], doc, "output.activation", ("sigmoid",))
     post = need_dict(d.get("postprocess", {}), doc, "postprocess")
+    known_keys(post, {*POSTPROCESS_STEPS, "presence"}, doc, "postprocess")
     for key in POSTPROCESS_STEPS:
         if key in post:
             need_bool(post[key], doc, f"postprocess.{key}")
@@ -200,6 +227,7 @@ def check_presence(p: Any, doc: str, field: str = "postprocess.presence") -> dic
         need_number(p["target_sensitivity"], doc, f"{field}.target_sensitivity", 0, 1, open_lo=True)
     if "calibration" in p:
         need_dict(p["calibration"], doc, f"{field}.calibration")
+    known_keys(p, {"score", "min_area_frac", "threshold", "target_sensitivity", "calibration"}, doc, field)
     return p
 
 
@@ -212,6 +240,7 @@ def check_files(files: Any, doc: str, field: str) -> list[dict[str, Any]]:
         name = need_relpath(_get(f, "file", doc, f"{field}[{i}].file"), doc, f"{field}[{i}].file")
         need_sha(_get(f, "sha256", doc, f"{field}[{i}].sha256"), doc, f"{field}[{i}].sha256")
         need_int(_get(f, "size_bytes", doc, f"{field}[{i}].size_bytes"), doc, f"{field}[{i}].size_bytes", 0, 1 << 40)
+        known_keys(f, {"file", "sha256", "size_bytes"}, doc, f"{field}[{i}]")
         if name in seen:
             raise _fail(doc, f"{field}[{i}].file", name, "each file listed once")
         seen.add(name)
@@ -222,6 +251,7 @@ def check_artifact(a: Any, doc: str, i: int, model: Mapping[str, Any]) -> dict[s
     """One artifact record, cross-checked against the (validated) ``model.json``."""
     f = f"artifacts[{i}]"
     a = need_dict(a, doc, f)
+    known_keys(a, _fields("ArtifactRecord"), doc, f)
     t = need_str(_get(a, "target", doc, f"{f}.target"), doc, f"{f}.target", TARGETS)
     p = need_str(_get(a, "precision", doc, f"{f}.precision"), doc, f"{f}.precision", PRECISIONS)
     if _get(a, "id", doc, f"{f}.id") != f"{t}-{p}":
@@ -260,6 +290,7 @@ def check_manifest(d: Any, doc: str, model: Mapping[str, Any]) -> dict[str, Any]
     """Validate a parsed ``manifest.json`` against the validated ``model.json`` dict."""
     d = need_dict(d, doc, "(document)")
     check_version(d, doc)
+    known_keys(d, {"format_version", "model", "role", "preprocess", "threshold", "artifacts"}, doc, "")
     arts = _get(d, "artifacts", doc, "artifacts")
     if not isinstance(arts, list) or len(arts) > MAX_ARTIFACTS:
         raise _fail(doc, "artifacts", arts if not isinstance(arts, list) else len(arts),

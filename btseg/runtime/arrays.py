@@ -25,13 +25,15 @@ def check_image(image: object, what: str = "image") -> np.ndarray:
     """Validate one image array; raises DataError naming the problem and what is expected.
 
     Accepted ranges per dtype: uint8 0..255, uint16 0..65535 (the full range is white),
-    float32/float64 0..1, bool.  A float image outside 0..1 (e.g. 0..255) is refused rather
+    float32/float64 0..1, bool; either byte order (a big-endian ``>u2`` array, as
+    ``np.frombuffer`` of DICOM/TIFF bytes gives, is the same uint16 values).  A float image outside 0..1 (e.g. 0..255) is refused rather
     than guessed: rescale it with :func:`to_unit_range`.  NaN/inf are refused.
     """
     if not isinstance(image, np.ndarray):
         raise DataError(f"{what}: expected a numpy array, got {type(image).__name__}")
     if image.size == 0:
         raise DataError(f"{what}: empty array of shape {image.shape}; expected an HxW or HxWxC image")
+    image = native_order(image)
     if image.dtype.type not in _DTYPES:
         raise DataError(f"{what}: unsupported dtype {image.dtype}; expected uint8, uint16 or float32")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -44,3 +46,8 @@ def check_image(image: object, what: str = "image") -> np.ndarray:
             raise DataError(f"{what}: {image.dtype} image holds values in [{lo:g}, {hi:g}]; float images must be "
                             "in 0..1 (for 0..255 data pass uint8, or to_unit_range(image, (0, 255)))")
     return image
+
+
+def native_order(image: np.ndarray) -> np.ndarray:
+    """``image`` with its values in this machine's byte order (a copy only when needed)."""
+    return image if image.dtype.isnative else image.astype(image.dtype.newbyteorder("="))
