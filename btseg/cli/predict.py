@@ -157,6 +157,9 @@ def predict_one(item: InputItem, segmenter: Any, out: Path, overlay: bool, spaci
         declared = frame.declared
         if frame.error:  # a missing or corrupt cine / video frame: named, never segmented
             bad.append(frame.error)
+            if as_json:
+                click.echo(json_text({"name": frame.name, "input": frame.source, "frame": frame.index,
+                                      "frames_declared": frame.declared, "error": frame.error}, indent=None, strict=True))
             continue
         seg = segmenter.segment(frame, spacing if frame.spacing_mm is None else None, roi=where.get("roi"))
         rec = save_outputs(frame, seg, out / item.subdir, overlay, backend, policy, dicom,

@@ -153,3 +153,13 @@ def test_jpeg_fragment_padded_after_its_end_marker_decodes(tmp_path):
     frags = [jpeg_bytes(f) + b"\xff" for f in frames]  # padding after EOI, as some encoders write
     _, good, bad = _split(write_jpeg_cine(tmp_path / "pad.dcm", frames, fragments=frags))
     assert len(good) == 2 and not bad
+
+
+def test_predict_json_lines_name_the_bad_frames(tmp_path, exported_package):
+    cine = write_jpeg_cine(tmp_path / "cine.dcm", _frames(2), declared=3)
+    res = CliRunner().invoke(main, [str(cine), "--model", str(exported_package), "--out", str(tmp_path / "o"),
+                                    "--threads", "1", "--no-overlay", "--json"], catch_exceptions=False)
+    assert res.exit_code == 1
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    assert [r["frame"] for r in lines] == [0, 1, 2] and all(r["frames_declared"] == 3 for r in lines)
+    assert "error" not in lines[0] and "frame 2 of 3: missing" in lines[2]["error"]

@@ -63,3 +63,18 @@ def test_cart_loop_runs_on_a_plain_b_mode_video(tmp_path, tiny_package):
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ended (end of source)" in r.stdout and "captured 8 frames, segmented 8" in r.stdout, r.stdout
+
+
+def test_readme_cart_integration_runs_on_a_plain_b_mode_video(tmp_path, tiny_package):
+    """The README's ten lines (``where = where or detect_roi(frame.image)``) on plain B-mode."""
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("### A cart integration in ten lines")[1].split("```python\n")[1].split("```")[0]
+    video = tmp_path / "plain.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for i in range(5):
+        w.write(cv2.cvtColor(cv2.resize(sample(9, i, "malignant", 256)[0], (320, 240)), cv2.COLOR_GRAY2BGR))
+    w.release()
+    shown = []
+    code = code.replace('"/dev/video0"', repr(str(video))).replace('"runs/demo/student"', repr(str(tiny_package)))
+    exec(compile(code, "README.md", "exec"), {"show": lambda img, mask, mm2: shown.append(mask)})
+    assert len(shown) >= 1 and all(m.shape == (240, 320) for m in shown)
