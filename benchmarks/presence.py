@@ -8,7 +8,12 @@ largest one still detecting ``--target`` of the val lesion images); then its les
 sensitivity and normal false-lesion rate are counted on val **and** on test.  Test numbers
 are reported, never used to choose.  "ungated" is the old behaviour (any mask pixel = a
 lesion).  The row marked ``chosen`` is the one the calibration rule picks (fewest val normal
-images flagged) and the one in the package's ``model.json``.
+images flagged) and the one training writes into ``model.json``.
+
+``--calibrated DIR`` also writes a copy of the package with that decision recorded in its
+``model.json`` (as training does) and scores its test split through the runtime
+(``Segmenter``, torch backend, :func:`btseg.bench.accuracy.evaluate`: the bench's path), so
+the counts are those a cart would produce.
 
 Usage::
 
@@ -75,6 +80,29 @@ def _measure(pkg_dir: Path, data: Path, run: Path, target: float) -> dict[str, A
             "rows": rows}
 
 
+def _runtime(src: Path, dest: Path, presence: dict[str, Any], data: Path, run: Path) -> dict[str, Any]:
+    """Copy ``src`` to ``dest`` with ``presence`` in its model.json; its test split through the Segmenter."""
+    import shutil
+
+    from btseg.bench.accuracy import evaluate, load_test_set
+    from btseg.io import write_json
+    from btseg.package import load_package
+    from btseg.runtime import Segmenter
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("train", "manifest.json"))
+    pkg = load_package(dest)
+    pkg.config.postprocess = {**pkg.config.postprocess, "presence": presence}
+    write_json(dest / "model.json", pkg.config.to_dict())
+    seg = Segmenter.load(dest, backend="torch", threads=1)
+    summary = evaluate(seg, load_test_set(data, splits_file=run / "splits.json"), distances=False)
+    lesion = [summary["per_class"][k]["dice"] for k in ("benign", "malignant") if k in summary["per_class"]]
+    return {"package": str(dest), "backend": seg.info()["backend"], "presence": summary["presence"],
+            "dice": summary["overall"]["dice"]["mean"],
+            "lesion_dice": sum(d["mean"] * d["n_valid"] for d in lesion) / max(1, sum(d["n_valid"] for d in lesion))}
+
+
 def markdown(res: dict[str, Any]) -> str:
     def cell(m: dict | None, k: str, n: str, key: str) -> str:
         return "-" if not m else f"{m[k]} of {m[n]}" + (f" ({m[key]:.3f})" if m[key] is not None else "")
@@ -97,15 +125,24 @@ def markdown(res: dict[str, Any]) -> str:
 @click.option("--package", default="student", show_default=True, help="Package directory name inside --run.")
 @click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the result JSON here.")
-def main(run: Path, data: Path, package: str, target: float, out: Path | None) -> None:
+@click.option("--calibrated", type=click.Path(path_type=Path), default=None,
+              help="Write the package with the calibrated decision here and score it through the runtime.")
+def main(run: Path, data: Path, package: str, target: float, out: Path | None, calibrated: Path | None) -> None:
     """Measure every presence rule on val and test of one package."""
     from btseg.io import atomic_write, write_json
 
     t0 = time.perf_counter()
     res = _measure(run / package, data, run, target)
+    if calibrated is not None:
+        res["runtime"] = _runtime(run / package, calibrated, res["calibrated"], data, run)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     md = markdown(res)
+    if "runtime" in res:
+        rt = res["runtime"]["presence"]
+        md += (f"\n\nThrough the runtime ({res['runtime']['backend']}, calibrated package): test lesion images "
+               f"detected {rt['lesion']['detected']} of {rt['lesion']['n']}, normal images flagged "
+               f"{rt['normal']['flagged']} of {rt['normal']['n']}; lesion Dice {res['runtime']['lesion_dice']:.4f}.")
     click.echo(md)
     if out is not None:
         write_json(out, res)
