@@ -33,6 +33,11 @@ from btseg.cli.common import console, handle_errors  # noqa: E402
 from btseg.errors import ConfigError  # noqa: E402
 from btseg.io import atomic_write, read_json, write_json  # noqa: E402
 
+# the code that decides the study's numbers (btseg.provenance hashes it)
+CODE_PATHS = ["btseg/distill", "btseg/models", "btseg/data/phantom.py", "btseg/data/phantom_normals.py",
+              "btseg/data/splits.py", "btseg/metrics.py", "btseg/stats.py", "btseg/runtime/postprocess.py",
+              "btseg/runtime/presence.py", "benchmarks/ablation_cv.py"]
+
 
 @dataclass
 class CVStudy:
@@ -86,13 +91,51 @@ def _training_facts(work: Path, st: CVStudy) -> list[dict[str, Any]]:
     return out
 
 
-def report(st: CVStudy, summary: dict[str, Any], facts: list[dict], cmd: str, out: Path) -> list[Path]:
+def presence_posthoc(work: Path, st: CVStudy, records: list[dict]) -> dict[str, Any]:
+    """The "no lesion" decision per fold, calibrated on that fold's validation images to detect
+    95% of its lesion images (:func:`btseg.distill.calibrate.calibrate_model`, as training does
+    since presence calibration landed), then applied to the held-out fold: per variant, lesion
+    images detected and normal images flagged, k of n over every held-out image."""
+    from btseg.data import Splits, open_dataset
+    from btseg.distill.calibrate import calibrate_model
+    from btseg.distill.evaluate import evaluate_package
+    from btseg.package import load_package
+    from btseg.runtime.postprocess import PostProcess
+
+    dataset = open_dataset(work / "data", include_normal=True, cache=True)
+    out: dict[str, Any] = {}
+    for rec in records:
+        fold_dir = work / "cv" / f"fold-{rec['fold']}"
+        splits = Splits.load(fold_dir / "splits.json")
+        for v, vr in rec["variants"].items():
+            pkg = load_package(fold_dir / vr["package"])
+            model, spec, post = pkg.build_model(), pkg.config.preprocess, PostProcess.of(pkg.config)
+            presence = calibrate_model(model, splits.select(dataset, "val"), spec, post, 0.95)
+            gated = PostProcess(post.threshold, {**post.spec, "presence": presence}) if presence else post
+            rows = evaluate_package(model, splits.select(dataset, "test"), distances=False, spec=spec, post=gated,
+                                    per_image=True)["per_image"]
+            acc = out.setdefault(v, {"lesion_detected": [0, 0], "normal_flagged": [0, 0], "per_fold": []})
+            les = [r for r in rows if r["label"] != "normal"]
+            nor = [r for r in rows if r["label"] == "normal"]
+            acc["lesion_detected"][0] += sum(r["present"] for r in les)
+            acc["lesion_detected"][1] += len(les)
+            acc["normal_flagged"][0] += sum(r["present"] for r in nor)
+            acc["normal_flagged"][1] += len(nor)
+            acc["per_fold"].append({"fold": rec["fold"], "spec": {k: x for k, x in (presence or {}).items()
+                                                                  if k != "calibration"}})
+    return out
+
+
+def report(st: CVStudy, summary: dict[str, Any], facts: list[dict], presence: dict[str, Any], cmd: str,
+           out: Path, code_note: str) -> list[Path]:
     """Write ``ablation-cv.json`` and ``ablation-cv.md`` under ``out``."""
     from btseg.distill.cv import markdown
+    from btseg.provenance import stamp
 
     stopped = [f for f in facts if f["stopped_early"]]
     secs = sum(f["seconds"] or 0 for f in facts)
-    doc = {"study": asdict(st), "command": cmd, "summary": summary, "training": facts}
+    doc = {"provenance": stamp(cmd, CODE_PATHS), "code_note": code_note, "study": asdict(st), "command": cmd,
+           "summary": summary, "presence": presence, "training": facts}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "ablation-cv.json", doc)
     head = [f"# KD ablation, {st.folds}-fold CV on the {'hard-normal ' if st.hard_normals else ''}phantom "
@@ -104,8 +147,14 @@ def report(st: CVStudy, summary: dict[str, Any], facts: list[dict], cmd: str, ou
             f"bound. Teachers: attention_unet widths {st.teacher_widths}; students: the preset's student "
             f"widths {st.student_widths}. KD weights chosen per fold on validation among {st.kd_grid} "
             f"(alpha:beta:T). Training CPU time over all models: {secs / 60:.1f} min (1 thread each, shared 2-core "
-            "machine).", ""]
+            "machine).", ""] + ([code_note, ""] if code_note else [])
     body = markdown(summary).split("\n", 2)[2]  # drop its title: ours says more
+    if presence:
+        body += ("\nWith the \"no lesion\" decision calibrated per fold on validation (target: 95% of validation "
+                 "lesion images detected), applied to the held-out images:\n\n| variant | lesion images detected | "
+                 "normal images flagged |\n|---|---|---|\n" + "".join(
+                     f"| {v} | {p['lesion_detected'][0]} of {p['lesion_detected'][1]} | "
+                     f"{p['normal_flagged'][0]} of {p['normal_flagged'][1]} |\n" for v, p in presence.items()))
     with atomic_write(out / "ablation-cv.md") as f:
         f.write("\n".join(head) + body)
     return [out / "ablation-cv.json", out / "ablation-cv.md"]
@@ -140,10 +189,12 @@ def command(st: CVStudy, work: Path, out: Path) -> str:
 @click.option("--variants", default=CVStudy.variants, show_default=True)
 @click.option("--kd-grid", default=CVStudy.kd_grid, show_default=True)
 @click.option("--only", default=None, help="Folds to run in this process (comma list).")
+@click.option("--report-only", is_flag=True, help="Only summarise the finished folds of --work and write the report.")
+@click.option("--code-note", default="", help="A sentence for the report on the code the models were trained with.")
 @handle_errors
 def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: int, max_epochs: int, patience: int,
          steps_per_epoch: int, batch_size: int, teacher_widths: str, student_widths: str, variants: str,
-         kd_grid: str, only: str | None) -> None:
+         kd_grid: str, only: str | None, report_only: bool, code_note: str) -> None:
     """Run (or resume) the CV ablation; write the report once every fold is done."""
     from btseg.data.phantom import synthesize
     from btseg.distill.cv import parse_grid, parse_variants, run_cv
@@ -152,6 +203,8 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
                  steps_per_epoch=steps_per_epoch, batch_size=batch_size, teacher_widths=_ints(teacher_widths),
                  student_widths=_ints(student_widths), variants=variants, kd_grid=kd_grid)
     path = work / "study.json"
+    if report_only:
+        return _report_only(work, out, st, code_note)
     if path.exists() and read_json(path) != asdict(st):
         raise ConfigError(f"{path}: made with another study configuration; use a new --work")
     work.mkdir(parents=True, exist_ok=True)
@@ -166,7 +219,24 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
     if "variants" not in summary:
         console.print(f"ablation-cv: folds done {summary.get('folds_done')}; rerun when all are done for the report")
         return
-    paths = report(st, summary, _training_facts(work, st), command(st, work, out), out)
+    _report_only(work, out, st, code_note)
+
+
+def _report_only(work: Path, out: Path, st: CVStudy, code_note: str) -> None:
+    """Summarise the folds ``--work`` holds (the study it was made with) and write the report."""
+    from btseg.distill.cv import summarise
+
+    made = CVStudy(**read_json(work / "study.json"))
+    if made != st:
+        raise ConfigError(f"{work / 'study.json'}: made with other options; pass the same options as the study")
+    missing = [k for k in range(st.folds) if not (work / "cv" / f"fold-{k}" / "fold.json").exists()]
+    if missing:
+        raise ConfigError(f"{work}: folds {missing} are not finished; run the study first")
+    records = [read_json(work / "cv" / f"fold-{k}" / "fold.json") for k in range(st.folds)]
+    names = [v.strip() for v in st.variants.split(",")]
+    summary = summarise(records, sorted(names, key=lambda v: v == "none"))  # "<kd> - none": the KD effect
+    paths = report(st, summary, _training_facts(work, st), presence_posthoc(work, st, records),
+                   command(st, work, out), out, code_note)
     console.print(f"ablation-cv: wrote {', '.join(map(str, paths))}")
 
 

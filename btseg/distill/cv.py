@@ -118,10 +118,11 @@ def _check_plan(out: Path, plan: dict) -> None:
 
 
 def _held_out(pkg: Path, samples: Dataset) -> list[dict[str, Any]]:
-    """Per-image Dice/IoU on the held-out fold (btseg.metrics through evaluate_package)."""
+    """Per-image Dice/IoU on the held-out fold (btseg.metrics through evaluate_package, with
+    the package's own post-processing and "no lesion" decision: ``lesion_predicted``)."""
     s = evaluate_package(pkg, samples, distances=False, per_image=True)
     return [{"id": r["id"], "label": r["label"], "dice": r["dice"], "iou": r["iou"],
-             "lesion_predicted": not math.isnan(r["precision"])} for r in s["per_image"]]
+             "lesion_predicted": bool(r.get("present", not math.isnan(r["precision"])))} for r in s["per_image"]]
 
 
 def _student(v: Variant, dataset: Dataset, splits: Splits, cfg: TrainConfig, fold_dir: Path, ctx: ddp.DistContext,
