@@ -175,7 +175,7 @@ def all_(**kw) -> None:
 
 @main.command(name="cv")
 @_train_options
-@click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="k of k-fold.")
+@click.option("--folds", type=click.IntRange(3), default=5, show_default=True, help="k of k-fold.")
 @click.option("--variants", default="dual,none", show_default=True,
               help="Student variants trained in every fold: <kd>[-<teachers>], e.g. dual,none,dual-mean.")
 @click.option("--search", type=click.Choice(["kd"]), default=None,

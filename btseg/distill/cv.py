@@ -186,6 +186,8 @@ def run_cv(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, folds
     or ``{"folds_done": [...], "folds": k}`` while some folds are still missing; ``{}`` off rank 0.
     """
     out = Path(out_dir)
+    if folds < 3:
+        raise ConfigError(f"folds={folds}: expected >= 3 (each fold needs a test, a validation and a training part)")
     ctx = ddp.init_distributed(cfg.device)
     if cfg.threads > 0:
         import torch

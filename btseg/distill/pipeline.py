@@ -46,6 +46,7 @@ from btseg.distill.losses import DistillObjective, SupervisedObjective
 from btseg.distill.torchdata import SegDataset
 from btseg.distill.train import FitResult, Progress, fit
 from btseg.errors import BtsegError, ConfigError
+from btseg.layout import config_path
 from btseg.models import create_model
 from btseg.package import ModelConfig, load_package, save_package
 from btseg.runtime.postprocess import PostProcess

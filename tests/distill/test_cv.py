@@ -186,3 +186,22 @@ def test_summary_pairs_by_image_not_by_position():
     assert s["pairs"]["a - b"]["false_lesion_normal"]["delta"] == pytest.approx(1.0)
     assert s["variants"]["a"]["normal"]["false_lesion"] == {"k": 4, "n": 4}
     assert s["variants"]["b"]["normal"]["false_lesion"] == {"k": 0, "n": 4}
+
+
+def test_cv_under_torchrun_two_processes(phantom_dir, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "cv"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master-port", str(port),
+           "-m", "btseg.cli.distill", "cv", "--data", str(phantom_dir), "--out", str(out), "--folds", "3",
+           "--variants", "none", "--batch-size", "6", "--resamples", "200", "--preset", "tiny", "--device", "cpu",
+           "--no-progress"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    for k in range(3):
+        t = load_package(out / f"fold-{k}" / "student-none").config.training
+        assert t["world_size"] == 2 and t["global_batch"] == 6
+    assert read_json(out / "cv.json")["n_images"] == len(open_dataset(phantom_dir))
