@@ -96,6 +96,8 @@ def external_locations(data: bytes, name: str = "model.onnx") -> list[str]:
     """Every ``external_data`` location named in the ONNX model ``data`` (in first-seen
     order); IntegrityError naming ``name`` when it is not a parsable ONNX protobuf."""
     out: list[str] = []
+    if b"location" not in data:  # every reference carries the key "location": none at all (fast path)
+        return out
     try:
         _walk(memoryview(data), "model", 0, out)
     except ValueError as e:

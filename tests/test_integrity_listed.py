@@ -148,8 +148,9 @@ def test_every_place_a_tensor_can_sit_is_found(places):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
-def test_garbage_is_an_integrity_error_or_no_reference(data):
+@given(st.binary(max_size=200), st.booleans(), st.binary(max_size=40))
+def test_garbage_is_an_integrity_error_or_no_reference(data, key, tail):
+    data = data + (b"location" + tail if key else b"")  # past the fast path: the full walk
     try:
         assert isinstance(external_locations(data), list)
     except IntegrityError as e:
