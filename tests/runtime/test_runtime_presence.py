@@ -103,3 +103,24 @@ def test_postprocess_applies_the_package_spec_and_records_it():
 def test_bad_spec_names_the_field(bad, field):
     with pytest.raises(SchemaError, match=f"presence.{field}"):
         PresenceSpec.from_dict(bad)
+
+
+def test_regions_combine_the_decisions():
+    from btseg.runtime.regions import Region, segment_regions
+
+    spec = {"presence": {"score": "peak", "min_area_frac": 0.0, "threshold": 0.9}}
+
+    def segment(crop, spacing):  # a sure lesion in the left crop, a faint blob in the right one
+        prob = np.zeros(crop.shape[:2], np.float32)
+        prob[5:15, 5:15] = 0.95 if crop[0, 0] == 1 else 0.7
+        return finish(prob, 0.5, spec)
+
+    image = np.zeros((40, 80), np.uint8)
+    image[:, :40] = 1
+    left, right = Region(0, (0, 0, 40, 40), None, "roi"), Region(1, (40, 0, 40, 40), None, "roi")
+    both = segment_regions(segment, image, [left, right], [])
+    assert both.lesion_present and both.presence == pytest.approx(0.95) and both.area_px == 100
+    only_faint = segment_regions(segment, image, [right], [])
+    assert not only_faint.lesion_present and only_faint.area_px == 0
+    assert only_faint.presence == pytest.approx(0.7)
+    assert only_faint.to_record()["lesion_present"] is False
