@@ -49,6 +49,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".wmv", ".m4v")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 MEDIA_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES
+SIZE_CHANGE = "a size change mid-stream is refused, not resized"
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_FILE_MB = 1024.0
 # formats PIL may report for the suffixes above (MPO: a JPEG with extra frames, as phones write)
@@ -257,8 +258,7 @@ def decode_bytes(data: bytes, what: str, limits: Limits | None = None,
     limits = _limits(limits)
     hd = header_of(data, what, limits)
     if size is not None and (hd.width, hd.height) != tuple(size):
-        raise DataError(f"{what}: frame is {hd.width}x{hd.height}, the stream is {size[0]}x{size[1]}; "
-                        "a size change mid-stream is refused, not resized")
+        raise DataError(f"{what}: frame is {hd.width}x{hd.height}, the stream is {size[0]}x{size[1]}; {SIZE_CHANGE}")
     why = truncation(data, hd.format)
     if why:
         raise DataError(f"{what}: truncated image ({why})")

@@ -43,7 +43,9 @@ from typing import Any, Collection, Iterator
 import cv2
 
 from btseg.errors import BackendUnavailableError, DataError
+from btseg.imageio import SIZE_CHANGE, decode_bytes
 from btseg.runtime.inputs import Frame, check_image, iter_frames, kind_of
+from btseg.runtime.video import MJPEG, fourcc, rgb3
 
 LOW_LATENCY = "probesize;32|analyzeduration;0|fflags;nobuffer"  # FFmpeg options for pipes
 _OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -184,12 +186,30 @@ class FrameSource:
             if not cap.isOpened():
                 self.stats["status"], self.stats["reason"] = "error", f"cannot open {self.kind} {self.spec!r}"
                 return
-            i = 0
+            # MJPEG from FFmpeg (a pipe, a stream): raw packets through the one image decoder, as for
+            # files (btseg.runtime.video): FFmpeg silently rescales a frame whose size changed
+            raw = (self.kind in ("pipe", "url") and fourcc(cap) in MJPEG and cap.set(cv2.CAP_PROP_FORMAT, -1))
+            i, size = 0, None
             while not self._stop.is_set():
                 ok, img = cap.read()
                 if not ok:
                     return
-                rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
+                if raw:
+                    try:
+                        img = rgb3(decode_bytes(img.tobytes(), f"{self.name} frame {i}", None,
+                                                size and (size[1], size[0])))
+                    except DataError as e:
+                        if SIZE_CHANGE in str(e):  # an error of the stream, never a silent resize
+                            raise
+                        self.stats["frame_errors"] = self.stats.get("frame_errors", 0) + 1
+                        self.stats["last_frame_error"] = str(e)
+                        i += 1
+                        continue
+                size = size or img.shape[:2]
+                if img.shape[:2] != size:  # an error, never a silent resize
+                    raise DataError(f"{self.name} frame {i}: frame is {img.shape[1]}x{img.shape[0]}, the stream is "
+                                    f"{size[1]}x{size[0]}; {SIZE_CHANGE}")
+                rgb = img if raw else cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
                 self._push(LiveFrame(rgb, None, self.name, i, t_capture=time.perf_counter()))
                 i += 1
         finally:

@@ -24,9 +24,14 @@ import cv2
 import numpy as np
 
 from btseg.errors import DataError
-from btseg.imageio import Limits, bgr_to_rgb, check_regular, decode_bytes
+from btseg.imageio import SIZE_CHANGE, Limits, bgr_to_rgb, check_regular, decode_bytes
 
 MJPEG = {"MJPG", "mjpg", "AVI1", "JPEG", "jpeg", "MJPA", "dmb1"}
+
+
+def fourcc(cap: cv2.VideoCapture) -> str:
+    """The capture's codec as four characters (``MJPG``, ``FMP4``, ...)."""
+    return (int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF).to_bytes(4, "little").decode("latin-1")
 
 
 class VideoFrames:
@@ -49,7 +54,7 @@ class VideoFrames:
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self.declared = count if count > 0 else None
             self.fps = float(cap.get(cv2.CAP_PROP_FPS))
-            self.codec = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
+            self.codec = fourcc(cap)
         finally:
             cap.release()
         self.limits.check_pixels(str(self.path), self.width, self.height)
@@ -86,7 +91,7 @@ class VideoFrames:
                 except DataError as e:
                     yield i, None, str(e)[len(str(self.path)) + 1:].strip()
                 else:
-                    yield i, _rgb(img), None
+                    yield i, rgb3(img), None
                 i += 1
         finally:
             cap.release()
@@ -101,7 +106,7 @@ class VideoFrames:
                     return
                 if frame.shape[:2] != (self.height, self.width):
                     yield i, None, (f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, the stream is "
-                                    f"{self.width}x{self.height}; a size change mid-stream is refused, not resized")
+                                    f"{self.width}x{self.height}; {SIZE_CHANGE}")
                 else:
                     yield i, bgr_to_rgb(frame), None
                 i += 1
@@ -109,7 +114,7 @@ class VideoFrames:
             cap.release()
 
 
-def _rgb(img: np.ndarray) -> np.ndarray:
+def rgb3(img: np.ndarray) -> np.ndarray:
     """A decoded JPEG (gray or RGB) as the HxWx3 RGB uint8 frame every video frame is."""
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)

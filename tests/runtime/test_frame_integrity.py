@@ -163,3 +163,29 @@ def test_predict_json_lines_name_the_bad_frames(tmp_path, exported_package):
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
     assert [r["frame"] for r in lines] == [0, 1, 2] and all(r["frames_declared"] == 3 for r in lines)
     assert "error" not in lines[0] and "frame 2 of 3: missing" in lines[2]["error"]
+
+
+def test_live_mjpeg_pipe_whose_frame_size_changes_is_an_error(tmp_path):
+    """A grabber pipe (FFmpeg would rescale the 80x96 frames to 64x48 without a word)."""
+    import os
+    import threading
+
+    from btseg.runtime.sources import FrameSource
+
+    path = tmp_path / "grabber"
+    os.mkfifo(path)
+    frames = _frames(6) + _frames(4, (96, 80))
+
+    def write() -> None:
+        with open(path, "wb") as f:
+            for img in frames:
+                f.write(jpeg_bytes(img))
+                f.flush()
+
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    with FrameSource(str(path), depth=16, timeout=5.0, start_timeout=20) as src:
+        got = [f.image.shape for f in src]
+    t.join(5)
+    assert src.stats["status"] == "error" and "frame is 80x96, the stream is 64x48" in src.stats["reason"]
+    assert got and all(s == (48, 64, 3) for s in got) and len(got) <= 6
