@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
 import sys
-from typing import Any, Callable, Iterable
+import warnings
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 from rich.console import Console
@@ -19,12 +21,14 @@ HELP = {"help_option_names": ["-h", "--help"]}
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn any :class:`BtsegError` into ``error: <message>`` on stderr and exit code 2."""
+    """Turn any :class:`BtsegError` into ``error: <message>`` on stderr and exit code 2; show
+    the data loaders' skipped-items warning (``--skip-bad``) as ``warning: <message>``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _skipped_as_warning_lines():
+                return fn(*args, **kwargs)
         except BtsegError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
@@ -33,6 +37,27 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _skipped_as_warning_lines() -> Iterator[None]:
+    """SkippedFilesWarning -> ``warning: <summary>`` + one line per skipped item, each named
+    once (Python's default format would add the source line of the call).  Matched by name:
+    btseg-predict must not import the data loaders."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if category.__name__ == "SkippedFilesWarning":
+            click.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        if warnings.showwarning is show:
+            warnings.showwarning = shown
 
 
 # what the commands beyond the runtime need, and the extra that installs it

@@ -4,7 +4,8 @@ Examples::
 
     btseg-data synth --out phantom --n 300 --size 256 --seed 0
     btseg-data synth --out hard --n 300 --hard-normals
-    btseg-data inspect Dataset_BUSI_with_GT --json
+    btseg-data synth --out messy --n 60 --defects all      # every real-set defect, listed in phantom.json
+    btseg-data inspect Dataset_BUSI_with_GT --json        # exit 1 when any item is bad
     btseg-data split Dataset_BUSI_with_GT --out splits.json --seed 0 --val 0.15 --test 0.15
     btseg-data split Dataset_BUSI_with_GT --out folds.json --kfold 5
 """
@@ -12,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -29,7 +31,8 @@ out = Console()  # tables go to stdout; errors and progress to stderr
 _layout = click.option("--layout", type=click.Choice(("auto",) + LAYOUTS), default="auto", show_default=True)
 _normal = click.option("--include-normal/--exclude-normal", default=True, show_default=True,
                        help="Keep images labelled normal (empty masks).")
-_skip = click.option("--skip-bad", is_flag=True, help="Skip bad files (each one named in a warning).")
+_skip = click.option("--skip-bad", is_flag=True, help="Skip bad items (each named once, file and reason, and "
+                     "recorded); default: refuse the data set, naming every bad item.")
 _dup = click.option("--dup-threshold", type=int, default=DUP_THRESHOLD, show_default=True,
                     help="Max phash Hamming distance (of 64 bits) for near-duplicates; -1 disables.")
 
@@ -48,9 +51,11 @@ def main() -> None:
 @click.option("--hard-normals", is_flag=True, help="Lesion look-alikes (fat lobules, ducts, rib/ligament "
               "shadows, edge darkening) on normal images (and a few on lesion images), as real scans have.")
 @click.option("--overwrite", is_flag=True, help="Replace the phantom set already in --out (only one btseg wrote).")
+@click.option("--defects", default="", metavar="LIST", help="Real-set defects, one item each: all, bad, good "
+              "or a comma list (size_mismatch, stray_mask, mask_rgba, calipers...); listed in phantom.json.")
 @handle_errors
 def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None, hard_normals: bool,
-          overwrite: bool) -> None:
+          overwrite: bool, defects: str) -> None:
     """Write a synthetic B-mode dataset in the BUSI layout."""
     import shutil
 
@@ -72,14 +77,21 @@ def synth(out_dir: str, n: int, size: int, seed: int, workers: int | None, hard_
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("synthesising", total=n)
         summary = synthesize(out_dir, n=n, size=size, seed=seed, workers=workers,
-                             progress=lambda k: bar.advance(task, k), hard_normals=hard_normals)
+                             progress=lambda k: bar.advance(task, k), hard_normals=hard_normals,
+                             defects=defects)
     c = summary["counts"]
     out.print(f"wrote {n} images ({c['benign']} benign, {c['malignant']} malignant, {c['normal']} normal; "
               f"{summary['multi_mask']} with two lesions) to {out_dir} in {summary['seconds']:.1f} s")
+    for d in summary.get("defects", []):
+        out.print(f"  defect {d['defect']}{' (bad item)' if d['bad'] else ''}: {', '.join(d['files'])}", markup=False)
 
 
 def inspect_dataset(ds, dup_threshold: int) -> dict:
-    """Everything ``inspect`` reports, as one JSON-ready dict (decodes every sample once)."""
+    """Everything ``inspect`` reports about the good items, as one JSON-ready dict (decodes
+    every sample once; ``ds`` None when no item was usable)."""
+    if ds is None:
+        return {"n": 0, "counts": {k: 0 for k in LABELS}, "sizes": None, "coverage": {k: None for k in LABELS},
+                "multi_mask": 0, "duplicates": {"threshold": dup_threshold, "n_groups": 0, "n_images": 0, "groups": []}}
     sizes, cover, multi, hashes = [], {k: [] for k in LABELS}, 0, []
     for s in ds:
         hashes.append(phash64(s.image))
@@ -100,7 +112,6 @@ def inspect_dataset(ds, dup_threshold: int) -> dict:
                           "empty": int(sum(x == 0 for x in v))} if v else None) for k, v in cover.items()},
         "duplicates": {"threshold": dup_threshold, "n_groups": len(dups), "n_images": sum(map(len, dups)),
                        "groups": [[ds.ids[i] for i in g] for g in dups]},
-        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }
 
 
@@ -108,18 +119,36 @@ def inspect_dataset(ds, dup_threshold: int) -> dict:
 @click.argument("root", type=click.Path())
 @_layout
 @_normal
-@_skip
+@click.option("--skip-bad", is_flag=True, hidden=True, help="Accepted for compatibility: inspect always lists "
+              "every problem and summarises the good items.")
 @_dup
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @handle_errors
 def inspect(root: str, layout: str, include_normal: bool, skip_bad: bool, dup_threshold: int, as_json: bool) -> None:
-    """Report layout, counts per class, sizes, mask coverage and near-duplicates."""
-    ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad)
-    info = inspect_dataset(ds, dup_threshold)
+    """List every bad item, then summarise the good ones: counts per class, sizes, mask
+    coverage, near-duplicates.  Exit 1 when there were bad items, 0 when the set is clean."""
+    from btseg.data.layouts import scan
+
+    ds, problems = scan(root, layout, include_normal=include_normal)
+    info = {**inspect_dataset(ds, dup_threshold), "problems": [{"file": p, "reason": r} for p, r in problems]}
+    info.setdefault("root", str(root))
     if as_json:
         click.echo(json.dumps(info))
+    else:
+        _print_inspect(info)
+    if problems:
+        sys.exit(1)
+
+
+def _print_inspect(info: dict) -> None:
+    if info["problems"]:
+        out.print(f"{len(info['problems'])} bad item(s) (not used by any command unless --skip-bad):", markup=False)
+        for p in info["problems"]:
+            out.print(f"  {p['file']}: {p['reason']}", markup=False, soft_wrap=True)
+    if not info["n"]:
+        out.print(f"no usable item in {info['root']}", markup=False)
         return
-    t = Table(title=f"{info['layout']} dataset at {info['root']}")
+    t = Table(title=f"{info['layout']} dataset at {info['root']}: {info['n']} good item(s)")
     for col in ("class", "images", "mask coverage mean", "min", "max", "empty masks"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for k in LABELS:
@@ -134,8 +163,6 @@ def inspect(root: str, layout: str, include_normal: bool, skip_bad: bool, dup_th
               f"{d['n_images']} image(s)")
     for g in d["groups"][:10]:
         out.print("  " + " = ".join(g), markup=False)
-    if info["skipped"]:
-        out.print(f"skipped {len(info['skipped'])} bad item(s)")
 
 
 @main.command()
@@ -152,11 +179,12 @@ def inspect(root: str, layout: str, include_normal: bool, skip_bad: bool, dup_th
 @handle_errors
 def split(root: str, out_path: str, seed: int, val: float, test: float, k: int | None, layout: str,
           include_normal: bool, skip_bad: bool, dup_threshold: int) -> None:
-    """Write a stratified, duplicate-aware train/val/test split (or k folds) as JSON."""
+    """Write a stratified, duplicate-aware train/val/test split (or k folds) as JSON; with
+    --skip-bad the skipped items are named and recorded in it (``dataset.skipped``)."""
     if k is not None:
         refuse_given(("val", "test"), f"--kfold {k} writes {k} folds, each one the test set once (no val/test "
                                       "fractions); drop --kfold for a train/val/test split")
-    ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad)
+    ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=skip_bad, verify=True)
     if k:
         res = kfold(ds, k, seed, dup_threshold)
         parts = {f"fold {i}": f for i, f in enumerate(res.folds)}

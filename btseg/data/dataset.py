@@ -4,9 +4,11 @@
 Loaders (:mod:`btseg.data.busi`, :mod:`~btseg.data.datasetb`, :mod:`~btseg.data.folder`)
 only *index*: they pair images with masks and labels and read image headers, so opening
 780 BUSI images takes well under a second.  Pixels are decoded when a sample is indexed.
-Every problem found is a :class:`~btseg.errors.DataError` naming the file; with
-``skip_bad=True`` the bad items are dropped instead and one :class:`SkippedFilesWarning`
-counts and names them (never silent).
+Every item is checked before anything is decided: without ``skip_bad`` one
+:class:`~btseg.errors.DataError` names every bad item (file and reason, one per line);
+with ``skip_bad=True`` they are dropped instead, one :class:`SkippedFilesWarning` names
+each once, and :meth:`Dataset.describe` records them (so ``splits.json`` and
+``model.json`` say what a model was trained without).  :func:`scan` returns them.
 
 Example::
 
@@ -18,66 +20,22 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, overload
 
 import numpy as np
 
+from btseg.data.problems import (NoUsableSamplesError, Problems, SkippedFilesWarning, blame,  # noqa: F401
+                                  format_problems)
 from btseg.data.sample import LABELS, Sample
-from btseg.preprocess import to_gray
+from btseg.data.samplefiles import (SampleRef, check_ref, header_size, load_image, load_mask,  # noqa: F401
+                                     load_sample, read_pixels)
 from btseg.errors import DataError
-from btseg.imageio import IMAGE_SUFFIXES, decode_image, image_size
-
-log = logging.getLogger("btseg.data")
+from btseg.imageio import IMAGE_SUFFIXES
 
 IMAGE_EXTS = IMAGE_SUFFIXES  # the one list, in btseg.imageio
-
-
-class SkippedFilesWarning(UserWarning):
-    """Issued once per :func:`open_dataset` call that skipped bad files (``skip_bad=True``)."""
-
-
-@dataclass(frozen=True)
-class SampleRef:
-    """An indexed, not yet decoded sample: where its files are and what its label is."""
-
-    image: Path
-    masks: tuple[Path, ...]
-    label: str
-    rel: str  # image path relative to the dataset root, POSIX: the id used by splits
-
-
-class Problems:
-    """Collects indexing problems so that one run reports all of them, not the first only."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, path: Path | str, reason: str) -> None:
-        self.items.append((str(path), reason))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def resolve(self, skip_bad: bool, what: str) -> list[tuple[str, str]]:
-        """Raise one DataError (skip_bad False) or warn once naming every skipped file."""
-        if not self.items:
-            return []
-        lines = [f"{p}: {r}" for p, r in self.items]
-        if not skip_bad:
-            more = f" (and {len(lines) - 1} more problem(s); skip_bad=True skips them)" if len(lines) > 1 else ""
-            raise DataError(lines[0] + more)
-        msg = f"{what}: skipped {len(lines)} bad item(s): " + "; ".join(lines[:20])
-        if len(lines) > 20:
-            msg += f"; ... {len(lines) - 20} more"
-        log.warning(msg)
-        warnings.warn(msg, SkippedFilesWarning, stacklevel=3)
-        return list(self.items)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -111,69 +69,6 @@ def unique_by(files: Sequence[Path], key: Callable[[Path], str | None], problems
 def natural_key(p: Path | str) -> list:
     """Sort key that orders embedded numbers numerically."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(p).name)]
-
-
-def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header only (bounded, regular files only: see
-    :mod:`btseg.imageio`); DataError if it is not a readable image."""
-    return image_size(path)
-
-
-def check_ref(ref: SampleRef) -> None:
-    """Cheap index-time checks: every file readable as an image, masks as big as the image."""
-    hw = header_size(ref.image)
-    for m in ref.masks:
-        mhw = header_size(m)
-        if mhw != hw:
-            raise DataError(f"{m}: mask size {mhw[1]}x{mhw[0]} differs from image "
-                            f"{ref.image.name} size {hw[1]}x{hw[0]} (WxH)")
-
-
-def read_pixels(path: Path) -> np.ndarray:
-    """Decode any image file as stored (8/16-bit) -> gray or RGB(A) array, through the one
-    bounded, truncation-checked reader :func:`btseg.imageio.decode_image`."""
-    return decode_image(path)
-
-
-def load_image(path: Path) -> np.ndarray:
-    """Image file -> HxW uint8 gray. 16-bit maps its full range onto 8 bits (x / 257)."""
-    g = to_gray(read_pixels(path))
-    if g.dtype == np.uint16:
-        g = np.round(g.astype(np.float32) / 257.0).astype(np.uint8)
-    elif g.dtype != np.uint8:
-        raise DataError(f"{path}: unsupported pixel type {g.dtype}; expected 8- or 16-bit")
-    return g
-
-
-def load_mask(path: Path) -> np.ndarray:
-    """Mask file -> HxW bool.
-
-    Binarisation: a pixel is foreground when any colour channel exceeds half the dtype's
-    range (> 127 for 8-bit), which is robust to JPEG ringing and anti-aliased edges of
-    0/255 masks; masks whose maximum is 1 (0/1 label maps) use > 0 instead.
-    """
-    a = read_pixels(path)
-    if a.ndim == 3:
-        a = a[..., :3].max(axis=2)  # RGB masks: white or a coloured outline both count
-    if a.dtype == bool:
-        return a
-    if a.max() == 1:
-        return a > 0
-    half = 32767 if a.dtype == np.uint16 else 127
-    return a > half
-
-
-def load_sample(ref: SampleRef) -> Sample:
-    """Decode one indexed sample, merging its masks with OR; DataError naming the bad file."""
-    img = load_image(ref.image)
-    mask = np.zeros(img.shape, bool)
-    for m in ref.masks:
-        mm = load_mask(m)
-        if mm.shape != img.shape:
-            raise DataError(f"{m}: mask size {mm.shape[1]}x{mm.shape[0]} differs from image "
-                            f"{ref.image.name} size {img.shape[1]}x{img.shape[0]} (WxH)")
-        mask |= mm
-    return Sample(image=img, mask=mask, label=ref.label, path=ref.image, mask_paths=ref.masks)
 
 
 class Dataset(Sequence[Sample]):
@@ -247,7 +142,18 @@ class Dataset(Sequence[Sample]):
         return {"layout": self.layout, "root": str(self.root), "n": len(self),
                 "counts": self.counts(), "include_normal": self.include_normal,
                 "labels": "inferred" if self.labels_inferred else "given",
-                "skipped": len(self.skipped)}
+                "skipped": self.skipped_records()}
+
+    def skipped_records(self) -> list[dict[str, str]]:
+        """The items dropped with ``skip_bad``: ``{"file", "reason"}``, files relative to the root."""
+        out = []
+        for p, r in self.skipped:
+            try:
+                p = Path(p).relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+            out.append({"file": str(p), "reason": r})
+        return out
 
     def require_labels(self) -> None:
         """Raise DataError if labels were inferred; call this before class-aware training."""
@@ -278,23 +184,34 @@ class Dataset(Sequence[Sample]):
 
 def finish(root: Path, layout: str, refs: list[SampleRef], problems: Problems, *, skip_bad: bool,
            include_normal: bool, verify: bool, cache: bool, labels_inferred: bool = False) -> Dataset:
-    """Shared tail of every loader: header checks, optional decode, problem report, empty check."""
+    """Shared tail of every loader: header checks, optional decode, problem report, empty check.
+
+    Every item is checked before anything is decided, so the error (or the warning with
+    ``skip_bad``) names every bad item, not the first one only."""
     good: list[SampleRef] = []
+    decoded: dict[int, Sample] = {}
     for r in refs:
         try:
             check_ref(r)
             if verify:
-                load_sample(r)
+                s = load_sample(r)
+                if cache:
+                    decoded[len(good)] = s
         except DataError as e:
-            problems.add(r.image, str(e).replace(f"{r.image}: ", "", 1))
+            problems.add(*blame(r.image, r.masks, str(e)))
             continue
         good.append(r)
+    if not [r for r in good if include_normal or r.label != "normal"]:
+        raise NoUsableSamplesError(
+            format_problems(f"{layout} {root}", problems.items, "and no usable sample"
+                            + ("" if include_normal else " (normal images excluded)"))
+            if problems.items else f"{root}: no usable samples in the {layout} layout"
+            + ("" if include_normal else " (normal images excluded)"), list(problems.items))
     skipped = problems.resolve(skip_bad, f"{layout} {root}")
     if not include_normal:
+        decoded = {}
         good = [r for r in good if r.label != "normal"]
-    if not good:
-        raise DataError(f"{root}: no usable samples in the {layout} layout"
-                        + ("" if include_normal else " (normal images excluded)")
-                        + (f"; {len(skipped)} skipped" if skipped else ""))
-    return Dataset(root, layout, good, cache=cache, labels_inferred=labels_inferred, skipped=skipped,
-                   include_normal=include_normal)
+    ds = Dataset(root, layout, good, cache=cache, labels_inferred=labels_inferred, skipped=skipped,
+                 include_normal=include_normal)
+    ds._cache.update(decoded)
+    return ds

@@ -13,10 +13,12 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from btseg.data import busi, datasetb, folder
 from btseg.data.dataset import Dataset
+from btseg.data.problems import NoUsableSamplesError, SkippedFilesWarning
 from btseg.errors import DataError
 
 LAYOUTS = ("busi", "datasetb", "folder")
@@ -30,14 +32,17 @@ def open_dataset(root: str | Path, layout: str = "auto", *, include_normal: bool
         root: dataset directory (for BUSI, ``Dataset_BUSI_with_GT`` or its parent).
         layout: ``"auto"`` (detect), ``"busi"``, ``"datasetb"`` or ``"folder"``.
         include_normal: keep images labelled ``normal`` (empty masks).
-        skip_bad: drop bad items with one warning that counts and names them, instead of
-            raising :class:`DataError` for the first one.
-        verify: decode every image and mask now; without it a truncated file is found only
-            when that sample is accessed (header problems are always found at open).
+        skip_bad: drop bad items with one :class:`SkippedFilesWarning` naming each (file and
+            reason; also in :attr:`Dataset.skipped` and :meth:`Dataset.describe`), instead of
+            raising one :class:`DataError` that names every bad item.
+        verify: decode every image and mask now, so truncated files are among the bad items
+            found at open; without it one is found only when that sample is accessed (header
+            problems are always found at open).  Every command that reads a data set uses it.
         cache: keep decoded samples in memory.
 
     Raises:
-        DataError: missing root, no layout matched, or a bad file (without ``skip_bad``).
+        DataError: missing root, no layout matched, bad items (without ``skip_bad``), or no
+            usable item at all (:class:`~btseg.data.problems.NoUsableSamplesError`).
     """
     loaders = {"busi": busi.load_busi, "datasetb": datasetb.load_datasetb, "folder": folder.load_folder}
     root = Path(root)
@@ -71,3 +76,22 @@ def detect_layout(root: Path) -> str:
             return name
     raise DataError(f"{root}: no known dataset layout; looked for BUSI ({busi.LOOKED_FOR}), "
                     f"Dataset B ({datasetb.LOOKED_FOR}) and folder ({folder.LOOKED_FOR})")
+
+
+def scan(root: str | Path, layout: str = "auto", *,
+         include_normal: bool = True) -> tuple[Dataset | None, list[tuple[str, str]]]:
+    """Every bad item of a data set and the data set of the good ones (None when none is usable).
+
+    Decodes every file (``verify``) and never raises for bad items: what ``btseg-data
+    inspect`` reports.  Raises DataError only when the root itself is unusable (missing, no
+    known layout, an unreadable labels file).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        try:
+            ds = open_dataset(root, layout, include_normal=include_normal, skip_bad=True, verify=True)
+        except NoUsableSamplesError as e:
+            if not e.problems:
+                raise
+            return None, e.problems
+    return ds, ds.skipped

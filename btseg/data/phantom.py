@@ -165,14 +165,21 @@ def sample(seed: int, index: int, label: str, size: int,
     return render(rng, label, size, k, hard_normals)
 
 
-def _busi_job(args: tuple) -> tuple[str, int]:
-    out, seed, index, label, k, size, hard = args
+def _busi_job(args: tuple) -> tuple[str, int, list[dict]]:
+    out, seed, index, label, k, size, hard, defects = args
     img, masks = sample(seed, index, label, size, hard)
     stem = f"{label} ({k})"
+    if defects:
+        from btseg.data import phantom_defects
+
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index, 0xDEF]))
+        recs = phantom_defects.write_item(out / label, stem, img, masks or [np.zeros((size, size), bool)],
+                                          defects, rng)
+        return label, len(masks), [{"item": f"{label}/{stem}.png", **r} for r in recs]
     write_png(out / label / f"{stem}.png", img)
     for j, m in enumerate(masks or [np.zeros((size, size), bool)]):
         write_png(out / label / (f"{stem}_mask.png" if j == 0 else f"{stem}_mask_{j}.png"), m.astype(np.uint8) * 255)
-    return label, len(masks)
+    return label, len(masks), []
 
 
 def _init_worker() -> None:
@@ -191,7 +198,8 @@ def class_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int
 
 def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,
                fractions: tuple[float, float, float] = BUSI_FRACTIONS, workers: int | None = None,
-               progress: Callable[[int], None] | None = None, hard_normals: bool = False) -> dict:
+               progress: Callable[[int], None] | None = None, hard_normals: bool = False,
+               defects: str | tuple[str, ...] = ()) -> dict:
     """Write ``n`` phantom images in the BUSI layout under ``out_dir``; return a summary.
 
     Args:
@@ -204,11 +212,18 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
         hard_normals: add lesion look-alikes (fat lobules, ducts, ligament and rib shadows,
             edge-of-field darkening; :mod:`btseg.data.phantom_normals`), so that normal images
             are as hard as real ones.  Off by default: the plain phantom is unchanged.
+        defects: real-set defects to write, one item each (:mod:`btseg.data.phantom_defects`:
+            ``"all"``, ``"bad"``, ``"good"`` or names); ``phantom.json`` lists which file got
+            which and whether it makes its item unusable.
     """
+    from btseg.data import phantom_defects
+
     if size < 32:
         raise ConfigError(f"size={size}: expected >= 32")
     out = Path(out_dir)
     counts = class_counts(n, fractions)
+    defects = phantom_defects.parse(defects)
+    per_item = phantom_defects.assign(defects, [lab for lab, c in counts.items() for _ in range(c)], seed)
     jobs, i = [], 0
     for label, c in counts.items():
         try:
@@ -216,7 +231,7 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
         except OSError as e:
             raise DataError(f"{out / label}: cannot create ({e.strerror or e})") from e
         for k in range(1, c + 1):
-            jobs.append((out, seed, i, label, k, size, hard_normals)); i += 1
+            jobs.append((out, seed, i, label, k, size, hard_normals, per_item.get(i, []))); i += 1
     t0 = time.perf_counter()
     workers = workers or __import__("os").cpu_count() or 1
     results = []
@@ -232,8 +247,11 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
             for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 results.append(r)
                 progress and progress(1)
-    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "hard_normals": hard_normals, "counts": counts,
-               "multi_mask": sum(1 for _, k in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
+    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed,
+               "hard_normals": hard_normals, "counts": counts,
+               "multi_mask": sum(1 for _, k, _ in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
+    if defects:
+        summary["defects"] = [d for _, _, recs in results for d in recs]
     write_json(out / "phantom.json", summary)
     return summary
 
