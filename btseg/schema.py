@@ -36,6 +36,7 @@ MAX_FILES = 64
 # the presence decision (``postprocess.presence``, :mod:`btseg.runtime.presence`): its one home
 PRESENCE_SCORES = ("peak", "mean", "mass", "area")  # per-component statistic the threshold applies to
 PRESENCE_MAX_MIN_AREA = 0.5  # min_area_frac: fraction of the image's pixels, in [0, 0.5]
+MAX_SKIPPED = 100_000  # bad items a model.json may list as left out of training
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MIGRATE = "re-export it, or run `btseg-check --migrate PACKAGE` on a package you trust"
 
@@ -211,6 +212,8 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     for key in ("data", "metrics", "training"):
         if key in d:
             need_dict(d[key], doc, key)
+    if "skipped" in d.get("data", {}):
+        check_skipped(d["data"]["skipped"], doc, "data.skipped")
     return d
 
 
@@ -229,6 +232,19 @@ def check_presence(p: Any, doc: str, field: str = "postprocess.presence") -> dic
         need_dict(p["calibration"], doc, f"{field}.calibration")
     known_keys(p, {"score", "min_area_frac", "threshold", "target_sensitivity", "calibration"}, doc, field)
     return p
+def check_skipped(v: Any, doc: str, field: str) -> None:
+    """The items a model was trained without (``--skip-bad``): a list of ``{file, reason}``
+    (packages made before it was recorded hold a count, still accepted)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        need_int(v, doc, field, 0, MAX_SKIPPED)
+        return
+    if not isinstance(v, list) or len(v) > MAX_SKIPPED:
+        raise _fail(doc, field, v if not isinstance(v, list) else len(v),
+                    f"a list of at most {MAX_SKIPPED} {{file, reason}} objects")
+    for i, item in enumerate(v):
+        item = need_dict(item, doc, f"{field}[{i}]")
+        need_str(_get(item, "file", doc, f"{field}[{i}].file"), doc, f"{field}[{i}].file", max_len=4096)
+        need_str(_get(item, "reason", doc, f"{field}[{i}].reason"), doc, f"{field}[{i}].reason", max_len=4096)
 
 
 def check_files(files: Any, doc: str, field: str) -> list[dict[str, Any]]:

@@ -47,11 +47,12 @@ class TestSet:
 
 
 def load_test_set(data_root: str | Path, packages: Iterable[str | Path] = (), splits_file: str | Path | None = None,
-                  part: str = "test", limit: int | None = None) -> TestSet:
+                  part: str = "test", limit: int | None = None, skip_bad: bool = False) -> TestSet:
     """The test split of the data set at ``data_root``, decoded.
 
     ``part="all"`` takes every image (the bundled samples, or a set held out elsewhere);
-    ``limit`` keeps the first N (quick runs).
+    ``limit`` keeps the first N (quick runs).  Bad items refuse the data set, every one
+    named; with ``skip_bad`` they are left out, named once, and listed in ``source``.
 
     Raises:
         DataError: the data set cannot be opened, or the test split is empty.
@@ -61,20 +62,22 @@ def load_test_set(data_root: str | Path, packages: Iterable[str | Path] = (), sp
 
     splits_path = Path(splits_file) if splits_file else find_splits(packages)
     if part == "all":
-        test = open_dataset(data_root, include_normal=True)
+        test = ds = open_dataset(data_root, include_normal=True, skip_bad=skip_bad, verify=True)
         source = {"splits": "all images"}
     elif splits_path is not None:
         # open everything: the split file decides which images (normal ones included if it says so)
-        ds = open_dataset(data_root, include_normal=True)
+        ds = open_dataset(data_root, include_normal=True, skip_bad=skip_bad, verify=True)
         test = Splits.load(splits_path).select(ds, "test")
         source = {"splits": str(splits_path)}
     else:
-        ds = open_dataset(data_root, include_normal=False)
+        ds = open_dataset(data_root, include_normal=False, skip_bad=skip_bad, verify=True)
         splits = make_splits(ds)
         test = splits.select(ds, "test")
         source = {"splits": f"make_splits(seed={splits.seed}, test={splits.fractions['test']}) on benign+malignant"}
     if len(test) == 0:
         raise DataError(f"{data_root}: the test split is empty ({source['splits']})")
+    if ds.skipped:
+        source["skipped"] = ds.skipped_records()
     samples = list(test)[: limit or None]
     source.update(data=str(data_root), n=len(samples),
                   per_class={lab: sum(s.label == lab for s in samples) for lab in sorted({s.label for s in samples})})

@@ -69,6 +69,7 @@ class BenchConfig:
     limit: int | None = None
     interleave: bool = True  # time a package's rows round-robin in blocks (latency.time_interleaved)
     block: int = 5
+    skip_bad: bool = False  # leave the data set's bad items out (each named once) instead of refusing it
 
     def __post_init__(self) -> None:
         for name in ("batch", "streams"):
@@ -317,7 +318,8 @@ def run(cfg: BenchConfig, progress: Callable[[dict[str, Any]], None] | None = No
     if cfg.compare_teachers:
         models = with_siblings(models)
     cfg.models = models
-    test = accuracy.load_test_set(cfg.data, models, part=cfg.split, limit=cfg.limit) if cfg.data else None
+    test = (accuracy.load_test_set(cfg.data, models, part=cfg.split, limit=cfg.limit, skip_bad=cfg.skip_bad)
+            if cfg.data else None)
     rows = [r for m in models for r in plan_rows(m, cfg)]
     # once per run, on the same load as the rows (2-3 s); never cached across runs
     peaks = peak.measure(cfg.threads) if cfg.peak and any(r["status"] == "pending" for r in rows) else None

@@ -66,6 +66,8 @@ def _check_device(device: str) -> None:
 @click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
               help="Test split (splits.json next to the packages, else make_splits seed 0) or all images.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N test images.")
+@click.option("--skip-bad", is_flag=True, help="Leave the --data set's bad items out (each named once, listed in "
+              "the report's test-set source); default: refuse, naming every bad item.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], or an OpenVINO device (GPU, NPU).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads (default: usable cores).")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
@@ -94,7 +96,7 @@ def _check_device(device: str) -> None:
 @handle_errors
 @requires_extra("btseg-bench", "train")
 def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
-         device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
+         skip_bad: bool, device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
          iters: int | None, duration: float | None, sequential: bool, block: int,
          out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool) -> None:
     """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
@@ -121,7 +123,8 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
         precisions=_csv(precisions, PRECISIONS, "precisions"), data=data, split=split,
         device=device, threads=threads, batch=batch, streams=streams, peak=not no_peak, warmup=warmup,
         iters=iters if iters is not None or duration is not None else 50, duration=duration,
-        memory=not no_memory, compare_teachers=compare_teachers, limit=limit, interleave=not sequential, block=block)
+        memory=not no_memory, compare_teachers=compare_teachers, limit=limit, interleave=not sequential, block=block,
+        skip_bad=skip_bad)
 
     def progress(row: dict) -> None:
         from rich.markup import escape

@@ -20,6 +20,10 @@ from btseg.cli.common import HELP, console, handle_errors, refuse_given, require
 from btseg.errors import ConfigError, DataError
 
 
+_SKIP_BAD = click.option("--skip-bad", is_flag=True, help="Skip the data set's bad items (each named once, and "
+                         "recorded in splits.json and model.json); default: refuse, naming every bad item.")
+
+
 def _train_options(fn):
     opts = [
         click.option("--data", "data", required=True, help="Data set directory (BUSI, Dataset B or folder layout)."),
@@ -50,6 +54,7 @@ def _train_options(fn):
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: the preset's: 1 for demo, 'one per core' for tiny and paper)."),
         click.option("--no-progress", is_flag=True, help="No progress bar (logs still written)."),
+        _SKIP_BAD,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -84,14 +89,15 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
          teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
-         patience=None, min_delta=None) -> None:
+         patience=None, min_delta=None, skip_bad: bool = False) -> None:
     from btseg.distill.pipeline import run
 
     cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
                   threads, no_progress, batch_size, patience, min_delta)
     progress = _RichProgress() if cfg.progress else None
     try:
-        results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress)
+        results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress,
+                      skip_bad=skip_bad)
     finally:
         if progress is not None:
             progress.close()
@@ -205,12 +211,12 @@ def cv(folds: int, variants: str, search: str | None, kd_grid: str | None, only:
         folds_now = None if only is None else [int(x) for x in only.split(",") if x.strip()]
     except ValueError as e:
         raise ConfigError(f"--only {only!r}: expected a comma list of fold numbers") from e
-    out = kw.pop("out")
+    out, skip_bad = kw.pop("out"), kw.pop("skip_bad")
     cfg = _config(kd=None, **kw)
     progress = _RichProgress() if cfg.progress else None
     try:
         summary = run_cv(kw["data"], out, cfg, folds=folds, variants=vs, grid=grid, only=folds_now,
-                         progress=progress, n_resamples=resamples)
+                         progress=progress, n_resamples=resamples, skip_bad=skip_bad)
     finally:
         if progress is not None:
             progress.close()
@@ -254,8 +260,10 @@ def _print_cv(summary: dict) -> None:
 @click.option("--splits", "splits_file", default=None, help="splits.json (default: next to the package).")
 @click.option("--no-distances", is_flag=True, help="Skip HD95/ASSD.")
 @click.option("--device", default="cpu", show_default=True)
+@_SKIP_BAD
 @handle_errors
-def eval_(package: str, data: str, split: str, splits_file: str | None, no_distances: bool, device: str) -> None:
+def eval_(package: str, data: str, split: str, splits_file: str | None, no_distances: bool, device: str,
+          skip_bad: bool) -> None:
     """Dice / IoU / HD95 of PACKAGE, overall and per class: a table on stderr, JSON on stdout."""
     from btseg.data import Splits, open_dataset
     from btseg.data.splits import find_splits, splits_path
@@ -267,7 +275,7 @@ def eval_(package: str, data: str, split: str, splits_file: str | None, no_dista
     pkg = load_package(package)
     if not Path(data).is_dir():
         raise DataError(f"{data}: data directory not found")
-    dataset = open_dataset(data, include_normal=True)
+    dataset = open_dataset(data, include_normal=True, skip_bad=skip_bad, verify=True)
     if split == "all":
         samples = dataset
     elif split in ("train", "val", "test"):

@@ -61,6 +61,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.option("--no-verify-gate", is_flag=True, help="A failed verification marks the artifact failed but exits 0.")
 @click.option("--verify-data", type=click.Path(path_type=Path), help="Verification images (default: --calib-data).")
 @click.option("--verify-n", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Leave bad items of --calib-data / --verify-data out (each named "
+              "once); default: refuse, naming every bad item.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="KEY=VALUE",
               help="Override a verification gate, e.g. fp16=0.99, int8=0.98; repeatable.")
 @handle_errors
@@ -68,7 +70,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...], calib_data: Path | None,
          calib_size: int, calib_method: str, input_size: tuple[int, int] | None, dynamic_batch: bool,
          opset: int | None, workspace_gib: float | None, from_onnx: Path | None, out: Path | None,
-         verify: bool, no_verify_gate: bool, verify_data: Path | None, verify_n: int,
+         verify: bool, no_verify_gate: bool, verify_data: Path | None, verify_n: int, skip_bad: bool,
          tolerances: tuple[str, ...]) -> None:
     """Export PACKAGE_DIR to ONNX / OpenVINO / TensorRT at FP32 / FP16 / INT8, verify every artifact
     against PyTorch FP32, and record it in PACKAGE_DIR/manifest.json (or --out's).
@@ -84,13 +86,14 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
         out = out or Path("btseg-export")
         calib_data = calib_data or defaults.samples_dir()
     from btseg.export.options import ExportOptions
+    from btseg.data.problems import SkippedFilesWarning
     from btseg.export.quantize import FewImagesWarning
 
     options = ExportOptions(targets=targets, precisions=precisions, calib_data=calib_data, calib_size=calib_size,
                             calib_method=calib_method, input_size=input_size or None, dynamic_batch=dynamic_batch,
                             opset=opset, workspace_gib=workspace_gib, from_onnx=from_onnx, out=out, verify=verify,
                             verify_gate=not no_verify_gate, verify_data=verify_data, verify_n=verify_n,
-                            tolerances=list(tolerances))
+                            tolerances=list(tolerances), skip_bad=skip_bad)
 
     logging.getLogger("btseg").addHandler(_stderr_handler())
     from btseg.export import interrupt
@@ -101,6 +104,7 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", FewImagesWarning)
+        warnings.simplefilter("default", SkippedFilesWarning)  # each skipped set named once
         warnings.showwarning = _show_warning
         try:
             results = run_export(package_dir, options=options)

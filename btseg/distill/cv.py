@@ -179,8 +179,10 @@ def run_fold(i: int, dataset: Dataset, kf: KFold, out: Path, cfg: TrainConfig, c
 def run_cv(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, folds: int = 5,
            variants: Sequence[Variant] = (Variant("dual"), Variant("none")),
            grid: Sequence[tuple[float, float, float]] | None = None, only: Sequence[int] | None = None,
-           progress: Progress | None = None, n_resamples: int = 10_000) -> dict[str, Any]:
+           progress: Progress | None = None, n_resamples: int = 10_000, skip_bad: bool = False) -> dict[str, Any]:
     """Cross-validate: every fold (or ``only`` these), then the summary once all are done.
+    ``skip_bad``: leave the data set's bad items out (named once, recorded in folds.json and
+    every package's model.json) instead of refusing it.
 
     Returns the summary (:func:`summarise`, also written to ``OUT/cv.json`` and ``cv.md``),
     or ``{"folds_done": [...], "folds": k}`` while some folds are still missing; ``{}`` off rank 0.
@@ -194,7 +196,7 @@ def run_cv(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, folds
 
         torch.set_num_threads(cfg.threads)
     try:
-        dataset = open_dataset(data_dir, include_normal=True, cache=True)
+        dataset = open_dataset(data_dir, include_normal=True, cache=True, verify=True, skip_bad=skip_bad)
         dataset.require_labels()
         plan = _plan(cfg, folds, variants, grid)
         kpath = out / KFOLD_FILE

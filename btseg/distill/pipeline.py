@@ -57,9 +57,12 @@ RUNTIME_FIELDS = ("device", "num_workers", "threads", "progress")
 
 
 def prepare(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
-            ctx: ddp.DistContext) -> tuple[Dataset, Splits]:
+            ctx: ddp.DistContext, skip_bad: bool = False) -> tuple[Dataset, Splits]:
     """Open the data set and load ``OUT/splits.json``, computing it first (rank 0) if absent."""
-    dataset = open_dataset(data_dir, include_normal=True, cache=True)
+    # every file decoded now (into the cache training uses anyway): a bad item is named
+    # before anything trains, with all the others; skip_bad skips them and model.json and
+    # splits.json record which (Dataset.describe)
+    dataset = open_dataset(data_dir, include_normal=True, cache=True, verify=True, skip_bad=skip_bad)
     dataset.require_labels()
     path = splits_path(out_dir)
     with ddp.collective(ctx, f"writing {path}"):
@@ -215,13 +218,16 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
 
 def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
         teacher_dir: str | Path | None = None, name: str = "student",
-        teacher_kinds: tuple[str, ...] = TEACHERS, progress: Progress | None = None) -> dict[str, Any]:
+        teacher_kinds: tuple[str, ...] = TEACHERS, progress: Progress | None = None,
+        skip_bad: bool = False) -> dict[str, Any]:
     """``teachers``, ``student`` or ``all``; works the same under ``torchrun``.
 
     ``teacher_kinds`` trains only some teachers (``("benign",)``), so that two processes
     can train the two teachers side by side on a 2-core machine.  After a torchrun
     restart ``resume`` is on whatever was asked (finished packages are kept, the rest
     continue from their checkpoints).  ``progress`` receives rank 0's training events.
+    ``skip_bad`` trains without the data set's bad items (each named once, and recorded in
+    ``splits.json`` and every ``model.json``) instead of refusing the data set.
 
     Returns ``{model name: {"package", "val", "test", "seconds", ...}}`` (empty off rank 0).
     """
@@ -233,7 +239,7 @@ def run(stage: str, data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
         torch.set_num_threads(cfg.threads)
     try:
         t0 = time.perf_counter()
-        dataset, splits = prepare(data_dir, out_dir, cfg, ctx)
+        dataset, splits = prepare(data_dir, out_dir, cfg, ctx, skip_bad)
         results: dict[str, Any] = {}
         if stage in ("teachers", "all"):
             for kind in teacher_kinds:

@@ -36,6 +36,8 @@ class ExportOptions:
         verify_data, verify_n: verification images (default: ``calib_data``, others than the
             calibration ones) and how many.
         tolerances: gate overrides (``{"int8": 0.98}`` or ``["int8=0.98"]``).
+        skip_bad: leave the calibration / verification sets' bad items out (each named once)
+            instead of refusing them.
     """
 
     targets: tuple[str, ...] = ("onnx",)
@@ -54,6 +56,7 @@ class ExportOptions:
     verify_data: str | None = None
     verify_n: int = 32
     tolerances: Any = field(default=None, compare=False)
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)

@@ -60,6 +60,7 @@ class ImageSet:
     requested: int
     indices: list[int] = field(default_factory=list)
     overlaps: bool = False  # verification images that were also calibration images
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out with skip_bad
 
     def __len__(self) -> int:
         return len(self.images)
@@ -73,9 +74,12 @@ class ImageSet:
         return [preprocess(im, spec)[None] for im in self.images]
 
     def describe(self) -> dict[str, Any]:
-        return {"root": self.root, "layout": self.layout, "used": len(self), "requested": self.requested,
-                            "available": self.available, "with_masks": self.has_masks,
-                "overlaps_calibration": self.overlaps}
+        """What the manifest records; ``skipped`` (file, reason) only when items were left out."""
+        d = {"root": self.root, "layout": self.layout, "used": len(self), "requested": self.requested,
+             "available": self.available, "with_masks": self.has_masks, "overlaps_calibration": self.overlaps}
+        if self.skipped:
+            d["skipped"] = [{"file": p, "reason": r} for p, r in self.skipped]
+        return d
 
 
 def _spread(n_total: int, n: int, exclude: Sequence[int] = ()) -> list[int]:
@@ -99,17 +103,22 @@ def _plain_images(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: [*natural_key(p.parent), *natural_key(p)])
 
 
-def load_images(root: str | Path, n: int, what: str = "calibration", exclude: Sequence[int] = ()) -> ImageSet:
+def load_images(root: str | Path, n: int, what: str = "calibration", exclude: Sequence[int] = (),
+                skip_bad: bool = False) -> ImageSet:
     """Pick ``n`` images (and masks, when there are any) from ``root``.
 
     Fewer images than asked is a warning, not an error: all of them are used and the
-    count is recorded by the caller.
+    count is recorded by the caller.  Every file is checked first (the data loaders'
+    rules): a bad one refuses the set with every bad item named, or with ``skip_bad``
+    is left out, named once in a :class:`~btseg.data.SkippedFilesWarning` and in
+    :attr:`ImageSet.skipped`.
 
     Raises:
-        DataError: ``root`` is missing, unreadable, holds no images, or a picked file is bad.
+        DataError: ``root`` is missing, unreadable, holds no images, or has bad items
+            (without ``skip_bad``).
     """
     from btseg.data import detect_layout, open_dataset
-    from btseg.data.dataset import load_image
+    from btseg.data.dataset import Problems, load_image
 
     root = Path(root)
     if n < 1:
@@ -122,15 +131,27 @@ def load_images(root: str | Path, n: int, what: str = "calibration", exclude: Se
         layout = "images"
     except OSError as e:
         raise DataError(f"{what} data {root}: cannot read ({e.strerror or e})") from e
+    skipped: list[tuple[str, str]] = []
     if layout == "images":
         files = _plain_images(root)
         if not files:
             raise DataError(f"{what} data {root}: no images found (looked for *.png, *.jpg, *.bmp, *.tif)")
+        problems, decoded = Problems(), {}
+        for f in files:
+            try:
+                decoded[f] = load_image(f)
+            except DataError as e:
+                problems.add(f, str(e).replace(f"{f}: ", "", 1))
+        skipped = problems.resolve(skip_bad, f"{what} data {root}")
+        files = [f for f in files if f in decoded]
+        if not files:
+            raise DataError(f"{what} data {root}: every image is bad ({len(skipped)} skipped)")
         idx = _spread(len(files), n, exclude)
-        images, masks, ids = [load_image(files[i]) for i in idx], [None] * len(idx), [str(files[i]) for i in idx]
+        images, masks, ids = [decoded[files[i]] for i in idx], [None] * len(idx), [str(files[i]) for i in idx]
         available = len(files)
     else:
-        ds = open_dataset(root, layout, include_normal=True)
+        ds = open_dataset(root, layout, include_normal=True, skip_bad=skip_bad, verify=True)
+        skipped = ds.skipped
         if len(ds) == 0:
             raise DataError(f"{what} data {root}: the {layout} layout holds no images")
         idx = _spread(len(ds), n, exclude)
@@ -140,7 +161,7 @@ def load_images(root: str | Path, n: int, what: str = "calibration", exclude: Se
     if available < n:
         warnings.warn(f"{what} data {root}: asked for {n} images, only {available} available; using {available}",
                       FewImagesWarning, stacklevel=2)
-    return ImageSet(str(root), layout, images, masks, ids, available, n, idx)
+    return ImageSet(str(root), layout, images, masks, ids, available, n, idx, skipped=skipped)
 
 
 class ImageCalibrationReader:

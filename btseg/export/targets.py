@@ -245,14 +245,15 @@ def prepare(package_dir: str | Path, targets: Sequence[str] | None = None, preci
     if any(j.precision == "int8" and not (j.target == "tensorrt" and qdq_given) for j in live):
         if calib_data is None:
             raise ConfigError("int8 needs calibration images: --calib-data DIR")
-        calib = load_images(calib_data, int(calib_size), "calibration")
+        calib = load_images(calib_data, int(calib_size), "calibration", skip_bad=o.skip_bad)
     vimages = None
     if verify and live:
         vdir = verify_data if verify_data is not None else calib_data
         if vdir is None:
             raise ConfigError("verification needs images: --verify-data DIR or --calib-data DIR (or --no-verify)")
         same = calib is not None and Path(vdir).resolve() == Path(calib.root).resolve()
-        vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else ())
+        vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else (),
+                              skip_bad=o.skip_bad)
         vimages.overlaps = same and bool(set(vimages.indices) & set(calib.indices))
     dest = src
     if out is not None and Path(out).resolve() != Path(src.root).resolve():
