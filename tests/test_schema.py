@@ -199,3 +199,19 @@ def test_fuzz_manifest_loads_or_raises_typed_error(doc):
 
 def teardown_module() -> None:
     shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.mark.parametrize("value, ok", [
+    (0, True), (3, True), ([], True), ([{"file": "benign/benign (5)_mask.png", "reason": "mask size 64x64 differs"}], True),
+    (-1, False), ("three", False), (["benign (5).png"], False), ([{"file": "a.png"}], False),
+    ([{"file": "a.png", "reason": 7}], False), (True, False),
+])
+def test_data_skipped_records_validated(value, ok):
+    from btseg.schema import check_model_json
+
+    doc = _set(MODEL, "data.skipped", value)
+    if ok:
+        assert check_model_json(doc, "model.json")["data"]["skipped"] == value
+    else:
+        with pytest.raises(SchemaError, match="model.json: data.skipped"):
+            check_model_json(doc, "model.json")

@@ -96,7 +96,9 @@ def burn_in(img: np.ndarray, masks: list[np.ndarray], kind: str, rng: np.random.
 
 def write_item(folder: Path, stem: str, img: np.ndarray, masks: list[np.ndarray], defects: list[str],
                rng: np.random.Generator) -> list[dict]:
-    """Write one BUSI item (image + masks) with ``defects``; return one record per defect."""
+    """Write one BUSI item (image + masks) with ``defects``; return one record per defect:
+    ``{"defect", "bad", "files"}``, files relative to the phantom root; for a bad defect,
+    the one file a loader names when it refuses or skips the item."""
     h, w = img.shape
     mask_imgs = [m.astype(np.uint8) * 255 for m in masks]
     names = [f"{stem}_mask.png" if j == 0 else f"{stem}_mask_{j}.png" for j in range(len(mask_imgs))]
@@ -109,7 +111,7 @@ def write_item(folder: Path, stem: str, img: np.ndarray, masks: list[np.ndarray]
     if "size_mismatch" in defects:  # the publisher resized the image; the masks kept the old size
         nw, nh = max(16, int(w * rng.uniform(0.7, 0.9))), max(16, int(h * rng.uniform(0.75, 0.95)))
         out_img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        files["size_mismatch"].append(f"{stem}.png")
+        files["size_mismatch"].append(names[0])  # the loaders name the first mask that does not fit
     if "rgb_image" in defects:
         out_img = cv2.cvtColor(out_img, cv2.COLOR_GRAY2BGR)
         files["rgb_image"].append(f"{stem}.png")
@@ -120,8 +122,8 @@ def write_item(folder: Path, stem: str, img: np.ndarray, masks: list[np.ndarray]
             f.write(data[: len(data) // 2])
         files["truncated"].append(f"{stem}.png")
     for j, (name, m) in enumerate(zip(names, mask_imgs)):
-        if j == 0 and "missing_mask" in defects:
-            files["missing_mask"].append(name)
+        if "missing_mask" in defects:  # no mask at all: the loaders name the image
+            files["missing_mask"][:] = [f"{stem}.png"]
             continue
         path = folder / name
         if "mask_1bit" in defects:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -208,6 +209,7 @@ def prepare(package_dir: str | Path, targets: Sequence[str] | None = None, preci
 
     from btseg.errors import BackendUnavailableError
     from btseg.export.options import as_options
+    from btseg.data.problems import SkippedFilesWarning
     from btseg.export.quantize import load_images
     from btseg.export.tensorrt import check_from_onnx, onnx_precision
     from btseg.export.verify import Tolerances
@@ -252,8 +254,11 @@ def prepare(package_dir: str | Path, targets: Sequence[str] | None = None, preci
         if vdir is None:
             raise ConfigError("verification needs images: --verify-data DIR or --calib-data DIR (or --no-verify)")
         same = calib is not None and Path(vdir).resolve() == Path(calib.root).resolve()
-        vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else (),
-                              skip_bad=o.skip_bad)
+        with warnings.catch_warnings():
+            if same:  # the calibration load named the skipped items already: once is enough
+                warnings.simplefilter("ignore", SkippedFilesWarning)
+            vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else (),
+                                  skip_bad=o.skip_bad)
         vimages.overlaps = same and bool(set(vimages.indices) & set(calib.indices))
     dest = src
     if out is not None and Path(out).resolve() != Path(src.root).resolve():

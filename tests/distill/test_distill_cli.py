@@ -59,3 +59,24 @@ def test_a_baseline_trains_from_the_cli(phantom_dir, tmp_path):
 def test_eval_of_a_missing_package_exits_2(phantom_dir, tmp_path):
     r = CliRunner().invoke(main, ["eval", str(tmp_path / "nope"), "--data", str(phantom_dir)])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
+
+
+def test_skip_bad_trains_and_records_the_skipped_items(tmp_path):
+    from btseg.data.phantom import synthesize
+    from btseg.data.splits import Splits
+
+    s = synthesize(tmp_path / "messy", n=24, size=64, seed=0, workers=1, defects="all")
+    bad = {f for d in s["defects"] if d["bad"] for f in d["files"]}
+    out = tmp_path / "run"
+    args = ["all", "--data", str(tmp_path / "messy"), "--preset", "tiny", "--out", str(out), "--no-progress",
+            "--device", "cpu"]
+    r = CliRunner().invoke(main, args)  # default: refuse, naming every bad item, nothing written
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.output
+    assert all(f.split("/")[-1] in r.stderr for f in bad) and not (out / "splits.json").exists()
+    r = CliRunner().invoke(main, args + ["--skip-bad"])
+    assert r.exit_code == 0, r.output
+    assert all(r.stderr.count(f.split("/")[-1] + ":") == 1 for f in bad)  # each named once
+    assert {d["file"] for d in Splits.load(out / "splits.json").dataset["skipped"]} == bad
+    for name in ("teacher-benign", "student"):
+        skipped = load_package(out / name).config.data["skipped"]
+        assert {d["file"] for d in skipped} == bad and all(d["reason"] for d in skipped)

@@ -140,3 +140,37 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, pkg_copy, phantom
     assert (files_under(pkg) if pkg.exists() else set()) == before
     if case == "unsupported-combination":
         assert "openvino can do" in lines[0] and "minmax, percentile" in lines[0]
+
+
+def test_calib_data_with_bad_items_refused_naming_all_or_skipped_with_skip_bad(package, tmp_path, cli):
+    from btseg.data.phantom import synthesize
+
+    s = synthesize(tmp_path / "messy", n=16, size=64, seed=1, workers=1, defects="bad")
+    bad = [f.split("/")[-1] for d in s["defects"] for f in d["files"]]
+    out = tmp_path / "cart"
+    args = [package, "-t", "onnx", "-p", "int8", "--calib-data", tmp_path / "messy", "--calib-size", 4,
+            "--verify-n", 2, "--out", out, "--no-verify-gate"]  # the 2-second student: rough INT8
+    r = cli(*args)
+    assert r.exit_code == 2 and all(f in r.output for f in bad) and not (out / "manifest.json").exists()
+    r = cli(*args, "--skip-bad")
+    assert r.exit_code == 0, r.output
+    assert all(r.output.count(f + ":") == 1 for f in bad)  # named once, for calibration and verification
+    cal = _manifest(out)["onnx-int8"]["extra"]["calibration"]
+    assert {d["file"].split("/")[-1] for d in cal["skipped"]} == set(bad)
+
+
+def test_plain_image_folder_names_every_bad_file(tmp_path):
+    from btseg.errors import DataError
+    from btseg.export.quantize import load_images
+    from btseg.io import write_png
+
+    for i in range(4):
+        write_png(tmp_path / f"im{i}.png", np.full((32, 32), 40 * i, np.uint8))
+    for name in ("im1.png", "im3.png"):
+        (tmp_path / name).write_bytes((tmp_path / name).read_bytes()[:40])
+    with pytest.raises(DataError) as e:
+        load_images(tmp_path, 4)
+    assert "2 bad item(s)" in str(e.value) and "im1.png" in str(e.value) and "im3.png" in str(e.value)
+    with pytest.warns(Warning):
+        got = load_images(tmp_path, 4, skip_bad=True)
+    assert len(got) == 2 and {p.split("/")[-1] for p, _ in got.skipped} == {"im1.png", "im3.png"}
