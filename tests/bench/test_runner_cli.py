@@ -115,3 +115,19 @@ def test_compare_teachers_adds_siblings_and_defaults_error(run_dir):
 def test_pareto_front():
     pts = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.6), (4.0, 0.9)]
     assert report.pareto(pts) == [0, 1, 4]
+
+
+def test_data_with_bad_items_refused_naming_all_or_skipped_and_listed(run_dir, tmp_path):
+    from btseg.data.phantom import synthesize
+
+    s = synthesize(tmp_path / "messy", n=16, size=64, seed=1, workers=1, defects="bad")
+    bad = [f.split("/")[-1] for d in s["defects"] for f in d["files"]]
+    args = ["--model", str(run_dir / "student"), "--data", str(tmp_path / "messy"), "--backends", "torch",
+            "--no-memory", "--split", "all", "--json", *FAST]
+    res = _run(*args)
+    assert res.exit_code == 2 and res.stderr.startswith("error: ") and all(f in res.stderr for f in bad)
+    res = _run(*args, "--skip-bad")
+    assert res.exit_code == 0, res.output
+    assert all(res.stderr.count(f + ":") == 1 for f in bad)
+    skipped = json.loads(res.stdout)["test_set"]["skipped"]
+    assert {d["file"].split("/")[-1] for d in skipped} == set(bad)
