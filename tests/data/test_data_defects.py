@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from btseg.data import SkippedFilesWarning, open_dataset
 from btseg.data.phantom import synthesize
 from btseg.data.phantom_defects import BAD, DEFECTS, GOOD, parse
-from btseg.data.problems import scan
+from btseg.data.layouts import scan
 from btseg.errors import ConfigError, DataError
 
 
