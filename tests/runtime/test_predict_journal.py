@@ -86,19 +86,21 @@ def test_two_concurrent_processes_never_both_write(inputs, tmp_path):
 
 def test_disk_full_after_n_files_leaves_no_orphan_and_overwrite_completes(inputs, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real, calls = P.write_png, [0]
+    from btseg.cli import predict_write as W
+
+    real, calls = W.write_png, [0]
 
     def full(target, image):
         calls[0] += 1
         if calls[0] > 7:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(target, image)
-    monkeypatch.setattr(P, "write_png", full)
+    monkeypatch.setattr(W, "write_png", full)
     res = _run(inputs, "--out", out)
     assert res.exit_code == 1 and "No space left on device" in res.output
     assert_consistent(out)  # 3 whole frames (mask + overlay + record), nothing of the 4th
     assert len(list(out.glob("*.json"))) == 3
-    monkeypatch.setattr(P, "write_png", real)
+    monkeypatch.setattr(W, "write_png", real)
     assert _run(inputs, "--out", out).exit_code == 2  # the whole ones exist: not overwritten without a flag
     res = _run(inputs, "--out", out, "--overwrite")
     assert res.exit_code == 0, res.output
