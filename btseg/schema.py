@@ -66,12 +66,13 @@ def known_keys(d: Mapping[str, Any], allowed: set[str] | frozenset[str], doc: st
                               f"(a key written by a newer btseg? extensions go under '{EXTENSION_PREFIX}...' keys)")
 
 
-def _fields(cls_name: str) -> frozenset[str]:
-    """The keys a document of ``btseg.package.<cls_name>`` has: its dataclass fields (one
-    definition, so the schema cannot drift from the writer)."""
-    from btseg import package  # same layer; imported lazily (package imports this module)
-
-    return frozenset(getattr(package, cls_name).__dataclass_fields__)
+# the keys the writers' dataclasses have (btseg.package.ModelConfig / ArtifactRecord; listed
+# here, since package imports this module; tests/test_schema_unknown_keys.py holds them equal)
+MODEL_KEYS = frozenset({"architecture", "data", "format_version", "kwargs", "metrics", "notes", "output", "postprocess",
+                        "preprocess", "preset", "role", "threshold", "training", "weights_sha256", "weights_size"})
+ARTIFACT_KEYS = frozenset({"created", "export_seconds", "extra", "file", "files", "id", "inputs", "opset", "outputs",
+                           "precision", "preprocess", "sha256", "size_bytes", "status", "target", "toolchain",
+                           "verification", "weights_sha256"})
 
 
 def need_dict(v: Any, doc: str, field: str) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def check_model_json(d: Any, doc: str) -> dict[str, Any]:
     """Validate a parsed ``model.json``; returns it unchanged or raises SchemaError."""
     d = need_dict(d, doc, "(document)")
     check_version(d, doc)
-    known_keys(d, _fields("ModelConfig") | {"input_size"}, doc, "")
+    known_keys(d, MODEL_KEYS | {"input_size"}, doc, "")
     arch = need_str(_get(d, "architecture", doc, "architecture"), doc, "architecture", max_len=64)
     kw = check_kwargs(_get(d, "kwargs", doc, "kwargs"), doc)
     check_preprocess(_get(d, "preprocess", doc, "preprocess"), doc, divisor=model_divisor(arch, kw))
@@ -267,7 +268,7 @@ def check_artifact(a: Any, doc: str, i: int, model: Mapping[str, Any]) -> dict[s
     """One artifact record, cross-checked against the (validated) ``model.json``."""
     f = f"artifacts[{i}]"
     a = need_dict(a, doc, f)
-    known_keys(a, _fields("ArtifactRecord"), doc, f)
+    known_keys(a, ARTIFACT_KEYS, doc, f)
     t = need_str(_get(a, "target", doc, f"{f}.target"), doc, f"{f}.target", TARGETS)
     p = need_str(_get(a, "precision", doc, f"{f}.precision"), doc, f"{f}.precision", PRECISIONS)
     if _get(a, "id", doc, f"{f}.id") != f"{t}-{p}":

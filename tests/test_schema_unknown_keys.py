@@ -40,6 +40,14 @@ def _check(which: str, doc: dict) -> None:
         check_manifest(doc, "manifest.json", MODEL)
 
 
+def test_the_known_keys_are_the_writers_dataclass_fields():
+    from btseg.package import ArtifactRecord, ModelConfig
+    from btseg.schema import ARTIFACT_KEYS, MODEL_KEYS
+
+    assert MODEL_KEYS == set(ModelConfig.__dataclass_fields__)
+    assert ARTIFACT_KEYS == set(ArtifactRecord.__dataclass_fields__)
+
+
 def test_the_bundled_documents_have_no_unknown_key():
     check_model_json(copy.deepcopy(MODEL), "model.json")
     check_manifest(copy.deepcopy(MANIFEST), "manifest.json", MODEL)
