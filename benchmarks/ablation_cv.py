@@ -205,8 +205,8 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
     path = work / "study.json"
     if report_only:
         return _report_only(work, out, st, code_note)
-    if path.exists() and read_json(path) != asdict(st):
-        raise ConfigError(f"{path}: made with another study configuration; use a new --work")
+    if path.exists():
+        _same_study(CVStudy(**read_json(path)), st, path)
     work.mkdir(parents=True, exist_ok=True)
     write_json(path, asdict(st))
     data = work / "data"
@@ -222,13 +222,21 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
     _report_only(work, out, st, code_note)
 
 
+def _same_study(old: CVStudy, new: CVStudy, path: Path) -> None:
+    """The same study, or the same one with variants added (``btseg.distill.cv`` extends it)."""
+    names = lambda st: [v.strip() for v in st.variants.split(",")]  # noqa: E731
+    if {**asdict(old), "variants": ""} != {**asdict(new), "variants": ""} or not set(names(old)) <= set(names(new)):
+        raise ConfigError(f"{path}: made with another study configuration; use a new --work (adding variants is allowed)")
+
+
 def _report_only(work: Path, out: Path, st: CVStudy, code_note: str) -> None:
     """Summarise the folds ``--work`` holds (the study it was made with) and write the report."""
     from btseg.distill.cv import summarise
 
     made = CVStudy(**read_json(work / "study.json"))
-    if made != st:
-        raise ConfigError(f"{work / 'study.json'}: made with other options; pass the same options as the study")
+    _same_study(made, st, work / "study.json")
+    if made.variants != st.variants:
+        raise ConfigError(f"{work / 'study.json'}: made with --variants {made.variants}; pass those")
     missing = [k for k in range(st.folds) if not (work / "cv" / f"fold-{k}" / "fold.json").exists()]
     if missing:
         raise ConfigError(f"{work}: folds {missing} are not finished; run the study first")

@@ -17,7 +17,9 @@ validation part only, never its test part.
 Resumable per fold: a fold with ``fold.json`` is skipped on a rerun; an interrupted fold
 resumes, its finished packages reused and the others continuing from their checkpoints
 (:func:`btseg.distill.pipeline.train_student` with ``resume``).  ``cv-plan.json`` refuses a
-rerun with another configuration into the same directory, so nothing is silently mixed.
+rerun with another configuration into the same directory, so nothing is silently mixed;
+adding variants (``--variants dual,none`` then ``dual,none,dual-mean``) extends the study:
+finished folds train only the new variants.
 Runs under ``torchrun`` like ``all``: one process group for every fold.
 """
 
@@ -108,13 +110,15 @@ def _check_plan(out: Path, plan: dict) -> None:
     path = out / PLAN_FILE
     if path.exists():
         old = read_json(path)
-        diff = [k for k in plan if old.get(k) != plan[k]]
+        diff = [k for k in plan if k != "variants" and old.get(k) != plan[k]]
+        if not set(old.get("variants", ())) <= set(plan["variants"]):  # adding variants extends a study
+            diff.append("variants")
         if diff:
             raise ConfigError(f"{path}: this directory holds a cross-validation with other {', '.join(diff)}; "
                               "use another --out (or delete it to start over)")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(path, plan)
+        plan = {**plan, "variants": old["variants"] + [v for v in plan["variants"] if v not in old["variants"]]}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, plan)
 
 
 def _held_out(pkg: Path, samples: Dataset) -> list[dict[str, Any]]:
@@ -151,8 +155,9 @@ def run_fold(i: int, dataset: Dataset, kf: KFold, out: Path, cfg: TrainConfig, c
     fold_dir = out / f"fold-{i}"
     done = ddp.on_main(ctx, lambda: read_json(fold_dir / FOLD_FILE) if (fold_dir / FOLD_FILE).exists() else None,
                        f"fold {i}: checking for a finished fold")
-    if done is not None:
+    if done is not None and all(v.name in done["variants"] for v in variants):
         return done
+    have = done["variants"] if done is not None else {}  # a finished fold extended with new variants
     path = splits_path(fold_dir)
     with ddp.collective(ctx, f"writing {path}"):
         if ctx.is_main and not path.exists():
@@ -162,14 +167,15 @@ def run_fold(i: int, dataset: Dataset, kf: KFold, out: Path, cfg: TrainConfig, c
     if any(v.kd != "none" for v in variants):
         for kind in pipeline.TEACHERS:
             pipeline.train_teacher(kind, dataset, splits, cfg, fold_dir, ctx, True, progress)
-    students = {v.name: _student(v, dataset, splits, cfg, fold_dir, ctx, grid, progress) for v in variants}
+    students = {v.name: _student(v, dataset, splits, cfg, fold_dir, ctx, grid, progress)
+                for v in variants if v.name not in have}
     test = splits.select(dataset, "test")
 
     def score_and_commit() -> dict:
         for rec in students.values():
             rec["rows"] = _held_out(fold_dir / rec["package"], test)
         record = {"fold": i, "n_test": len(test), "n_val": len(splits.val), "n_train": len(splits.train),
-                  "variants": students}
+                  "variants": {**have, **students}}
         write_json(fold_dir / FOLD_FILE, record)
         return record
 

@@ -88,9 +88,17 @@ def test_killed_cv_resumes_and_skips_finished_folds(phantom_dir, tmp_path):
     assert load_package(out / "fold-2" / "student-none").config.training["resumed_from"] is None
     assert read_json(out / "cv.json")["n_images"] == len(open_dataset(phantom_dir))
     # another configuration into the same directory: refused, nothing run
-    r = CliRunner().invoke(main, ["cv", "--data", str(phantom_dir), "--out", str(out), "--folds", "3",
-                                  "--variants", "none,dual", *TINY])
+    r = CliRunner().invoke(main, [*args, "--seed", "1"])
     assert r.exit_code == 2 and "cv-plan.json" in r.output and "Traceback" not in r.output
+    # added variants extend the study: finished folds train only the new one, keep the old rows
+    rows0 = read_json(out / "fold-0" / "fold.json")["variants"]["none"]["rows"]
+    r = CliRunner().invoke(main, [*args[:args.index("--variants")], "--variants", "response,none",
+                                  *args[args.index("--variants") + 2:]])
+    assert r.exit_code == 0, r.output
+    fold0 = read_json(out / "fold-0" / "fold.json")
+    assert set(fold0["variants"]) == {"none", "response"} and fold0["variants"]["none"]["rows"] == rows0
+    assert "response - none" in read_json(out / "cv.json")["pairs"]
+    assert read_json(out / "cv-plan.json")["variants"] == ["none", "response"]
 
 
 @pytest.mark.parametrize("args, message", [
