@@ -31,12 +31,13 @@ last checkpoint.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from btseg.data import Dataset, Splits, make_splits, open_dataset
+from btseg.data import Dataset, SkippedFilesWarning, Splits, make_splits, open_dataset
 from btseg.data.splits import splits_path
 from btseg.distill import ddp
 from btseg.distill.calibrate import calibrate_model
@@ -61,8 +62,11 @@ def prepare(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
     """Open the data set and load ``OUT/splits.json``, computing it first (rank 0) if absent."""
     # every file decoded now (into the cache training uses anyway): a bad item is named
     # before anything trains, with all the others; skip_bad skips them and model.json and
-    # splits.json record which (Dataset.describe)
-    dataset = open_dataset(data_dir, include_normal=True, cache=True, verify=True, skip_bad=skip_bad)
+    # splits.json record which (Dataset.describe); under torchrun rank 0 alone names them
+    with warnings.catch_warnings():
+        if not ctx.is_main:
+            warnings.simplefilter("ignore", SkippedFilesWarning)
+        dataset = open_dataset(data_dir, include_normal=True, cache=True, verify=True, skip_bad=skip_bad)
     dataset.require_labels()
     path = splits_path(out_dir)
     with ddp.collective(ctx, f"writing {path}"):

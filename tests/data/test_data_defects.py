@@ -115,3 +115,51 @@ def test_any_defect_combination_is_refused_or_skipped_exactly(tmp_path_factory, 
     for x in ds:  # every item kept decodes, with a mask of its image's size
         assert x.mask.shape == x.image.shape and x.mask.dtype == bool
         assert x.mask.any() == (x.label != "normal")
+
+
+DAMAGE = ("truncate_image", "truncate_mask", "resize_mask", "delete_mask")
+
+
+def _damage(root: Path, layout: str, case: str, how: str) -> str:
+    """Break one item of a folder / Dataset B layout; return the file a loader must name."""
+    import cv2
+
+    from btseg.io import write_png
+
+    img, mask = ((root / "images" / f"{case}.png", root / "masks" / f"{case}_mask.png") if layout == "folder"
+                 else (root / "original" / f"{case}.png", root / "GT" / f"{case}.png"))
+    if how == "truncate_image":
+        img.write_bytes(img.read_bytes()[: img.stat().st_size // 2])
+        return img.relative_to(root).as_posix()
+    if how == "truncate_mask":
+        mask.write_bytes(mask.read_bytes()[: mask.stat().st_size // 2])
+        return (img if layout == "datasetb" else mask).relative_to(root).as_posix()
+    if how == "resize_mask":
+        m = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+        write_png(mask, cv2.resize(m, (m.shape[1] + 5, m.shape[0] - 3), interpolation=cv2.INTER_NEAREST))
+        return mask.relative_to(root).as_posix()
+    mask.unlink()
+    return img.relative_to(root).as_posix()
+
+
+@settings(max_examples=10, deadline=None)
+@given(layout=st.sampled_from(("folder", "datasetb")),
+       damage=st.dictionaries(st.integers(1, 12), st.sampled_from(DAMAGE), min_size=1, max_size=5))
+def test_folder_and_datasetb_name_every_damaged_item(tmp_path_factory, layout, damage):
+    from btseg.data.phantom import write_datasetb, write_folder
+
+    root = tmp_path_factory.mktemp(layout) / "d"
+    (write_folder if layout == "folder" else write_datasetb)(root, n=12, seed=3, size=32)
+    cases = {i: (f"case_{i:03d}" if layout == "folder" else f"{i:06d}") for i in damage}
+    named = {_damage(root, layout, cases[i], how) for i, how in damage.items()}
+    with pytest.raises(DataError) as e:
+        open_dataset(root, verify=True)
+    lines = str(e.value).splitlines()
+    assert f"{len(damage)} bad item(s)" in lines[0]
+    got = {Path(ln.strip().split(": ")[0]).relative_to(root).as_posix() for ln in lines[1:]}
+    # a damaged mask may be named as the mask or as its image; either names the item
+    assert {Path(g).stem.replace("_mask", "") for g in got} == {Path(n).stem.replace("_mask", "") for n in named}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        ds = open_dataset(root, verify=True, skip_bad=True)
+    assert len(ds) == 12 - len(damage) and len(ds.skipped) == len(damage)
