@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -50,7 +51,7 @@ class Group:
 
     def add(self, path: Path) -> Path:
         """Register ``path`` in the journal (fsync'ed) before it is written; returns it."""
-        self._journal.append({"begin": self._journal.rel(path)})
+        self._journal.append({"begin": self._journal.rel(path), "t": time.time()})
         self.paths.append(Path(path))
         return Path(path)
 
@@ -175,7 +176,7 @@ def recover(out: Path) -> list[str]:
         lines = read_regular(path, 64 << 20, "output journal").decode("utf-8", "replace").splitlines()
     except Exception:  # noqa: BLE001 - no journal (or not a regular file): nothing to recover
         return []
-    open_files: dict[str, None] = {}
+    open_files: dict[str, float] = {}
     for line in lines:
         try:
             entry = json.loads(line)
@@ -184,22 +185,31 @@ def recover(out: Path) -> list[str]:
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("begin"), str):
-            open_files[entry["begin"]] = None
+            t = entry.get("t")
+            open_files[entry["begin"]] = float(t) if isinstance(t, (int, float)) else 0.0
         for key in ("commit", "abort"):
             for rel in entry.get(key) or []:
                 open_files.pop(rel, None) if isinstance(rel, str) else None
-    removed = _remove(list(open_files), Path(out))
+    removed = _remove(list(open_files), Path(out), open_files)
     with contextlib.suppress(OSError):
         path.unlink()
     return removed
 
 
-def _remove(rels: list[str], out: Path) -> list[str]:
+def _remove(rels: list[str], out: Path, since: dict[str, float] | None = None) -> list[str]:
+    """Remove ``out/rel`` for each rel (and its temporary files): only inside ``out`` (real
+    paths, so no symlinked folder leads out) and, given ``since``, only a file modified
+    after its journal entry was made (a file older than that was not written by that run)."""
     removed = []
+    root = os.path.realpath(out)
     for rel in rels:
-        p = Path(os.path.normpath(out / rel))
-        if not str(p).startswith(str(Path(out)) + os.sep):
+        p = Path(os.path.normpath(Path(out) / rel))
+        parent = os.path.realpath(p.parent)
+        if not (parent == root or parent.startswith(root + os.sep)) or not str(p).startswith(str(Path(out)) + os.sep):
             continue  # a journal never names anything outside --out
+        with contextlib.suppress(OSError):
+            if since is not None and os.lstat(p).st_mtime < since.get(rel, 0.0) - 2.0:
+                continue
         for tmp in p.parent.glob(f".{_glob_escape(p.stem)}.*.tmp{_glob_escape(p.suffix)}"):
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -133,7 +133,7 @@ def read_entry(folder: Path, name: str) -> tuple[bytes | None, str]:
         if len(data) != rec["size_bytes"] or sha != rec["sha256"]:
             raise ArtifactError(f"{blob}: sha256 {sha[:12]}... ({len(data)} bytes) does not match its record "
                                 f"{rec['sha256'][:12]}... ({rec['size_bytes']} bytes)")
-    except (BtsegError, ValueError, UnicodeDecodeError) as e:
+    except (BtsegError, ValueError, RecursionError) as e:  # ValueError covers JSON and UTF-8 errors
         return None, "rebuilt from the verified files: " + _drop(folder, name, str(e))
     return data, "hit"
 

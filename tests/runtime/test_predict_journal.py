@@ -130,6 +130,24 @@ def test_a_crashed_runs_unfinished_files_are_removed_by_the_next_run(inputs, tmp
     assert_consistent(out, 12)
 
 
+def test_recovery_never_removes_what_that_run_did_not_write(tmp_path):
+    from btseg.cli.predict_journal import recover
+
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (outside / "keep.png").write_bytes(b"precious")
+    (out / "link").symlink_to(outside)
+    old = out / "scan.png"  # e.g. an input in a folder used as its own --out
+    old.write_bytes(b"input")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    entries = [{"begin": "../outside/keep.png"}, {"begin": "link/keep.png"}, {"begin": "scan.png", "t": time.time()}]
+    (out / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert recover(out) == []
+    assert (outside / "keep.png").read_bytes() == b"precious" and old.read_bytes() == b"input"
+    assert not (out / JOURNAL).exists()
+
+
 def test_sigterm_mid_batch_leaves_no_orphan_and_resume_completes(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
