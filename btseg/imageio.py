@@ -271,7 +271,7 @@ def decode_bytes(data: bytes, what: str, limits: Limits | None = None,
     if img.shape[:2] != (hd.height, hd.width):
         raise DataError(f"{what}: decoded {img.shape[1]}x{img.shape[0]} but the header says "
                         f"{hd.width}x{hd.height}; refusing an ambiguous file")
-    if hd.format in ("JPEG", "MPO") and _empty_last_block(img):
+    if hd.format in ("JPEG", "MPO") and grey_filled(img):
         raise DataError(f"{what}: truncated image (JPEG data ends early: its last 8x8 block decodes to "
                         "flat grey 128, what libjpeg fills in for missing data)")
     return bgr_to_rgb(img)
@@ -286,7 +286,7 @@ def truncation(data: bytes, fmt: str) -> str | None:
     return None
 
 
-def _empty_last_block(img: np.ndarray) -> bool:
+def grey_filled(img: np.ndarray) -> bool:
     """True when the bottom-right 8x8 block (on the JPEG block grid) is exactly 128 in every
     channel: libjpeg's fill for blocks whose data is missing.  A real image that ends in a
     flat mid-grey block is refused too (documented in docs/runtime.md)."""

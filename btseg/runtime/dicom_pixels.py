@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from btseg.errors import DataError
+from btseg.imageio import grey_filled
 
 DICOM_EXTRA = ("pip install 'btseg[dicom]' (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle: "
                "JPEG, JPEG lossless, JPEG-LS, JPEG 2000, RLE)")
@@ -241,7 +242,7 @@ def decode_frames(ds: Any, what: str) -> Iterator[tuple[int, np.ndarray | None, 
         except Exception as e:  # noqa: BLE001 - any decoder failure is this frame's error, named
             yield i, None, f"frame {i} of {n}: cannot be decoded ({_line(e)})"
             continue
-        if uid in JPEG_SYNTAXES and _grey_fill(img):
+        if uid in JPEG_SYNTAXES and grey_filled(img):
             yield i, None, (f"frame {i} of {n}: JPEG data ends early (its last 8x8 block is flat grey 128, "
                             "what libjpeg fills in for missing data)")
             continue
@@ -278,12 +279,6 @@ def _first_frames(ds: Any, k: int, per: int) -> Any:
     short.NumberOfFrames = k
     short.PixelData = ds.PixelData[:k * per]
     return short
-
-
-def _grey_fill(img: np.ndarray) -> bool:
-    h, w = img.shape[:2]
-    block = img[(h - 1) // 8 * 8:, (w - 1) // 8 * 8:]
-    return img.dtype == np.uint8 and bool((block == 128).all())
 
 
 def _line(e: BaseException) -> str:
