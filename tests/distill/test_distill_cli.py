@@ -80,3 +80,8 @@ def test_skip_bad_trains_and_records_the_skipped_items(tmp_path):
     for name in ("teacher-benign", "student"):
         skipped = load_package(out / name).config.data["skipped"]
         assert {d["file"] for d in skipped} == bad and all(d["reason"] for d in skipped)
+    # cv and eval open the data set the same way: refused with every bad item named
+    for sub in (["cv", "--data", str(tmp_path / "messy"), "--preset", "tiny", "--out", str(tmp_path / "cv")],
+                ["eval", str(out / "student"), "--data", str(tmp_path / "messy")]):
+        r = CliRunner().invoke(main, sub)
+        assert r.exit_code == 2 and all(f.split("/")[-1] in r.stderr for f in bad), (sub, r.output)
