@@ -23,13 +23,13 @@ from typing import Any, Callable
 import click
 import cv2
 
-from btseg.cli.common import handle_errors, require_extra
+from btseg.cli.common import HELP, handle_errors, require_extra
 from btseg.errors import BtsegError
 
 LOG = logging.getLogger("btseg.serve")
 
 
-@click.group()
+@click.group(context_settings=HELP)
 def main() -> None:
     """Run btseg as a service (today: a DICOM node, `btseg-serve dicom --help`)."""
 
