@@ -2,7 +2,7 @@
 
 Bottom layer (numpy only; nothing optional is imported unless asked): the runtime's
 ``select="fastest"`` cache key (:mod:`btseg.runtime.select`), export's toolchain record
-(:mod:`btseg.export.targets`), the bench's system block (:mod:`btseg.bench.sysinfo`) and the
+(:mod:`btseg.export.plan`), the bench's system block (:mod:`btseg.bench.sysinfo`) and the
 ``benchmarks/`` scripts read the CPU, library versions and the probe frame from here.
 
 Example::

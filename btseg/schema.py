@@ -24,10 +24,9 @@ from typing import Any, Mapping
 from btseg.contract import MAX_LEVELS, MAX_WIDTH, POSTPROCESS_STEPS, THRESHOLD_RANGE
 from btseg.errors import SchemaError
 from btseg.preprocess import INTERPOLATIONS, NORMALIZATIONS
-from btseg.specs import BACKEND_SPECS, PRECISIONS
+from btseg.specs import EXPORT_TARGETS, PRECISIONS
 
 FORMAT_VERSION = 2
-TARGETS = tuple(sorted({t for s in BACKEND_SPECS.values() for t in s.targets} - {"torch"}))
 STATUSES = ("ok", "failed")
 MAX_SIDE = 8192  # network input side, pixels
 MAX_PARAMS_PROXY = 4e8  # 36 * sum(width^2): about 1.6 GB of fp32 weights
@@ -269,7 +268,7 @@ def check_artifact(a: Any, doc: str, i: int, model: Mapping[str, Any]) -> dict[s
     f = f"artifacts[{i}]"
     a = need_dict(a, doc, f)
     known_keys(a, ARTIFACT_KEYS, doc, f)
-    t = need_str(_get(a, "target", doc, f"{f}.target"), doc, f"{f}.target", TARGETS)
+    t = need_str(_get(a, "target", doc, f"{f}.target"), doc, f"{f}.target", tuple(sorted(EXPORT_TARGETS)))
     p = need_str(_get(a, "precision", doc, f"{f}.precision"), doc, f"{f}.precision", PRECISIONS)
     if _get(a, "id", doc, f"{f}.id") != f"{t}-{p}":
         raise _fail(doc, f"{f}.id", a["id"], f"'{t}-{p}' (target-precision)")

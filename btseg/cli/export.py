@@ -28,7 +28,8 @@ from rich.console import Console
 
 from btseg.cli.common import HELP, handle_errors, requires_extra
 from btseg.errors import BtsegError
-from btseg.export.targets import CALIB_METHODS, PRECISIONS, TARGETS
+from btseg.export.targets import TARGETS
+from btseg.specs import CALIB_METHODS, PRECISIONS
 
 
 

@@ -7,13 +7,15 @@ Example::
     ...                      calib_data="data/phantom", calib_size=64)     # doctest: +SKIP
     >>> [(r.target, r.precision, r.status) for r in results]              # doctest: +SKIP
 
-See ``docs/export.md`` for the command line, the capability table and the manifest.
+See ``docs/export.md`` for the command line, the targets table and the manifest.
 """
 
 from btseg.export.options import ExportOptions
 from btseg.export.pipeline import ExportResult, results_table, run_export
-from btseg.export.targets import CAPABILITIES, PRECISIONS, TARGETS, plan_jobs
+from btseg.export.plan import plan_jobs
+from btseg.export.targets import TARGETS
 from btseg.export.verify import Tolerances, VerificationResult
+from btseg.specs import EXPORT_TARGETS, PRECISIONS, ExportTarget
 
-__all__ = ["CAPABILITIES", "ExportOptions", "ExportResult", "PRECISIONS", "TARGETS", "Tolerances", "VerificationResult",
-           "plan_jobs", "results_table", "run_export"]
+__all__ = ["EXPORT_TARGETS", "ExportOptions", "ExportResult", "ExportTarget", "PRECISIONS", "TARGETS", "Tolerances",
+           "VerificationResult", "plan_jobs", "results_table", "run_export"]

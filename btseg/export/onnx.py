@@ -201,3 +201,30 @@ def has_qdq(path: str | Path) -> bool:
     ops = op_types(onnx.load(str(path), load_external_data=False))
     return {"QuantizeLinear", "DequantizeLinear"} <= ops
 
+
+def opset_of(path: str | Path) -> int | None:
+    """The default-domain opset an ONNX file declares."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def probe(precision: str) -> str | None:
+    """Why this machine cannot build an ONNX artifact of ``precision`` (the ``onnx`` target's probe)."""
+    import importlib.util
+
+    if precision == "fp16" and importlib.util.find_spec("onnxruntime.transformers") is None:
+        return "onnxruntime.transformers.float16 not importable"
+    return None
+
+
+def build(b: Any, job: Any) -> Any:
+    """The ``onnx`` target's builder: the staged ONNX of ``job.precision`` (``b``: the pipeline's Builder)."""
+    from btseg.export.job import Built
+
+    path, info = b.onnx_file(job.precision)
+    ins, outs = io_signature(path)
+    name = f"{b.plan.src.config.role or 'model'}-{job.precision}.onnx"
+    return Built(path, path, name, name, opset_of(path), ins, outs, {**info, "dynamic_batch": b.plan.dynamic_batch})
+

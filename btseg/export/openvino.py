@@ -6,7 +6,7 @@
 * INT8: ``nncf.quantize`` on the converted model with the same calibration images,
   preprocessed by the same spec as the ONNX Runtime INT8 path; ``minmax`` uses NNCF's
   MINMAX range estimator, ``percentile`` its MEAN_QUANTILE one (NNCF has no entropy/KL
-  estimator, which :mod:`btseg.export.targets` refuses before any work).
+  estimator, which :mod:`btseg.export.plan` refuses before any work).
 
 Each IR lives in its own directory (``openvino-fp16/model.xml`` + ``model.bin``) written to
 a temporary directory first and renamed into place by :func:`install_dir`, so a killed
@@ -106,3 +106,30 @@ def install_dir(tmp: Path, final: Path) -> None:
 def staging_dir(parent: Path, name: str) -> Path:
     """A hidden temporary directory next to where ``name`` will be installed."""
     return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+
+
+def probe(precision: str) -> str | None:
+    """Why this machine cannot build an OpenVINO IR of ``precision`` (the ``openvino`` target's probe)."""
+    import importlib.util
+
+    for mod in ("openvino", "nncf") if precision == "int8" else ("openvino",):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} not installed"
+    return None
+
+
+def build(b: Any, job: Any) -> Any:
+    """The ``openvino`` target's builder: an IR converted from the staged FP32 ONNX (NNCF for INT8)."""
+    from btseg.export.job import Built
+
+    p = b.plan
+    fp32, info = b.onnx_file("fp32")
+    out = staging_dir(b.staging, f"openvino-{job.precision}")
+    inputs = p.calib_images.inputs(p.spec) if job.precision == "int8" else None
+    extra = export_ir(fp32, out, job.precision, inputs, p.calib_method)
+    if job.precision == "int8":
+        extra["calibration"] = p.calib_images.describe()
+    ins, outs = io_signature(out / XML)
+    return Built(out / XML, out, f"openvino-{job.precision}", XML, info.get("opset"), ins, outs,
+                 {**extra, "exporter": info.get("exporter"), "dynamic_batch": p.dynamic_batch})
+

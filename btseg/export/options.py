@@ -1,6 +1,6 @@
 """Every option of one export, as one typed, JSON-able dataclass (like ``TrainConfig`` and
 ``BenchConfig``).  The CLI parses strings into it; :func:`btseg.export.run_export` and
-:func:`btseg.export.targets.prepare` take it whole instead of spelling the options out.
+:func:`btseg.export.plan.prepare` take it whole instead of spelling the options out.
 
 Example::
 
@@ -24,7 +24,7 @@ class ExportOptions:
     """What to build and how to check it.
 
     Build:
-        targets, precisions: names or ``all`` (:data:`btseg.export.targets.TARGETS`, ``PRECISIONS``).
+        targets, precisions: names or ``all`` (:data:`btseg.specs.EXPORT_TARGETS`, ``PRECISIONS``).
         calib_data, calib_size, calib_method: INT8 calibration images, how many, range estimator.
         input_size: ``(H, W)`` of the exported graph (default: the package's; checked against
             the model's contract).

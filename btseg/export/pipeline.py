@@ -2,9 +2,10 @@
 
 Order of work (each step only after the one before succeeded):
 
-1. :func:`btseg.export.plan.prepare` checks every option, the package, the weights, the
-   calibration and verification data and the output directory; any problem is one typed
-   error before a single artifact is written.
+1. :func:`btseg.export.plan.prepare` checks every option (against the targets' specs,
+   :data:`btseg.specs.EXPORT_TARGETS`), the package, the weights, the calibration and
+   verification data and the output directory; any problem is one typed error before a
+   single artifact is written.
 2. The destination package is locked for writers (:func:`btseg.package.package_lock`,
    held for the whole run: two exports into one package run one after the other and
    neither loses a manifest entry).  Under the lock: leftovers of killed runs
@@ -12,9 +13,9 @@ Order of work (each step only after the one before succeeded):
    artifacts exported from *other* weights are removed from the manifest and the disk
    (``btseg-export A --out B`` never leaves B's old artifacts usable).
 3. In a hidden staging directory inside the destination package, each job builds its
-   artifact (ONNX intermediates are built once and shared), is verified through the
-   runtime, then installed by :func:`_install` as one transaction: the artifact is put in
-   place (modes 0755 / 0644), every file it consists of is hashed into its record, bound
+   artifact with its target's builder (ONNX intermediates are built once and shared), is
+   verified through the runtime on the target's ``verified_by`` backends, then installed
+   by :func:`_install` as one transaction: the artifact is put in place (modes 0755 / 0644), every file it consists of is hashed into its record, bound
    to the weights' sha256, and ``manifest.json`` is rewritten; if any step fails the new
    files are removed and the previous version of that artifact is put back.  A job that
    fails is recorded in the results and the run goes on to the next one; the staging
@@ -42,29 +43,22 @@ from btseg.export import install as I
 from btseg.export import onnx as O
 from btseg.export import verify as V
 from btseg.export.options import ExportOptions, as_options
-from btseg.export.targets import ExportPlan, Job, prepare
+from btseg.export import targets as T
+from btseg.export.job import Built, Job
+from btseg.export.plan import ExportPlan, prepare
+from btseg.export.tensorrt import TENSORRT_INT8
 from btseg.io import sha256_file
 from btseg.package import ArtifactRecord, package_lock
 
-TENSORRT_INT8 = "int8-tensorrt"  # the Q/DQ ONNX built with the TensorRT recipe (quantize.TENSORRT_QDQ)
-
-
-@dataclass
-class Built:
-    """A staged artifact: ``staged`` is what a backend loads, ``stage_root`` what gets installed."""
-
-    staged: Path
-    stage_root: Path
-    name: str  # final path relative to the package (a file, or a directory for OpenVINO)
-    main: str  # for a directory: the file the manifest points at
-    opset: int | None
-    inputs: list[dict]
-    outputs: list[dict]
-    extra: dict[str, Any]
-
 
 class Builder:
-    """Builds each job's artifact in ``staging``; ONNX intermediates are built once."""
+    """Builds each job's artifact in ``staging`` with its target's builder function.
+
+    A builder (``ExportTarget.builder``) is called as ``build(builder, job) -> Built`` and
+    may use ``builder.plan`` (the :class:`~btseg.export.plan.ExportPlan`: spec, calibration
+    images, options), ``builder.staging`` (where to write) and ``builder.onnx_file(precision)``
+    (the staged ONNX of a precision, built once and shared by every target).
+    """
 
     def __init__(self, plan: ExportPlan, staging: Path) -> None:
         self.plan, self.staging = plan, staging
@@ -100,49 +94,8 @@ class Builder:
         return dst, info
 
     def build(self, job: Job) -> Built:
-        return getattr(self, f"_build_{job.target}")(job)
-
-    def _onnx_opset(self, path: Path) -> int | None:
-        import onnx
-
-        m = onnx.load(str(path), load_external_data=False)
-        return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
-
-    def _build_onnx(self, job: Job) -> Built:
-        path, info = self.onnx_file(job.precision)
-        ins, outs = O.io_signature(path)
-        name = f"{self.plan.src.config.role or 'model'}-{job.precision}.onnx"
-        return Built(path, path, name, name, self._onnx_opset(path), ins, outs,
-                     {**info, "dynamic_batch": self.plan.dynamic_batch})
-
-    def _build_openvino(self, job: Job) -> Built:
-        from btseg.export import openvino as OV
-
-        p = self.plan
-        fp32, info = self.onnx_file("fp32")
-        out = OV.staging_dir(self.staging, f"openvino-{job.precision}")
-        inputs = p.calib_images.inputs(p.spec) if job.precision == "int8" else None
-        extra = OV.export_ir(fp32, out, job.precision, inputs, p.calib_method)
-        if job.precision == "int8":
-            extra["calibration"] = p.calib_images.describe()
-        ins, outs = OV.io_signature(out / OV.XML)
-        return Built(out / OV.XML, out, f"openvino-{job.precision}", OV.XML, info.get("opset"), ins, outs,
-                     {**extra, "exporter": info.get("exporter"), "dynamic_batch": p.dynamic_batch})
-
-    def _build_tensorrt(self, job: Job) -> Built:
-        from btseg.export import tensorrt as TRT
-
-        p = self.plan
-        # strongly typed: the ONNX's own types are the engine's precision
-        src, info = self.onnx_file({"int8": TENSORRT_INT8}.get(job.precision, job.precision))
-        name = f"{p.src.config.role or 'model'}-{job.precision}.engine"
-        engine = self.staging / name
-        extra = TRT.build_engine(src, engine, job.precision, p.spec.size, p.dynamic_batch, p.workspace_gib,
-                                 Path(p.dest.root) / TRT.TIMING_CACHE)
-        ins, outs = O.io_signature(src)
-        extra.update({"onnx": {k: v for k, v in info.items() if k != "calibration"}, "dynamic_batch": p.dynamic_batch,
-                      **({"calibration": info["calibration"]} if "calibration" in info else {})})
-        return Built(engine, engine, name, name, self._onnx_opset(src), ins, outs, extra)
+        """Build ``job`` with its target's builder (:data:`btseg.specs.EXPORT_TARGETS`)."""
+        return T.resolve(T.spec(job.target).builder)(self, job)
 
 
 @dataclass
@@ -257,7 +210,7 @@ def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) 
     OpenVINO): recorded per backend in ``extra.also_verified``; the runtime and the bench
     refuse that backend for this artifact where it failed.  It does not gate the export."""
     out: dict[str, Any] = {}
-    for name in V.ALSO_RUNS_ON.get(job.target, ()):
+    for name in V.also_runs_on(job.target):
         if importlib.util.find_spec(name) is None:
             continue
         try:

@@ -1,272 +1,68 @@
-"""What each export target can do, and the checks that run before any work starts.
+"""Export targets as code: each :class:`~btseg.specs.ExportTarget` of
+:data:`btseg.specs.EXPORT_TARGETS` resolved to its builder and probe, plus the rows of the
+targets table.
 
-The capability table is data: one :class:`Capability` per target, listing its precisions
-and, for INT8, the calibration methods it supports.  :func:`plan_jobs` expands the
-requested targets x precisions into jobs and rejects any combination a target cannot do
-with a message that says what it *can* do, so a long export never dies half-way on an
-option it could have refused up front.
+The specs are the one home of what a target is (formats, precisions, calibration methods,
+builder, probe, verifying backends, devices, recorded toolchain); planning
+(:mod:`btseg.export.plan`), the pipeline, verification and ``btseg-export --target`` read
+them through here, at call time, so a target registered in ``EXPORT_TARGETS`` is planned,
+built and verified like the built-in ones.
 
 Example::
 
-    >>> plan_jobs(["onnx", "openvino"], ["fp32", "int8"], calib_method="minmax")
-    [Job(target='onnx', precision='fp32'), Job(target='onnx', precision='int8'), ...]
-    >>> plan_jobs(["openvino"], ["int8"], calib_method="entropy")
-    Traceback (most recent call last):
-    btseg.errors.ConfigError: openvino/int8 cannot calibrate with 'entropy' ...
+    >>> names()
+    ('onnx', 'openvino', 'tensorrt')
+    >>> spec("openvino").calib_methods
+    ('minmax', 'percentile')
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+import importlib
+from typing import Any, Callable
 
-from btseg.errors import ArtifactError, ConfigError
-from btseg.machine import library_versions
-from btseg.specs import PRECISIONS
+from btseg.errors import ConfigError
+from btseg.specs import CALIB_METHODS, EXPORT_TARGETS, PRECISIONS, ExportTarget  # noqa: F401 (re-exported)
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
+TARGETS = tuple(EXPORT_TARGETS)  # the built-in targets (CLI choices); names() sees registered ones too
 
 
-@dataclass(frozen=True)
-class Capability:
-    """One target: the precisions it builds and the INT8 calibration methods it accepts."""
-
-    target: str
-    precisions: tuple[str, ...]
-    calib_methods: tuple[str, ...]
-    from_onnx: bool  # can build from an ONNX file exported elsewhere (--from-onnx)
-    toolchain: str
-    note: str = ""
-
-    def describe(self) -> str:
-        return (f"{self.target} can do {', '.join(self.precisions)}; INT8 calibration: "
-                f"{', '.join(self.calib_methods)}" + ("; builds from --from-onnx" if self.from_onnx else ""))
+def names() -> tuple[str, ...]:
+    """Every export target registered now."""
+    return tuple(EXPORT_TARGETS)
 
 
-CAPABILITIES: dict[str, Capability] = {
-    "onnx": Capability("onnx", PRECISIONS, CALIB_METHODS, False, "torch.onnx + onnxslim + onnxruntime.quantization",
-                       "INT8 is an explicit Q/DQ graph (per-channel weights, symmetric activations)"),
-    "openvino": Capability("openvino", PRECISIONS, ("minmax", "percentile"), False, "openvino + nncf",
-                           "nncf has no entropy (KL) range estimator"),
-    "tensorrt": Capability("tensorrt", PRECISIONS, CALIB_METHODS, True, "tensorrt >= 10 + cuda-bindings",
-                           "strongly typed: FP16 from the FP16 ONNX, INT8 from a TensorRT Q/DQ ONNX "
-                           "(symmetric, no INT32 bias, FP32 logits); no TensorRT calibrator"),
-}
-TARGETS = tuple(CAPABILITIES)
+def spec(name: str) -> ExportTarget:
+    """The spec of target ``name``; ConfigError naming the known ones."""
+    if name not in EXPORT_TARGETS:
+        raise ConfigError(f"unknown target {name!r}; expected one of {', '.join(EXPORT_TARGETS)} or all")
+    return EXPORT_TARGETS[name]
 
 
-@dataclass(frozen=True)
-class Job:
-    """One artifact to build."""
-
-    target: str
-    precision: str
-
-    @property
-    def id(self) -> str:
-        """The artifact id in ``manifest.json`` (add-or-replace key)."""
-        return f"{self.target}-{self.precision}"
+def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``"package.module:function"`` -> the function (imported now); a callable is returned as is."""
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-def normalize(values: Sequence[str], known: Sequence[str], what: str) -> list[str]:
-    """Lower-case, expand ``all``, de-duplicate (order kept); unknown names raise ConfigError."""
-    out: list[str] = []
-    for v in values:
-        v = str(v).strip().lower()
-        names = list(known) if v == "all" else [v]
-        for n in names:
-            if n not in known:
-                raise ConfigError(f"unknown {what} {v!r}; expected one of {', '.join(known)} or all")
-            if n not in out:
-                out.append(n)
-    if not out:
-        raise ConfigError(f"no {what} given; expected one of {', '.join(known)} or all")
-    return out
+def unavailable(target: str, precision: str) -> str | None:
+    """Why this machine cannot build ``target``/``precision`` (the spec's probe), or None."""
+    return resolve(spec(target).probe)(precision)
 
 
-def plan_jobs(targets: Sequence[str], precisions: Sequence[str], calib_method: str = "minmax",
-              from_onnx: bool = False, opset: int | None = None) -> list[Job]:
-    """Expand targets x precisions into jobs, rejecting what a target cannot do.
-
-    Raises:
-        ConfigError: unknown name, unsupported combination, opset below 17, or
-            ``--from-onnx`` with a target that cannot build from an external ONNX.
-    """
-    tnames = normalize(targets, TARGETS, "target")
-    pnames = normalize(precisions, PRECISIONS, "precision")
-    method = str(calib_method).lower()
-    if method not in CALIB_METHODS:
-        raise ConfigError(f"unknown calibration method {calib_method!r}; expected one of {', '.join(CALIB_METHODS)}")
-    if opset is not None and int(opset) < MIN_OPSET:
-        raise ConfigError(f"opset {opset}: expected >= {MIN_OPSET} (default {DEFAULT_OPSET})")
-    jobs = []
-    for t in tnames:
-        cap = CAPABILITIES[t]
-        if from_onnx and not cap.from_onnx:
-            ok = ", ".join(c.target for c in CAPABILITIES.values() if c.from_onnx)
-            raise ConfigError(f"--from-onnx builds {ok} only; {t} exports from the package weights")
-        for p in pnames:
-            if p not in cap.precisions:
-                raise ConfigError(f"{t}/{p} is not supported: {cap.describe()}")
-            if p == "int8" and method not in cap.calib_methods:
-                raise ConfigError(f"{t}/int8 cannot calibrate with {method!r} ({cap.note}): {cap.describe()}")
-            jobs.append(Job(t, p))
-    return jobs
+def table() -> list[tuple[str, str, str, str, str, str]]:
+    """(target, files, precisions, INT8 calibration, verified on, notes) rows: docs/export.md's
+    targets table and ``--help`` (a test keeps the docs equal to them)."""
+    return [(t.name, " ".join(t.formats), ", ".join(t.precisions), ", ".join(t.calib_methods),
+             ", ".join(t.verified_by), t.note) for t in EXPORT_TARGETS.values()]
 
 
-def table() -> list[tuple[str, str, str, str]]:
-    """(target, precisions, INT8 calibration, notes) rows for docs and ``--help``."""
-    return [(c.target, ", ".join(c.precisions), ", ".join(c.calib_methods), c.note) for c in CAPABILITIES.values()]
-
-
-# -- the plan: every option checked before any work ---------------------------------------
-
-@dataclass
-class ExportPlan:
-    """Everything :func:`btseg.export.run_export` needs, validated by :func:`prepare`."""
-
-    jobs: list[Job]
-    skipped: dict[Job, str]
-    src: Any  # ModelPackage the weights come from
-    dest: Any  # ModelPackage the artifacts go to (``--out`` or ``src``)
-    model: Any  # torch module, eval mode
-    spec: Any  # PreprocessSpec with the export input size
-    opset: int
-    dynamic_batch: bool
-    workspace_gib: float | None
-    from_onnx: Path | None
-    calib_method: str
-    calib_images: Any  # ImageSet | None
-    verify_images: Any  # ImageSet | None
-    tolerances: Any  # Tolerances
-
-    def materialize(self) -> None:
-        """Create the ``--out`` package: copy ``model.json`` and ``model.safetensors``."""
-        from btseg.io import atomic_path
-        from btseg.package import CONFIG, WEIGHTS
-
-        if Path(self.dest.root).resolve() == Path(self.src.root).resolve():
-            return
-        for name in (WEIGHTS, CONFIG):
-            with atomic_path(Path(self.dest.root) / name) as tmp:
-                shutil.copyfile(Path(self.src.root) / name, tmp)
-
-    def device(self, job: Job) -> str:
-        return "cuda" if job.target == "tensorrt" else "cpu"
-
-    def toolchain(self, job: Job) -> dict[str, str]:
-        names = ["btseg", "torch", "onnx", "onnxruntime", "onnxslim"]
-        names += {"openvino": ["openvino", "nncf"], "tensorrt": ["tensorrt", "cuda-bindings"]}.get(job.target, [])
-        return {n: v or "not installed" for n, v in library_versions(names).items()}
-
-    def metadata(self, precision: str) -> dict[str, Any]:
-        """``metadata_props`` of every ONNX file (Ultralytics-style self-describing models)."""
-        cfg = self.src.config
-        return {"btseg_version": library_versions(["btseg"])["btseg"] or "not installed", "architecture": cfg.architecture, "role": cfg.role,
-                "preprocess": self.spec.to_dict(), "threshold": cfg.threshold, "postprocess": cfg.postprocess,
-                "input_size": list(self.spec.size), "precision": precision, "dynamic_batch": self.dynamic_batch,
-                "input_name": "image", "output_name": "logits"}
-
-
-def _unavailable(job: Job) -> str | None:
-    """Why this machine cannot build ``job`` (missing optional package / device), or None."""
-    from btseg.export import tensorrt
-
-    if job.target == "tensorrt":
-        return tensorrt.probe()
-    if job.target == "openvino":
-        for mod in ("openvino", "nncf") if job.precision == "int8" else ("openvino",):
-            if importlib.util.find_spec(mod) is None:
-                return f"{mod} not installed"
-    if job.target == "onnx" and job.precision == "fp16" and importlib.util.find_spec("onnxruntime.transformers") is None:
-        return "onnxruntime.transformers.float16 not importable"
-    return None
-
-
-def _check_writable(path: Path) -> None:
-    p = path
-    while not p.exists():
-        p = p.parent
-    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
-        raise ArtifactError(f"{path}: output directory is not writable ({p} is "
-                            f"{'not a directory' if not p.is_dir() else 'read-only'})")
-
-
-def prepare(package_dir: str | Path, targets: Sequence[str] | None = None, precisions: Sequence[str] | None = None,
-            *, options: Any = None, **kwargs: Any) -> ExportPlan:
-    """Validate every option and input; nothing is written.  See :func:`run_export`.
-
-    ``options`` is an :class:`~btseg.export.options.ExportOptions` (or give its fields as keywords).
-    """
-    from dataclasses import replace
-
-    from btseg.errors import BackendUnavailableError
-    from btseg.export.options import as_options
-    from btseg.data.problems import SkippedFilesWarning
-    from btseg.export.quantize import load_images
-    from btseg.export.tensorrt import check_from_onnx, onnx_precision
-    from btseg.export.verify import Tolerances
-    from btseg.package import ModelPackage, load_package
-
-    o = as_options(options, targets, precisions, **kwargs)
-    targets, precisions, calib_data, calib_size, calib_method = (o.targets, o.precisions, o.calib_data,
-                                                                  o.calib_size, o.calib_method)
-    input_size, dynamic_batch, opset, workspace_gib, from_onnx, out = (o.input_size, o.dynamic_batch, o.opset,
-                                                                       o.workspace_gib, o.from_onnx, o.out)
-    verify, verify_data, verify_n, tolerances = o.verify, o.verify_data, o.verify_n, o.tolerances
-    jobs = plan_jobs(targets, precisions, calib_method, from_onnx is not None, opset)
-    tol = tolerances if isinstance(tolerances, Tolerances) else Tolerances().override(tolerances)
-    wants_all = any(str(t).strip().lower() == "all" for t in targets)
-    skipped = {}
-    for j in jobs:
-        reason = _unavailable(j)
-        if reason and not wants_all:
-            raise BackendUnavailableError(f"{j.target}/{j.precision}: {reason}"
-                                          + ("; --target all would skip it" if j.target == "tensorrt" else ""))
-        if reason:
-            skipped[j] = reason
-    src = load_package(package_dir)
-    from btseg.models import model_contract
-
-    contract = model_contract(src.config.architecture, **src.config.kwargs)
-    size = contract.check_size(input_size or src.config.input_size, "--input-size")
-    model = src.build_model()  # validates the weights file now, not half-way through
-    spec = replace(src.config.preprocess, size=size)
-    onnx_path = (check_from_onnx(Path(from_onnx), [j.precision for j in jobs], bool(dynamic_batch), size,
-                                 calib_data is not None) if from_onnx is not None else None)
-    live = [j for j in jobs if j not in skipped]
-    calib = None
-    qdq_given = onnx_path is not None and onnx_precision(onnx_path) == "int8"
-    if any(j.precision == "int8" and not (j.target == "tensorrt" and qdq_given) for j in live):
-        if calib_data is None:
-            raise ConfigError("int8 needs calibration images: --calib-data DIR")
-        calib = load_images(calib_data, int(calib_size), "calibration", skip_bad=o.skip_bad)
-    vimages = None
-    if verify and live:
-        vdir = verify_data if verify_data is not None else calib_data
-        if vdir is None:
-            raise ConfigError("verification needs images: --verify-data DIR or --calib-data DIR (or --no-verify)")
-        same = calib is not None and Path(vdir).resolve() == Path(calib.root).resolve()
-        with warnings.catch_warnings():
-            if same:  # the calibration load named the skipped items already: once is enough
-                warnings.simplefilter("ignore", SkippedFilesWarning)
-            vimages = load_images(vdir, int(verify_n), "verification", exclude=calib.indices if same else (),
-                                  skip_bad=o.skip_bad)
-        vimages.overlaps = same and bool(set(vimages.indices) & set(calib.indices))
-    dest = src
-    if out is not None and Path(out).resolve() != Path(src.root).resolve():
-        _check_writable(Path(out))
-        dest = ModelPackage(Path(out), src.config)
-    else:
-        _check_writable(Path(src.root))
-    if workspace_gib is not None and float(workspace_gib) <= 0:
-        raise ConfigError(f"--workspace {workspace_gib}: expected a positive number of GiB")
-    return ExportPlan(jobs, skipped, src, dest, model, spec, int(opset or DEFAULT_OPSET), bool(dynamic_batch),
-                      workspace_gib, onnx_path, str(calib_method).lower(), calib, vimages, tol)
+def markdown() -> str:
+    """:func:`table` as the Markdown table in docs/export.md."""
+    head = ("target", "files", "precisions", "INT8 calibration", "verified on", "notes")
+    rows = [head, tuple("-" * len(h) for h in head), *table()]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)

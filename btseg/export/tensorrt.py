@@ -35,6 +35,7 @@ from btseg.export.tensorrt_cache import TIMING_CACHE, TimingCache  # noqa: F401 
 from btseg.io import atomic_write
 
 MAX_BATCH = 8
+TENSORRT_INT8 = "int8-tensorrt"  # the Q/DQ ONNX built with the TensorRT recipe (quantize.TENSORRT_QDQ)
 INSTALL = "pip install 'btseg[tensorrt]' (CUDA 13, driver >= 580) or 'btseg[tensorrt-cu12]'; JetPack 6 on a Jetson"
 
 
@@ -76,8 +77,9 @@ def _installed(module: str) -> bool:
         return False
 
 
-def probe() -> str | None:
-    """None when an engine can be built and verified here, else the reason.
+def probe(precision: str | None = None) -> str | None:
+    """None when an engine (of any precision) can be built and verified here, else the
+    reason (the ``tensorrt`` target's probe).
 
     Checks, in order: ``tensorrt`` importable, ``cuda-bindings`` (``cuda.bindings.runtime``,
     which the runtime backend and the verification use) importable, a CUDA device seen by
@@ -282,3 +284,22 @@ def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, work
         if serialized is not None:
             tcache.save(config)
         return serialized
+
+
+def build(b: Any, job: Any) -> Any:
+    """The ``tensorrt`` target's builder: a strongly typed engine from the ONNX whose types
+    are the engine's precision (the TensorRT Q/DQ recipe for INT8)."""
+    from btseg.export import onnx as O
+    from btseg.export.job import Built
+
+    p = b.plan
+    src, info = b.onnx_file({"int8": TENSORRT_INT8}.get(job.precision, job.precision))
+    name = f"{p.src.config.role or 'model'}-{job.precision}.engine"
+    engine = b.staging / name
+    extra = build_engine(src, engine, job.precision, p.spec.size, p.dynamic_batch, p.workspace_gib,
+                         Path(p.dest.root) / TIMING_CACHE)
+    ins, outs = O.io_signature(src)
+    extra.update({"onnx": {k: v for k, v in info.items() if k != "calibration"}, "dynamic_batch": p.dynamic_batch,
+                  **({"calibration": info["calibration"]} if "calibration" in info else {})})
+    return Built(engine, engine, name, name, O.opset_of(src), ins, outs, extra)
+

@@ -34,15 +34,23 @@ import numpy as np
 
 from btseg.errors import ConfigError, VerificationError
 from btseg.metrics import dice, reduce
-from btseg.specs import backend_for_target
+from btseg.specs import EXPORT_TARGETS
 
-BACKEND_FOR_TARGET = {t: backend_for_target(t) for t in ("onnx", "openvino", "tensorrt")}
 # OpenVINO runs an FP32/FP16 IR in bf16 on CPUs with bf16 units (AMX or avx512_bf16, as here) unless told otherwise, which moves
 # masks (Dice vs PyTorch ~0.98 on the test student); verify the artifact itself in f32 and
 # record the hint.  A cart that wants bf16 must be verified with that hint (btseg-bench).
 BACKEND_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"precision_hint": "f32"}}
-# other backends that can run a target's artifacts: verified too (recorded, not gating)
-ALSO_RUNS_ON: dict[str, tuple[str, ...]] = {"onnx": ("openvino",)}
+
+
+def gating_backend(target: str) -> str:
+    """The backend a target's artifacts are gated on: the first of its spec's ``verified_by``."""
+    return EXPORT_TARGETS[target].verified_by[0]
+
+
+def also_runs_on(target: str) -> tuple[str, ...]:
+    """Other backends that run a target's artifacts (its spec's ``verified_by`` after the
+    first): verified too, recorded, not gating."""
+    return EXPORT_TARGETS[target].verified_by[1:]
 
 
 @dataclass
@@ -175,12 +183,13 @@ def verify_artifact(target: str, precision: str, artifact: Path, vs: VerifySet, 
                     device: str = "cpu", backend_name: str | None = None) -> VerificationResult:
     """Run ``artifact`` on ``vs`` through a runtime backend and gate it (module docstring).
 
-    ``backend_name`` defaults to the target's own runtime; export also runs ONNX artifacts
-    on OpenVINO (:data:`ALSO_RUNS_ON`), because the runtime and the bench can run them there.
+    ``backend_name`` defaults to the target's gating backend; export also runs an artifact on
+    the target's other ``verified_by`` backends (:func:`also_runs_on`: ONNX on OpenVINO),
+    because the runtime and the bench can run it there.
     """
     from btseg.runtime.backend import load_backend
 
-    name = backend_name or BACKEND_FOR_TARGET[target]
+    name = backend_name or gating_backend(target)
     options = BACKEND_OPTIONS.get(name, {})
     backend = load_backend(name, artifact, device=device, **options)
     probs, masks = _run(backend, vs)

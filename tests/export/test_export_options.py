@@ -6,7 +6,7 @@ import pytest
 from btseg.errors import ConfigError
 from btseg.export import ExportOptions
 from btseg.export.options import as_options
-from btseg.export.targets import prepare
+from btseg.export.plan import prepare
 
 
 def test_round_trips_through_json_and_normalises():

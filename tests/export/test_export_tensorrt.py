@@ -20,7 +20,7 @@ from btseg.errors import ArtifactError, BackendUnavailableError, ConfigError
 from btseg.export import onnx as O
 from btseg.export import tensorrt as trt_export
 from btseg.export.quantize import load_images, quantize_onnx, quantize_onnx_tensorrt, tensorrt_qdq_problems
-from btseg.export.targets import plan_jobs
+from btseg.export.plan import plan_jobs
 from btseg.export.tensorrt import check_from_onnx
 
 REASON = trt_export.probe()
@@ -312,7 +312,7 @@ def test_pipeline_picks_the_onnx_each_tensorrt_precision_is_built_from(pkg_copy,
     """The files _build_tensorrt hands to TensorRT (the plan is prepared for the onnx
     target, which needs no GPU; onnx_file does not depend on the target)."""
     from btseg.export.pipeline import TENSORRT_INT8, Builder
-    from btseg.export.targets import prepare
+    from btseg.export.plan import prepare
 
     plan = prepare(pkg_copy, ["onnx"], ["int8"], calib_data=phantom, calib_size=4, verify=False)
     b = Builder(plan, tmp_path)
