@@ -35,6 +35,18 @@ THRESHOLD_RANGE = (0.0, 1.0)
 POSTPROCESS_STEPS = ("largest_component", "fill_holes")
 MAX_WIDTH = 4096  # channels per level; the paper teacher's widest is 1024
 MAX_LEVELS = 8
+MIN_SIDE, MAX_SIDE = 8, 8192  # network input side, pixels (model.json's schema checks these)
+MAX_PARAMS_PROXY = 4e8  # 36 * sum(width^2): about 1.6 GB of fp32 weights
+
+
+def side_fits(side: int, divisor: int) -> bool:
+    """Whether an input side is a positive multiple of the model's ``divisor`` (its downsampling)."""
+    return side >= divisor and side % divisor == 0
+
+
+def params_proxy(widths: Sequence[int]) -> float:
+    """A bound on a U-Net's parameter count from its widths (3x3 convs: 36 * sum(width^2))."""
+    return 36 * sum(int(x) * int(x) for x in widths)
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class ModelContract:
             raise ConfigError(f"{what} {tuple(size)}: expected two numbers, H W")
         h, w = int(size[0]), int(size[1])
         d = self.size_divisor
-        if h < d or w < d or h % d or w % d:
+        if not (side_fits(h, d) and side_fits(w, d)):
             raise ConfigError(f"{what} {h}x{w}: {self.architecture} needs each side a positive multiple of {d} "
                               f"(it downsamples {d}x)")
         return h, w

@@ -91,7 +91,10 @@ class ArtifactRecord:
     ``status`` is ``"ok"`` or ``"failed"``; ``verification`` holds the numbers against
     PyTorch (``status`` passed/failed/skipped, max/mean abs diff of probabilities, Dice
     vs PyTorch masks and vs ground truth, thresholds).  ``extra`` carries target-specific
-    facts (TensorRT version + GPU, calibration set, the precision OpenVINO really ran).
+    facts (calibration set, the precision OpenVINO really ran).  What other layers read
+    from it goes through typed accessors, validated by :func:`btseg.schema.check_artifact`:
+    :attr:`also_verified` / :meth:`failed_on` / :meth:`failure_on` (export's verification on
+    the target's other backends) and :attr:`engine_build` (what a TensorRT engine is tied to).
     """
 
     id: str
@@ -116,6 +119,47 @@ class ArtifactRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArtifactRecord":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def also_verified(self) -> dict[str, dict[str, Any]]:
+        """Export's verification of this artifact on its target's other backends (e.g. ONNX on
+        OpenVINO): backend -> that backend's verification result (``status``, ``failures``...)."""
+        return dict((self.extra or {}).get(ALSO_VERIFIED) or {})
+
+    @also_verified.setter
+    def also_verified(self, results: dict[str, dict[str, Any]]) -> None:
+        self.extra = {**(self.extra or {}), ALSO_VERIFIED: dict(results)}
+
+    def failed_on(self, backend: str) -> bool:
+        """Export verified this artifact on ``backend`` too, and it failed there."""
+        return self.also_verified.get(backend, {}).get("status") == "failed"
+
+    def failure_on(self, backend: str) -> str:
+        """The first reason it failed on ``backend`` ("" when it did not, or none was given)."""
+        return ((self.also_verified.get(backend) or {}).get("failures") or [""])[0]
+
+    @property
+    def engine_build(self) -> "EngineBuild":
+        """What the engine was built with (TensorRT artifacts; all None for the others)."""
+        return EngineBuild.from_extra(self.extra)
+
+
+ALSO_VERIFIED = "also_verified"  # the one key of ArtifactRecord.extra other layers read
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """What a TensorRT engine is tied to: TensorRT version, GPU name, compute capability
+    (``extra.tensorrt``, ``extra.gpu``, ``extra.compute_capability`` as export writes them)."""
+
+    tensorrt: str | None = None
+    gpu: str | None = None
+    compute_capability: str | None = None
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any] | None) -> "EngineBuild":
+        e = extra or {}
+        return cls(*(str(e[k]) if e.get(k) not in (None, "") else None for k in ("tensorrt", "gpu", "compute_capability")))
 
 
 class ModelPackage:

@@ -104,22 +104,6 @@ def _artifact_row(pkg: Any, rec: Any) -> CheckRow:
     return row
 
 
-def table(report: CheckReport) -> Any:
-    """A rich Table of the report."""
-    from rich.table import Table
-
-    t = Table(title=f"btseg-check {report.package}")
-    for col in ("artifact", "files", "MB", "sha256", "bound to weights", "verification", "status"):
-        t.add_column(col, justify="right" if col in ("files", "MB") else "left")
-    mark = {True: "[green]ok[/green]", False: "[red]MISMATCH[/red]", None: "-"}
-    for r in report.rows:
-        colour = {"ok": "green", "unusable": "yellow"}.get(r.status, "red")
-        status = r.status + (f": {r.reason}" if r.reason else "")
-        t.add_row(r.artifact, str(r.files), f"{r.size_bytes / 1e6:.2f}", mark[r.hash_ok], mark[r.bound],
-                  r.verification, f"[{colour}]{status}[/{colour}]")
-    return t
-
-
 def migrate(root: str | Path) -> list[str]:
     """Bring a format-1 package to format 2 in place (see the module docstring).
 

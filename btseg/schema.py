@@ -21,15 +21,14 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
-from btseg.contract import MAX_LEVELS, MAX_WIDTH, POSTPROCESS_STEPS, THRESHOLD_RANGE
+from btseg.contract import (MAX_LEVELS, MAX_PARAMS_PROXY, MAX_SIDE, MAX_WIDTH, MIN_SIDE, POSTPROCESS_STEPS,
+                            THRESHOLD_RANGE, params_proxy, side_fits, size_divisor)
 from btseg.errors import SchemaError
 from btseg.preprocess import INTERPOLATIONS, NORMALIZATIONS
-from btseg.specs import EXPORT_TARGETS, PRECISIONS
+from btseg.specs import BACKEND_SPECS, EXPORT_TARGETS, PRECISIONS
 
 FORMAT_VERSION = 2
 STATUSES = ("ok", "failed")
-MAX_SIDE = 8192  # network input side, pixels
-MAX_PARAMS_PROXY = 4e8  # 36 * sum(width^2): about 1.6 GB of fp32 weights
 MAX_ARTIFACTS = 64
 MAX_FILES = 64
 # the presence decision (``postprocess.presence``, :mod:`btseg.runtime.presence`): its one home
@@ -135,7 +134,6 @@ def check_version(d: Mapping[str, Any], doc: str) -> None:
 
 def model_divisor(architecture: Any, kwargs: Mapping[str, Any]) -> int:
     """The model's total downsampling factor (:func:`btseg.contract.size_divisor`; 1 without widths)."""
-    from btseg.contract import size_divisor
 
     widths = kwargs.get("widths")
     return size_divisor(str(architecture), widths) if isinstance(widths, list) and widths else 1
@@ -150,7 +148,7 @@ def check_kwargs(kw: Any, doc: str) -> dict[str, Any]:
             raise _fail(doc, "kwargs.widths", w, f"a list of 1..{MAX_LEVELS} integers")
         for i, x in enumerate(w):
             need_int(x, doc, f"kwargs.widths[{i}]", 1, MAX_WIDTH)
-        if 36 * sum(x * x for x in w) > MAX_PARAMS_PROXY:
+        if params_proxy(w) > MAX_PARAMS_PROXY:
             raise _fail(doc, "kwargs.widths", w, "a model of at most about 400 M parameters")
     for key, hi in (("in_channels", 4), ("out_channels", 16), ("expansion", 64), ("up_kernel", 7)):
         if key in kw:
@@ -165,8 +163,8 @@ def check_preprocess(p: Any, doc: str, field: str = "preprocess", divisor: int =
     if not isinstance(size, list) or len(size) != 2:
         raise _fail(doc, f"{field}.size", size, "[height, width]")
     for i, s in enumerate(size):
-        need_int(s, doc, f"{field}.size[{i}]", 8, MAX_SIDE)
-        if s % divisor:
+        need_int(s, doc, f"{field}.size[{i}]", MIN_SIDE, MAX_SIDE)
+        if not side_fits(s, divisor):
             raise _fail(doc, f"{field}.size[{i}]", s, f"a multiple of {divisor} (the model's downsampling factor)")
     need_str(_get(p, "interpolation", doc, f"{field}.interpolation"), doc, f"{field}.interpolation", INTERPOLATIONS)
     need_bool(_get(p, "grayscale", doc, f"{field}.grayscale"), doc, f"{field}.grayscale")
@@ -299,7 +297,30 @@ def check_artifact(a: Any, doc: str, i: int, model: Mapping[str, Any]) -> dict[s
     for key in ("verification", "extra", "toolchain"):
         if key in a:
             need_dict(a[key], doc, f"{f}.{key}")
+    check_extra(a.get("extra") or {}, doc, f"{f}.extra")
     return a
+
+
+VERIFY_STATUSES = ("passed", "failed", "skipped")
+
+
+def check_extra(e: Mapping[str, Any], doc: str, field: str) -> None:
+    """The keys of an artifact's ``extra`` that other layers read (through ArtifactRecord's
+    typed accessors): ``also_verified`` (backend -> {status, failures}) and what a TensorRT
+    engine is tied to (``tensorrt``, ``gpu``, ``compute_capability``: strings)."""
+    also = e.get("also_verified", {})
+    need_dict(also, doc, f"{field}.also_verified")
+    for name, r in also.items():
+        where = f"{field}.also_verified.{name}"
+        need_str(name, doc, where, tuple(BACKEND_SPECS))
+        r = need_dict(r, doc, where)
+        need_str(_get(r, "status", doc, f"{where}.status"), doc, f"{where}.status", VERIFY_STATUSES)
+        failures = r.get("failures", [])
+        if not isinstance(failures, list) or not all(isinstance(x, str) for x in failures):
+            raise _fail(doc, f"{where}.failures", failures, "a list of strings")
+    for key in ("tensorrt", "gpu", "compute_capability"):
+        if e.get(key) is not None:
+            need_str(e[key], doc, f"{field}.{key}")
 
 
 def check_manifest(d: Any, doc: str, model: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class BackendSpec:
         targets: artifact targets it runs, its own format first (the one export verifies on it).
         devices: device names it accepts (prefixes: ``cuda`` covers ``cuda:1``).
         marker: matplotlib marker in the bench plot.
-        takes_record: its ``load`` needs the artifact's manifest record (``extra=``), e.g. to
+        takes_record: its ``load`` needs the artifact's manifest record (``record=``), e.g. to
             check the engine was built by the same TensorRT/GPU.
     """
 

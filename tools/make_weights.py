@@ -65,7 +65,7 @@ def reexport(data: Path, stage: Path) -> None:
     import json
 
     from btseg.export import run_export
-    from btseg.export.pipeline import results_table
+    from btseg.cli.tables import export_results as results_table
     from btseg.package_check import check_package
 
     dest = defaults.DEFAULT_PACKAGE

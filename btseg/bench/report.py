@@ -111,28 +111,6 @@ def display_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, cells
 
 
-def print_table(result: dict[str, Any], console: Any = None) -> None:
-    """The summary table on the terminal (rich), failed rows' reasons below it."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from rich.markup import escape
-
-    console = console or Console()
-    head, cells = display_rows(result)
-    t = Table(title="btseg-bench (latency: batch 1, single stream, inference only unless e2e)")
-    for h in head:
-        t.add_column(h, justify="left" if h in ("status", "model", "backend", "artifact", "ran as") else "right")
-    styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
-    for r, c in zip(result["rows"], cells):
-        t.add_row(*c, style=styles.get(r["status"]))
-    console.print(t)
-    for r in result["rows"]:
-        if r["status"] != "ok":
-            console.print(f"[{styles.get(r['status'], '')}]{r['status']}[/]: {escape(r['model'])} {r['backend']} "
-                          f"{r['precision']}: {escape(str(r['reason']))}")
-
-
 def write_csv(path: str | Path, result: dict[str, Any]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)

@@ -39,7 +39,6 @@ from btseg.layout import MANIFEST, WEIGHTS, is_package
 from btseg.machine import probe_frame
 from btseg.package import load_package
 from btseg.runtime.inputs import check_image
-from btseg.runtime.segmenter import failed_on
 from btseg.specs import BACKEND_NAMES, BACKEND_SPECS, PRECISIONS
 from btseg.specs import installed_backends as installed_backends
 
@@ -127,8 +126,8 @@ def plan_rows(package: str, cfg: BenchConfig) -> list[dict[str, Any]]:
                 why = ((a.verification or {}).get("failures") or [""])[0]
                 row.update(status="skipped", reason=f"export status {a.status!r} in {MANIFEST}"
                            + (f": {why}" if why else ""))
-            elif failed_on(a, backend):
-                why = (a.extra["also_verified"][backend].get("failures") or [""])[0]
+            elif a.failed_on(backend):
+                why = a.failure_on(backend)
                 row.update(status="skipped", reason=f"failed export verification on {backend}: {why}")
             rows.append(row)
         if not runnable:

@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 
 from btseg.cli.common import HELP, finite, handle_errors, requires_extra
+from btseg.cli.tables import print_bench
 from btseg.errors import ConfigError
 from btseg.specs import BACKEND_SPECS, PRECISIONS
 
@@ -136,7 +137,7 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:
-        report.print_table(result, out)
+        print_bench(result, out)
     if out_dir:
         files = report.write_all(out_dir, result)
         err.print("wrote " + ", ".join(files.values()))

@@ -33,7 +33,8 @@ from btseg.cli.common import HELP, handle_errors
 def main(package_dir: Path | None, as_json: bool, migrate: bool) -> None:
     """Check every schema, file hash and weights binding of PACKAGE_DIR (default: the bundled model)."""
     from btseg import defaults
-    from btseg.package_check import check_package, migrate as do_migrate, table
+    from btseg.cli.tables import check_report as table
+    from btseg.package_check import check_package, migrate as do_migrate
 
     if package_dir is None:
         package_dir = defaults.default_package()

@@ -31,6 +31,7 @@ from btseg.cli.common import HELP, handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
 from btseg.cli.demo_training import MODELS, train, training_rows, training_table
+from btseg.cli.tables import print_bench
 from btseg.io import write_json
 from btseg.layout import MANIFEST, is_package
 from btseg.specs import PRECISIONS
@@ -67,7 +68,7 @@ def export(run: Path, data: Path, fresh: bool) -> list[Any]:
     the no-KD student, baselines) to FP32 ONNX + OpenVINO, so the bench compares them backend
     by backend."""
     from btseg.export import run_export
-    from btseg.export.pipeline import results_table
+    from btseg.cli.tables import export_results as results_table
     from btseg.package import load_package
 
     plans = [("student", ["all"], list(PRECISIONS))]
@@ -99,7 +100,7 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
                              compare_teachers=True, iters=iters, memory=memory)
     result = runner.run(cfg, progress=lambda r: console.print(
         f"bench: {r.get('model')} {r.get('backend')} {r.get('precision')}: {r.get('status')}"))
-    report.print_table(result, out_console)
+    print_bench(result, out_console)
     report.write_all(out / "bench", result)
     return result
 

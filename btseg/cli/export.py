@@ -79,7 +79,8 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
     With no PACKAGE_DIR: the bundled model, calibrated and verified on the bundled samples,
     written to a new package in ./btseg-export (the installed package is never modified)."""
     from btseg import defaults
-    from btseg.export import results_table, run_export
+    from btseg.cli.tables import export_results as results_table
+    from btseg.export import run_export
 
     _check_opset(opset)
     if package_dir is None:

@@ -11,11 +11,11 @@ See ``docs/export.md`` for the command line, the targets table and the manifest.
 """
 
 from btseg.export.options import ExportOptions
-from btseg.export.pipeline import ExportResult, results_table, run_export
+from btseg.export.pipeline import ExportResult, run_export
 from btseg.export.plan import plan_jobs
 from btseg.export.targets import TARGETS
 from btseg.export.verify import Tolerances, VerificationResult
 from btseg.specs import EXPORT_TARGETS, PRECISIONS, ExportTarget
 
 __all__ = ["EXPORT_TARGETS", "ExportOptions", "ExportResult", "ExportTarget", "PRECISIONS", "TARGETS", "Tolerances",
-           "VerificationResult", "plan_jobs", "results_table", "run_export"]
+           "VerificationResult", "plan_jobs", "run_export"]

@@ -185,11 +185,11 @@ def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None,
         if vset is not None:
             t1 = time.perf_counter()
             vr = V.verify_artifact(job.target, job.precision, built.staged, vset, plan.tolerances, plan.device(job))
-            built.extra["also_verified"] = _also_verify(job, built.staged, vset, plan)
+            also = _also_verify(job, built.staged, vset, plan)
             built.extra["verify_seconds"] = round(time.perf_counter() - t1, 3)
         else:
-            vr = V.VerificationResult(status="skipped", reason="--no-verify")
-        record = _install(plan, builder, job, built, vr, seconds)
+            vr, also = V.VerificationResult(status="skipped", reason="--no-verify"), None
+        record = _install(plan, builder, job, built, vr, seconds, also)
     except OSError as e:  # disk full, ulimit -f (EFBIG), permissions: one line, the run goes on
         err = ArtifactError(f"{e.filename or plan.dest.root}: cannot write ({e.strerror or e})")
         return ExportResult(job.target, job.precision, "failed", str(err), error=err)
@@ -207,7 +207,7 @@ def _one(plan: ExportPlan, builder: Builder, job: Job, vset: V.VerifySet | None,
 
 def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) -> dict[str, Any]:
     """Verify on the other installed backends that can run this target (e.g. ONNX on
-    OpenVINO): recorded per backend in ``extra.also_verified``; the runtime and the bench
+    OpenVINO): recorded per backend (:attr:`ArtifactRecord.also_verified`); the runtime and the bench
     refuse that backend for this artifact where it failed.  It does not gate the export."""
     out: dict[str, Any] = {}
     for name in V.also_runs_on(job.target):
@@ -222,14 +222,14 @@ def _also_verify(job: Job, artifact: Path, vset: V.VerifySet, plan: ExportPlan) 
 
 
 def _install(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr: V.VerificationResult,
-             seconds: float) -> ArtifactRecord:
+             seconds: float, also: dict[str, Any] | None) -> ArtifactRecord:
     """Install the staged artifact and its manifest record as one step (module docstring)."""
     with interrupt.critical():  # a signal waits for the install or its rollback (btseg.export.interrupt)
-        return _install_step(plan, builder, job, built, vr, seconds)
+        return _install_step(plan, builder, job, built, vr, seconds, also)
 
 
 def _install_step(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr: V.VerificationResult,
-                  seconds: float) -> ArtifactRecord:
+                  seconds: float, also: dict[str, Any] | None) -> ArtifactRecord:
     root = Path(plan.dest.root)
     final = root / built.name
     old = I.put_in_place(built, final, builder.staging)
@@ -248,6 +248,8 @@ def _install_step(plan: ExportPlan, builder: Builder, job: Job, built: Built, vr
             weights_sha256=plan.dest.config.weights_sha256, files=files, toolchain=plan.toolchain(job),
             opset=built.opset, inputs=built.inputs, outputs=built.outputs, preprocess=plan.spec.to_dict(),
             verification=vr.to_dict(), extra=dict(built.extra), export_seconds=round(seconds, 3))
+        if also is not None:
+            record.also_verified = also
         plan.dest.add_artifact(record)
     except BaseException:
         I.remove_tree(final)
@@ -270,21 +272,3 @@ def _raise_if_failed(results: list[ExportResult]) -> None:
         err = type(first.error)(f"{first.target}/{first.precision}: {first.reason}{more}")
     err.results = results  # type: ignore[attr-defined]
     raise err
-
-
-def results_table(results: list[ExportResult]) -> Any:
-    """A rich Table: target, precision, status, size MB, Dice vs PyTorch / GT, seconds."""
-    from rich.table import Table
-
-    t = Table(title="btseg export")
-    for col in ("target", "prec", "status", "MB", "Dice/torch", "Dice/GT", "max|Δp|", "sec"):
-        left = col in ("target", "prec", "status")
-        t.add_column(col, justify="left" if left else "right", no_wrap=col != "status")
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    for r in results:
-        v = r.verification or {}
-        colour = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
-        t.add_row(r.target, r.precision, f"[{colour}]{r.label}[/{colour}]",
-                  fmt(r.size_bytes / 1e6 if r.size_bytes else None, ".2f"), fmt(v.get("dice_vs_torch"), ".4f"),
-                  fmt(v.get("dice_gt"), ".4f"), fmt(v.get("max_abs_diff"), ".2g"), fmt(r.export_seconds, ".1f"))
-    return t

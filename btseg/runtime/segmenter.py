@@ -69,11 +69,6 @@ def verified_options(rec: ArtifactRecord, backend: str) -> dict[str, Any]:
     return dict(ver.get("options") or {}) if ver.get("backend") == backend else {}
 
 
-def failed_on(rec: ArtifactRecord, backend: str) -> bool:
-    """Export verified ``rec`` on this other backend too (e.g. ONNX on OpenVINO), and it failed."""
-    return ((rec.extra or {}).get("also_verified") or {}).get(backend, {}).get("status") == "failed"
-
-
 def _usable(rec: ArtifactRecord) -> str | None:
     """Why ``rec`` must not run, or None."""
     if rec.status != "ok":
@@ -169,7 +164,7 @@ class Segmenter:
     def _open(pkg: ModelPackage, name: str, rec: ArtifactRecord, device: str, threads: int | None,
               options: dict[str, Any]) -> Backend:
         path = pkg.verify_artifact(rec)  # an integrity failure is a refusal, never a skip (module doc)
-        opts = {**verified_options(rec, name), **({"extra": rec.extra} if BACKENDS[name].takes_record else {}),
+        opts = {**verified_options(rec, name), **({"record": rec} if BACKENDS[name].takes_record else {}),
                 "files": rec.files, **options}  # files: what a compiled cache / engine read is bound to
         return load_backend(name, path, device, threads, **opts)
 
@@ -189,7 +184,7 @@ class Segmenter:
         order = PREFERENCE[dclass]
         for r in usable:
             if backend != "auto":
-                if failed_on(r, backend):
+                if r.failed_on(backend):
                     if target is not None and precision is not None:
                         raise ArtifactError(f"{pkg.root}: refusing {r.target}/{r.precision} on {backend}: it failed "
                                             f"verification against PyTorch on that backend at export")
@@ -201,7 +196,7 @@ class Segmenter:
             hits = [(i, name) for i, (name, t, p) in enumerate(order) if (t, p) == (r.target, r.precision)]
             if not hits and r.target in FALLBACK[dclass]:  # e.g. onnx/fp16 on a CPU: slow but runnable
                 hits = [(len(order), FALLBACK[dclass][r.target])]
-            ranked += [(_verified(r) != "passed", (0, i), name, r) for i, name in hits if not failed_on(r, name)]
+            ranked += [(_verified(r) != "passed", (0, i), name, r) for i, name in hits if not r.failed_on(name)]
         if not ranked and (backend != "auto" or target not in (None, "torch")):
             have = ", ".join(f"{r.target}/{r.precision}({r.status})" for r in pkg.artifacts()) or "none"
             want = "/".join(x for x in (target, precision) if x) or "any"

@@ -30,8 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from btseg.errors import ArtifactError, BackendUnavailableError, BtsegError, ConfigError
-from btseg.io import read_json
-from btseg.layout import manifest_path
+from btseg.package import ArtifactRecord, EngineBuild
 from btseg.runtime.cache import read_verified
 from btseg.runtime.backend import require
 
@@ -104,40 +103,29 @@ def cuda_call(cudart: Any, result: Any, what: str, error: type[BtsegError] = Bac
     return values[0] if len(values) == 1 else (values or None)
 
 
-def _first(d: dict[str, Any], *keys: str) -> Any:
-    return next((d[k] for k in keys if d.get(k) not in (None, "")), None)
-
-
 def _same_version(built: str, here: str) -> bool:
     """Engines are tied to major.minor.patch; the build number may differ."""
     return str(built).split(".")[:3] == str(here).split(".")[:3]
 
 
-def check_compatible(extra: dict[str, Any], trt_version: str, gpu_name: str, capability: tuple[int, int]) -> None:
-    """Refuse an engine built for another TensorRT version or GPU (ArtifactError)."""
-    built_trt = _first(extra, "tensorrt_version", "tensorrt", "trt_version")
+def check_compatible(built: EngineBuild | dict[str, Any], trt_version: str, gpu_name: str,
+                     capability: tuple[int, int]) -> None:
+    """Refuse an engine built for another TensorRT version or GPU (ArtifactError).
+
+    ``built``: the record's :attr:`~btseg.package.ArtifactRecord.engine_build` (or the
+    ``extra`` dict it is read from, spelled as export writes it)."""
+    if isinstance(built, dict):
+        built = EngineBuild.from_extra(built)
+    built_trt, built_gpu, built_cc = built.tensorrt, built.gpu, built.compute_capability
     if built_trt and not _same_version(built_trt, trt_version):
         raise ArtifactError(f"engine built with TensorRT {built_trt}, this machine has {trt_version}: "
                             "rebuild on the target (btseg-export --target tensorrt)")
-    built_gpu = _first(extra, "gpu", "gpu_name", "device_name")
     if built_gpu and str(built_gpu).strip() != gpu_name.strip():
         raise ArtifactError(f"engine built on GPU {built_gpu!r}, this machine has {gpu_name!r}: "
                             "rebuild on the target (btseg-export --target tensorrt)")
-    built_cc = _first(extra, "compute_capability", "sm")
     if built_cc and str(built_cc).replace("sm_", "").replace(".", "") != f"{capability[0]}{capability[1]}":
         raise ArtifactError(f"engine built for compute capability {built_cc}, this GPU is "
                             f"{capability[0]}.{capability[1]}: rebuild on the target")
-
-
-def _manifest_extra(engine_path: Path) -> dict[str, Any]:
-    """The ``extra`` of the manifest record that lists ``engine_path``, if one is found nearby."""
-    for root in (engine_path.parent, engine_path.parent.parent):
-        man = manifest_path(root)
-        if man.is_file():
-            for rec in read_json(man).get("artifacts", []):
-                if (root / rec.get("file", "")).resolve() == engine_path.resolve():
-                    return dict(rec.get("extra") or {})
-    return {}
 
 
 def open_device(cudart: Any, device: str) -> tuple[int, str, tuple[int, int]]:
@@ -173,15 +161,21 @@ class TensorRTBackend:
 
     @classmethod
     def load(cls, artifact: Path, device: str = "cuda", threads: int | None = None,
-             extra: dict[str, Any] | None = None, **options: Any) -> "TensorRTBackend":
-        """Deserialize ``artifact`` (``.engine``/``.plan``) on ``cuda[:N]``."""
+             record: ArtifactRecord | None = None, **options: Any) -> "TensorRTBackend":
+        """Deserialize ``artifact`` (``.engine``/``.plan``) on ``cuda[:N]``.
+
+        ``record``: its manifest record (the Segmenter passes it, read and validated by
+        :mod:`btseg.package`): an engine built with another TensorRT or for another GPU is
+        refused before deserializing.  Without one (export verifying what it just built)
+        TensorRT's own deserialization is the check."""
         trt = require("tensorrt", "tensorrt", "tensorrt")
         cudart = require("cuda.bindings.runtime", "tensorrt", "tensorrt")
         path = Path(artifact)
         if not path.is_file():
             raise ArtifactError(f"{path}: TensorRT engine not found")
         index, gpu, capability = open_device(cudart, device)
-        check_compatible(extra if extra is not None else _manifest_extra(path), trt.__version__, gpu, capability)
+        if record is not None:
+            check_compatible(record.engine_build, trt.__version__, gpu, capability)
         logger = make_logger(trt)
         with trt_guard(f"{path}: TensorRT runtime", logger, BackendUnavailableError):
             runtime = expect(trt.Runtime(logger), "creating the TensorRT runtime", logger, BackendUnavailableError)
