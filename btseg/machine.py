@@ -46,7 +46,8 @@ def cpuinfo() -> dict[str, str]:
 def cpu_model() -> str | None:
     """The CPU's model name (x86 ``model name``, ARM ``Model`` / ``Hardware``), else ``platform``'s."""
     info = cpuinfo()
-    return next((info[k] for k in ("model name", "Model", "Hardware") if info.get(k)), None) or platform.processor() or None
+    found = next((info[k] for k in ("model name", "Model", "Hardware") if info.get(k)), None)
+    return found or platform.processor() or None
 
 
 def cpu_flags() -> set[str]:

@@ -159,7 +159,8 @@ class EngineBuild:
     @classmethod
     def from_extra(cls, extra: dict[str, Any] | None) -> "EngineBuild":
         e = extra or {}
-        return cls(*(str(e[k]) if e.get(k) not in (None, "") else None for k in ("tensorrt", "gpu", "compute_capability")))
+        keys = ("tensorrt", "gpu", "compute_capability")
+        return cls(*(str(e[k]) if e.get(k) not in (None, "") else None for k in keys))
 
 
 class ModelPackage:

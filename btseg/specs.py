@@ -119,7 +119,7 @@ class ExportTarget:
         formats: what it writes (file suffixes), for the docs table and ``--help``.
         precisions: the precisions it builds (a subset of :data:`PRECISIONS`).
         calib_methods: INT8 calibration methods it accepts (a subset of :data:`CALIB_METHODS`).
-        builder: ``"module:function"`` (or a callable) ``build(builder, job) -> Built``: see
+        builder: ``"module:function"`` (or a callable) ``build_artifact(builder, job) -> Built``: see
             :class:`btseg.export.pipeline.Builder` for what it is given.
         probe: ``"module:function"`` (or a callable) ``probe(precision) -> str | None``: why
             this machine cannot build ``precision`` (a missing package or device), None if it can.
@@ -156,13 +156,15 @@ class ExportTarget:
 
 
 EXPORT_TARGETS: dict[str, ExportTarget] = {t.name: t for t in (
-    ExportTarget("onnx", (".onnx",), PRECISIONS, CALIB_METHODS, "btseg.export.onnx:build", "btseg.export.onnx:probe",
-                 ("onnxruntime", "openvino"), describe_toolchain="torch.onnx + onnxslim + onnxruntime.quantization",
+    ExportTarget("onnx", (".onnx",), PRECISIONS, CALIB_METHODS, "btseg.export.onnx:build_artifact",
+                 "btseg.export.onnx:probe", ("onnxruntime", "openvino"),
+                 describe_toolchain="torch.onnx + onnxslim + onnxruntime.quantization",
                  note="INT8 is an explicit Q/DQ graph (per-channel weights, symmetric activations)"),
-    ExportTarget("openvino", (".xml", ".bin"), PRECISIONS, ("minmax", "percentile"), "btseg.export.openvino:build",
-                 "btseg.export.openvino:probe", ("openvino",), toolchain=ONNX_TOOLCHAIN + ("openvino", "nncf"),
+    ExportTarget("openvino", (".xml", ".bin"), PRECISIONS, ("minmax", "percentile"),
+                 "btseg.export.openvino:build_artifact", "btseg.export.openvino:probe", ("openvino",),
+                 toolchain=ONNX_TOOLCHAIN + ("openvino", "nncf"),
                  describe_toolchain="openvino + nncf", note="nncf has no entropy (KL) range estimator"),
-    ExportTarget("tensorrt", (".engine",), PRECISIONS, CALIB_METHODS, "btseg.export.tensorrt:build",
+    ExportTarget("tensorrt", (".engine",), PRECISIONS, CALIB_METHODS, "btseg.export.tensorrt:build_artifact",
                  "btseg.export.tensorrt:probe", ("tensorrt",), devices=("cuda",),
                  toolchain=ONNX_TOOLCHAIN + ("tensorrt", "cuda-bindings"), from_onnx=True,
                  describe_toolchain="tensorrt >= 10 + cuda-bindings",

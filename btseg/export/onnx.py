@@ -219,7 +219,7 @@ def probe(precision: str) -> str | None:
     return None
 
 
-def build(b: Any, job: Any) -> Any:
+def build_artifact(b: Any, job: Any) -> Any:
     """The ``onnx`` target's builder: the staged ONNX of ``job.precision`` (``b``: the pipeline's Builder)."""
     from btseg.export.job import Built
 

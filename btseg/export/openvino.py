@@ -118,7 +118,7 @@ def probe(precision: str) -> str | None:
     return None
 
 
-def build(b: Any, job: Any) -> Any:
+def build_artifact(b: Any, job: Any) -> Any:
     """The ``openvino`` target's builder: an IR converted from the staged FP32 ONNX (NNCF for INT8)."""
     from btseg.export.job import Built
 

@@ -15,8 +15,8 @@ Order of work (each step only after the one before succeeded):
 3. In a hidden staging directory inside the destination package, each job builds its
    artifact with its target's builder (ONNX intermediates are built once and shared), is
    verified through the runtime on the target's ``verified_by`` backends, then installed
-   by :func:`_install` as one transaction: the artifact is put in place (modes 0755 / 0644), every file it consists of is hashed into its record, bound
-   to the weights' sha256, and ``manifest.json`` is rewritten; if any step fails the new
+   by :func:`_install` as one transaction: the artifact is put in place (modes 0755 / 0644),
+   every file it consists of is hashed into its record, bound to the weights' sha256, and ``manifest.json`` is rewritten; if any step fails the new
    files are removed and the previous version of that artifact is put back.  A job that
    fails is recorded in the results and the run goes on to the next one; the staging
    directory is always removed (on SIGTERM/SIGINT the CLI's handler removes it and exits
@@ -54,7 +54,7 @@ from btseg.package import ArtifactRecord, package_lock
 class Builder:
     """Builds each job's artifact in ``staging`` with its target's builder function.
 
-    A builder (``ExportTarget.builder``) is called as ``build(builder, job) -> Built`` and
+    A builder (``ExportTarget.builder``) is called as ``build_artifact(builder, job) -> Built`` and
     may use ``builder.plan`` (the :class:`~btseg.export.plan.ExportPlan`: spec, calibration
     images, options), ``builder.staging`` (where to write) and ``builder.onnx_file(precision)``
     (the staged ONNX of a precision, built once and shared by every target).

@@ -122,7 +122,8 @@ class ExportPlan:
     def metadata(self, precision: str) -> dict[str, Any]:
         """``metadata_props`` of every ONNX file (Ultralytics-style self-describing models)."""
         cfg = self.src.config
-        return {"btseg_version": library_versions(["btseg"])["btseg"] or "not installed", "architecture": cfg.architecture, "role": cfg.role,
+        version = library_versions(["btseg"])["btseg"] or "not installed"
+        return {"btseg_version": version, "architecture": cfg.architecture, "role": cfg.role,
                 "preprocess": self.spec.to_dict(), "threshold": cfg.threshold, "postprocess": cfg.postprocess,
                 "input_size": list(self.spec.size), "precision": precision, "dynamic_batch": self.dynamic_batch,
                 "input_name": "image", "output_name": "logits"}

@@ -286,7 +286,7 @@ def _build_once(trt: Any, builder: Any, network: Any, profile: dict | None, work
         return serialized
 
 
-def build(b: Any, job: Any) -> Any:
+def build_artifact(b: Any, job: Any) -> Any:
     """The ``tensorrt`` target's builder: a strongly typed engine from the ONNX whose types
     are the engine's precision (the TensorRT Q/DQ recipe for INT8)."""
     from btseg.export import onnx as O

@@ -4,6 +4,7 @@ built, verified, installed and run like the built-in ones, with nothing else edi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import shutil
 from pathlib import Path
@@ -87,7 +88,9 @@ def test_every_built_in_spec_is_consistent(spec):
     gate = BACKEND_SPECS[spec.verified_by[0]]
     assert gate.targets[0] == spec.name  # the gating backend is the one whose own format it is
     assert any(spec.device.startswith(d) for d in gate.devices)
-    assert callable(T.resolve(spec.builder)) and callable(T.resolve(spec.probe))
+    # builder(builder, job) and probe(precision): the signatures the pipeline and planning call
+    assert list(inspect.signature(T.resolve(spec.builder)).parameters) == ["b", "job"]
+    assert len(inspect.signature(T.resolve(spec.probe)).parameters) == 1
     # every target a backend runs (but the package's own torch weights) has a spec
     assert {t for s in BACKEND_SPECS.values() for t in s.targets} - {"torch"} == set(EXPORT_TARGETS)
 
