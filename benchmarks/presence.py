@@ -39,6 +39,7 @@ def _measure(pkg_dir: Path, data: Path, run: Path, target: float) -> dict[str, A
     import torch
 
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import splits_path
     from btseg.distill.calibrate import CANDIDATES, calibrate, evaluate_candidate, image_components
     from btseg.distill.evaluate import predict_probs
     from btseg.package import load_package
@@ -48,7 +49,7 @@ def _measure(pkg_dir: Path, data: Path, run: Path, target: float) -> dict[str, A
     cfg = pkg.config
     post = {k: v for k, v in (cfg.postprocess or {}).items() if k != "presence"}
     ds = open_dataset(data, include_normal=True)
-    splits = Splits.load(run / "splits.json")
+    splits = Splits.load(splits_path(run))
     model = pkg.build_model()
     parts = {}
     for part in ("val", "test"):
@@ -85,18 +86,19 @@ def _runtime(src: Path, dest: Path, presence: dict[str, Any], data: Path, run: P
     import shutil
 
     from btseg.bench.accuracy import evaluate, load_test_set
-    from btseg.io import write_json
+    from btseg.data.splits import splits_path
+    from btseg.layout import MANIFEST
     from btseg.package import load_package
     from btseg.runtime import Segmenter
 
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("train", "manifest.json"))
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("train", MANIFEST))
     pkg = load_package(dest)
     pkg.config.postprocess = {**pkg.config.postprocess, "presence": presence}
-    write_json(dest / "model.json", pkg.config.to_dict())
+    pkg.write_config()  # schema-checked
     seg = Segmenter.load(dest, backend="torch", threads=1)
-    summary = evaluate(seg, load_test_set(data, splits_file=run / "splits.json"), distances=False)
+    summary = evaluate(seg, load_test_set(data, splits_file=splits_path(run)), distances=False)
     lesion = [summary["per_class"][k]["dice"] for k in ("benign", "malignant") if k in summary["per_class"]]
     return {"package": str(dest), "backend": seg.info()["backend"], "presence": summary["presence"],
             "dice": summary["overall"]["dice"]["mean"],

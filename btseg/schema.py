@@ -23,11 +23,12 @@ from typing import Any, Mapping
 
 from btseg.contract import (MAX_LEVELS, MAX_PARAMS_PROXY, MAX_SIDE, MAX_WIDTH, MIN_SIDE, POSTPROCESS_STEPS,
                             THRESHOLD_RANGE, params_proxy, side_fits, size_divisor)
+from btseg import records
 from btseg.errors import SchemaError
+from btseg.records import FORMAT_VERSION  # noqa: F401  (re-exported: schema.FORMAT_VERSION)
 from btseg.preprocess import INTERPOLATIONS, NORMALIZATIONS
 from btseg.specs import BACKEND_SPECS, EXPORT_TARGETS, PRECISIONS
 
-FORMAT_VERSION = 2
 STATUSES = ("ok", "failed")
 MAX_ARTIFACTS = 64
 MAX_FILES = 64
@@ -64,13 +65,10 @@ def known_keys(d: Mapping[str, Any], allowed: set[str] | frozenset[str], doc: st
                               f"(a key written by a newer btseg? extensions go under '{EXTENSION_PREFIX}...' keys)")
 
 
-# the keys the writers' dataclasses have (btseg.package.ModelConfig / ArtifactRecord; listed
-# here, since package imports this module; tests/test_schema_unknown_keys.py holds them equal)
-MODEL_KEYS = frozenset({"architecture", "data", "format_version", "kwargs", "metrics", "notes", "output", "postprocess",
-                        "preprocess", "preset", "role", "threshold", "training", "weights_sha256", "weights_size"})
-ARTIFACT_KEYS = frozenset({"created", "export_seconds", "extra", "file", "files", "id", "inputs", "opset", "outputs",
-                           "precision", "preprocess", "sha256", "size_bytes", "status", "target", "toolchain",
-                           "verification", "weights_sha256"})
+# the keys the writers' dataclasses have (btseg.records: one definition, below both this
+# module and btseg.package, so the schema cannot drift from the writer)
+MODEL_KEYS = frozenset(records.ModelConfig.__dataclass_fields__)
+ARTIFACT_KEYS = frozenset(records.ArtifactRecord.__dataclass_fields__)
 
 
 def need_dict(v: Any, doc: str, field: str) -> dict[str, Any]:
