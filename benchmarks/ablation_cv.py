@@ -97,6 +97,7 @@ def presence_posthoc(work: Path, st: CVStudy, records: list[dict]) -> dict[str, 
     since presence calibration landed), then applied to the held-out fold: per variant, lesion
     images detected and normal images flagged, k of n over every held-out image."""
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import splits_path
     from btseg.distill.calibrate import calibrate_model
     from btseg.distill.evaluate import evaluate_package
     from btseg.package import load_package
@@ -106,7 +107,7 @@ def presence_posthoc(work: Path, st: CVStudy, records: list[dict]) -> dict[str, 
     out: dict[str, Any] = {}
     for rec in records:
         fold_dir = work / "cv" / f"fold-{rec['fold']}"
-        splits = Splits.load(fold_dir / "splits.json")
+        splits = Splits.load(splits_path(fold_dir))
         for v, vr in rec["variants"].items():
             pkg = load_package(fold_dir / vr["package"])
             model, spec, post = pkg.build_model(), pkg.config.preprocess, PostProcess.of(pkg.config)

@@ -39,6 +39,7 @@ CODE_PATHS = ["btseg/distill/losses.py", "btseg/distill/torchdata.py", "btseg/me
 def measure(run: Path, data: Path) -> dict[str, Any]:
     """Target Dice per class and teacher-feature correlations on ``run``'s validation split."""
     from btseg.data import Splits, open_dataset
+    from btseg.data.splits import splits_path
     from btseg.distill.losses import LABEL_INDEX, routed_targets, teacher_weights
     from btseg.distill.torchdata import SegDataset
     from btseg.metrics import dice, reduce
@@ -46,7 +47,7 @@ def measure(run: Path, data: Path) -> dict[str, Any]:
 
     pkgs = [load_package(run / f"teacher-{k}") for k in ("benign", "malignant")]
     teachers = [p.build_model().eval() for p in pkgs]
-    val = Splits.load(run / "splits.json").select(open_dataset(data, include_normal=True), "val")
+    val = Splits.load(splits_path(run)).select(open_dataset(data, include_normal=True), "val")
     ds = SegDataset(val, pkgs[0].config.preprocess, augment=False)
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.stack([ds[i][1] for i in range(len(ds))])[:, 0].numpy() > 0.5
