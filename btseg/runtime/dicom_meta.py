@@ -234,7 +234,8 @@ def read_dicom_info(path: str | os.PathLike, allow_modalities: Collection[str] |
 # what pydicom raises on a cut or malformed header (struct.error and BytesLengthException
 # included: they escaped before and aborted a batch with a traceback)
 HEADER_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
-                                                    OverflowError, AttributeError, struct.error)
+                                                    OverflowError, AttributeError, struct.error,
+                                                    NotImplementedError)  # an unknown VR byte pair
 try:
     from pydicom.errors import BytesLengthException
 

@@ -153,3 +153,23 @@ def test_a_missing_decoder_names_the_syntax_and_every_package(tmp_path):
     for pkg in ("pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "gdcm", "btseg[dicom]"):
         assert pkg in out, out
     assert len(out.strip().splitlines()) == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=6),
+       cut=st.one_of(st.none(), st.floats(0.05, 1)))
+def test_damaged_dicom_is_a_data_error_or_frames_never_another_exception(tmp_path, edits, cut):
+    from dicom_util import write_jpeg_cine
+
+    frames = [np.tile(np.arange(32, dtype=np.uint8) * 8, (24, 1)) for _ in range(3)]
+    path = write_jpeg_cine(tmp_path / "d.dcm", frames)
+    data = bytearray(path.read_bytes())
+    for where, value in edits:
+        data[132 + int(where * (len(data) - 133))] = value  # after the preamble and "DICM"
+    path.write_bytes(bytes(data[:int(len(data) * cut)] if cut else data))
+    try:
+        got = list(iter_frames(path, errors="yield", allow_modalities=["*"]))
+    except DataError as e:
+        assert str(path) in str(e)
+        return
+    assert all((f.error is None) == (f.image.size > 0) for f in got)
