@@ -100,6 +100,36 @@ def _unet_divisor(widths: list[int]) -> int:
 _DIVISORS = {"unext": lambda widths: 32}  # three poolings + two stride-2 patch embeddings
 
 
+# architecture -> scale -> widths (Ultralytics-style n/s/m/l).  ``l`` is the paper student; the
+# smaller ones scale every width by one multiplier at full depth, the rule that lost the least
+# lesion Dice per GMAC saved in benchmarks/results/scales-sweep.json (README "Model scales")
+SCALES: dict[str, dict[str, list[int]]] = {
+    "simplified_unet": {"n": [12, 24, 48, 96, 192], "s": [16, 32, 64, 128, 256], "m": [24, 48, 96, 192, 384],
+                        "l": [32, 64, 128, 256, 512]},
+}
+
+
+def scale_widths(architecture: str, scale: Any, widths: Any = None) -> Any:
+    """The widths of ``architecture`` at ``scale`` (None: ``widths`` unchanged).
+
+    Raises:
+        ConfigError: the architecture has no scales, the scale is unknown (the valid ones are
+            named), or ``widths`` is given too and differs from the scale's.
+    """
+    if scale is None:
+        return widths
+    table = SCALES.get(architecture)
+    if not table:
+        have = ", ".join(sorted(SCALES))
+        raise ConfigError(f"{architecture}: has no scales (scale={scale!r}); models with scales: {have}")
+    if not isinstance(scale, str) or scale not in table:
+        raise ConfigError(f"{architecture}: scale {scale!r} unknown; valid scales: {', '.join(table)}")
+    if widths is not None and list(widths) != table[scale]:
+        raise ConfigError(f"{architecture}: scale {scale!r} has widths {table[scale]}, not {list(widths)}; "
+                          "give one of scale or widths")
+    return list(table[scale])
+
+
 def size_divisor(architecture: str, widths: Sequence[int]) -> int:
     """Each input side of ``architecture`` built with ``widths`` must be a multiple of this."""
     return _DIVISORS.get(architecture, _unet_divisor)(list(widths))

@@ -21,7 +21,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
-from btseg.contract import (MAX_LEVELS, MAX_PARAMS_PROXY, MAX_SIDE, MAX_WIDTH, MIN_SIDE, POSTPROCESS_STEPS,
+from btseg.contract import (MAX_LEVELS, MAX_PARAMS_PROXY, MAX_SIDE, MAX_WIDTH, MIN_SIDE, POSTPROCESS_STEPS, SCALES,
                             THRESHOLD_RANGE, params_proxy, side_fits, size_divisor)
 from btseg import records
 from btseg.errors import SchemaError
@@ -134,6 +134,8 @@ def model_divisor(architecture: Any, kwargs: Mapping[str, Any]) -> int:
     """The model's total downsampling factor (:func:`btseg.contract.size_divisor`; 1 without widths)."""
 
     widths = kwargs.get("widths")
+    if not widths and kwargs.get("scale") in SCALES.get(str(architecture), {}):
+        widths = SCALES[str(architecture)][kwargs["scale"]]
     return size_divisor(str(architecture), widths) if isinstance(widths, list) and widths else 1
 
 

@@ -8,9 +8,10 @@ Examples::
     btseg-bench --model runs/demo/student --backends openvino --precisions int8 --duration 10
     btseg-bench --model runs/demo/student --data phantom --min-dice 0.80   # exit 1 if any row is below
     btseg-bench --model runs/demo/student --batch 4 --streams 2   # + throughput rows (images/s)
+    btseg-bench --budget-ms 15 runs/n/student runs/l/student   # most accurate artifact whose p90 fits
 
-Exit codes: 0 done; 1 ``--min-dice`` gate failed (some ok row below it); 2 bad input
-(one-line error).  Failed rows do not change the exit code: they are reported as rows.
+Exit codes: 0 done; 1 ``--min-dice`` gate failed (some ok row below it), or with
+``--budget-ms`` no artifact fits; 2 bad input (one-line error).  Failed rows do not change the exit code: they are reported as rows.
 """
 
 from __future__ import annotations
@@ -94,14 +95,23 @@ def _check_device(device: str) -> None:
               help="Exit 1 if any ok row's Dice is below this (needs --data).")
 @click.option("--no-memory", is_flag=True, help="Skip the per-row peak-memory subprocess.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout instead of the table.")
+@click.option("--budget-ms", type=float, default=None,
+              help="Time the verified artifacts of the PACKAGES given as arguments and name the most accurate "
+                   "(recorded validation lesion Dice) whose end-to-end p90 fits in this many ms; exit 1 if none.")
+@click.argument("packages", nargs=-1, type=click.Path(file_okay=False))
 @handle_errors
 @requires_extra("btseg-bench", "train")
 def main(models: tuple[str, ...], backends: str, precisions: str, data: str | None, split: str, limit: int | None,
          skip_bad: bool, device: str, threads: int | None, batch: int, streams: int, no_peak: bool, warmup: int,
          iters: int | None, duration: float | None, sequential: bool, block: int,
-         out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool) -> None:
+         out_dir: str | None, compare_teachers: bool, min_dice: float | None, no_memory: bool, as_json: bool,
+         budget_ms: float | None, packages: tuple[str, ...]) -> None:
     """Benchmark every artifact of model packages: Dice, latency, memory, size, FLOPs."""
     from btseg.bench import report, runner
+
+    if budget_ms is not None or packages:
+        _budget(budget_ms, packages, models, precisions, device, threads, warmup, iters, duration, block, as_json)
+        return
 
     finite("--duration", duration, 0, 86400, low_open=True)  # nan/inf would never end
     finite("--min-dice", min_dice, 0, 1)  # nan would never fail the gate
@@ -148,6 +158,38 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
                 err.print(f"[red]below --min-dice {min_dice}[/]: {r['model']} {r['backend']} {r['precision']} "
                           f"Dice {r.get('dice')}")
             sys.exit(1)
+
+
+def _budget(budget_ms: float | None, packages: tuple[str, ...], models: tuple[str, ...], precisions: str,
+            device: str, threads: int | None, warmup: int, iters: int | None, duration: float | None, block: int,
+            as_json: bool) -> None:
+    """``--budget-ms X PKG...``: exit 0 with the choice, 1 when nothing fits (reasons on stderr)."""
+    from btseg.bench import budget, runner
+
+    if budget_ms is None:
+        raise ConfigError(f"package arguments {' '.join(packages)}: only with --budget-ms (else use --model)")
+    finite("--budget-ms", budget_ms, 0, 1e7)
+    pkgs = list(dict.fromkeys([*packages, *models]))
+    if not pkgs:
+        raise ConfigError("--budget-ms needs at least one package argument")
+    cfg = runner.BenchConfig(models=pkgs, backends=[b for b in runner.installed_backends() if b != "torch"],
+                             precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), device=device,
+                             threads=threads, peak=False, memory=False, warmup=warmup,
+                             iters=iters if iters is not None or duration is not None else 50, duration=duration,
+                             block=block)
+    result = runner.run(cfg)
+    decision = budget.choose(result["rows"], {p: budget.lesion_dice(p) for p in pkgs}, budget_ms)
+    if as_json:
+        click.echo(json.dumps(decision.to_dict(), indent=2))
+    for what, why in decision.rejected:
+        err.print(f"rejected {what}: {why}", markup=False, highlight=False)
+    if decision.chosen is None:
+        err.print(f"no artifact of {len(pkgs)} package(s) fits p90 <= {budget_ms:g} ms", markup=False)
+        sys.exit(1)
+    c = decision.chosen
+    if not as_json:
+        click.echo(f"chosen: {budget.label(c)}: p90 {budget.p90(c):.2f} ms <= {budget_ms:g} ms, "
+                   f"validation lesion Dice {c['lesion_dice']:.4f}")
 
 
 if __name__ == "__main__":

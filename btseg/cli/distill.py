@@ -49,6 +49,8 @@ def _train_options(fn):
         click.option("--arch", default=None, help="Student architecture from the model registry "
                      "(e.g. unet, unext for a baseline trained with --kd none); default: the preset's."),
         click.option("--widths", default=None, help="Comma list of the student's widths, e.g. 8,16,64,80,128."),
+        click.option("--scale", default=None, help="Student scale n | s | m | l (simplified_unet; l = the paper "
+                     "student, 3.08 GMACs at 256 px; n <= 0.6). Not with --widths."),
         click.option("--alpha", type=float, default=None, help="Response-KD weight."),
         click.option("--beta", type=float, default=None, help="Feature-KD weight."),
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
@@ -62,7 +64,7 @@ def _train_options(fn):
 
 
 def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta,
-            temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None):
+            temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None, scale=None):
     """The TrainConfig the shared training options ask for (one replace: re-validated)."""
     from btseg.distill.config import get_preset
 
@@ -80,6 +82,12 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
             student_kwargs = {**base.student_kwargs, "widths": [int(w) for w in widths.split(",")]}
         except ValueError as e:
             raise ConfigError(f"--widths {widths!r}: expected a comma list of integers") from e
+    if scale is not None:
+        from btseg.contract import scale_widths
+
+        if widths is not None:
+            raise ConfigError(f"--scale {scale} and --widths {widths}: give one (a scale fixes the widths)")
+        student_kwargs = {"widths": scale_widths(arch or base.student_arch, scale), "scale": scale}
     # one replace: the architecture and its widths are checked together against its contract
     return base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
                         batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
@@ -89,11 +97,11 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
          teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
-         patience=None, min_delta=None, skip_bad: bool = False) -> None:
+         patience=None, min_delta=None, skip_bad: bool = False, scale=None) -> None:
     from btseg.distill.pipeline import run
 
     cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
-                  threads, no_progress, batch_size, patience, min_delta)
+                  threads, no_progress, batch_size, patience, min_delta, scale)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress,

@@ -14,11 +14,13 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+from btseg.contract import SCALES, ModelContract, scale_widths
 from btseg.models.blocks import Bottleneck
 from btseg.models.registry import register_model
 from btseg.models.unet_base import UNetSkeleton
 
 PAPER_WIDTHS = (32, 64, 128, 256, 512)
+SCALE_NAMES = tuple(SCALES["simplified_unet"])  # n, s, m, l (l = PAPER_WIDTHS)
 
 
 @register_model("simplified_unet")
@@ -30,6 +32,8 @@ class SimplifiedUNet(UNetSkeleton):
         expansion: bottleneck expansion (the 3x3 runs at ``width / expansion`` channels).
         up_kernel: kernel of the conv after each upsampling (1 keeps the decoder cheap).
         in_channels, out_channels: image and logit channels.
+        scale: ``n | s | m | l`` picks the widths (:data:`btseg.contract.SCALES`; ``l`` is the
+            paper student); with ``widths`` too, both must agree.
 
     Example::
 
@@ -39,7 +43,14 @@ class SimplifiedUNet(UNetSkeleton):
         torch.Size([2, 1, 64, 64])
     """
 
-    def __init__(self, widths: Sequence[int] = PAPER_WIDTHS, expansion: int = 2, up_kernel: int = 1,
-                 in_channels: int = 1, out_channels: int = 1) -> None:
+    def __init__(self, widths: Sequence[int] | None = None, expansion: int = 2, up_kernel: int = 1,
+                 in_channels: int = 1, out_channels: int = 1, scale: str | None = None) -> None:
         block = functools.partial(Bottleneck, expansion=expansion)
+        widths = scale_widths("simplified_unet", scale, widths) or PAPER_WIDTHS
         super().__init__(widths, block, in_channels, out_channels, attention=True, up_kernel=up_kernel)
+        self.scale = scale
+
+    @classmethod
+    def contract(cls, widths: Sequence[int] | None = None, scale: str | None = None, **_: object) -> ModelContract:
+        """The contract at ``widths`` or ``scale`` (default: the paper widths, scale ``l``)."""
+        return super().contract(scale_widths("simplified_unet", scale, widths) or PAPER_WIDTHS)
