@@ -110,7 +110,8 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
     from btseg.bench import report, runner
 
     if budget_ms is not None or packages:
-        _budget(budget_ms, packages, models, precisions, device, threads, warmup, iters, duration, block, as_json)
+        _budget(budget_ms, packages, models, backends, precisions, device, threads, warmup, iters, duration, block,
+                as_json)
         return
 
     finite("--duration", duration, 0, 86400, low_open=True)  # nan/inf would never end
@@ -160,8 +161,8 @@ def main(models: tuple[str, ...], backends: str, precisions: str, data: str | No
             sys.exit(1)
 
 
-def _budget(budget_ms: float | None, packages: tuple[str, ...], models: tuple[str, ...], precisions: str,
-            device: str, threads: int | None, warmup: int, iters: int | None, duration: float | None, block: int,
+def _budget(budget_ms: float | None, packages: tuple[str, ...], models: tuple[str, ...], backends: str,
+            precisions: str, device: str, threads: int | None, warmup: int, iters: int | None, duration: float | None, block: int,
             as_json: bool) -> None:
     """``--budget-ms X PKG...``: exit 0 with the choice, 1 when nothing fits (reasons on stderr)."""
     from btseg.bench import budget, runner
@@ -172,7 +173,10 @@ def _budget(budget_ms: float | None, packages: tuple[str, ...], models: tuple[st
     pkgs = list(dict.fromkeys([*packages, *models]))
     if not pkgs:
         raise ConfigError("--budget-ms needs at least one package argument")
-    cfg = runner.BenchConfig(models=pkgs, backends=[b for b in runner.installed_backends() if b != "torch"],
+    chosen = (runner.installed_backends() if backends.strip().lower() == "installed"
+              else _csv(backends, runner.ALL_BACKENDS, "backends"))
+    # artifacts only: the torch row is the package's weights, not a deployable artifact
+    cfg = runner.BenchConfig(models=pkgs, backends=[b for b in chosen if b != "torch"],
                              precisions=_csv(precisions, ("fp32", "fp16", "int8"), "precisions"), device=device,
                              threads=threads, peak=False, memory=False, warmup=warmup,
                              iters=iters if iters is not None or duration is not None else 50, duration=duration,
@@ -181,10 +185,10 @@ def _budget(budget_ms: float | None, packages: tuple[str, ...], models: tuple[st
     decision = budget.choose(result["rows"], {p: budget.lesion_dice(p) for p in pkgs}, budget_ms)
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2))
-    for what, why in decision.rejected:
-        err.print(f"rejected {what}: {why}", markup=False, highlight=False)
+    for what, why in decision.rejected:  # plain lines: one per artifact, never wrapped
+        click.echo(f"rejected {what}: {why}", err=True)
     if decision.chosen is None:
-        err.print(f"no artifact of {len(pkgs)} package(s) fits p90 <= {budget_ms:g} ms", markup=False)
+        click.echo(f"no artifact of {len(pkgs)} package(s) fits p90 <= {budget_ms:g} ms", err=True)
         sys.exit(1)
     c = decision.chosen
     if not as_json:
