@@ -201,15 +201,28 @@ def document(st: Study, jobs: list[dict[str, Any]], work: Path, lat: dict[str, A
             "arch": r["arch"], "scale": r["scale"], "kd": r["kd"], "params": r["params"],
             "gmacs_256": r["gmacs_256"], "latency_ms": r["latency_ms"], "lesion_dice": []})
         s["lesion_dice"].append(r["lesion_dice"])
+        s.setdefault("nfl", []).append(r["normal_false_lesion"])
     for s in summary.values():
-        d = s.pop("lesion_dice")
+        d, nfl = s.pop("lesion_dice"), [x for x in s.pop("nfl") if x is not None]
         s.update(n_seeds=len(d), lesion_dice_mean=statistics.fmean(d),
-                 lesion_dice_sd=statistics.stdev(d) if len(d) > 1 else None)
+                 lesion_dice_sd=statistics.stdev(d) if len(d) > 1 else None,
+                 normal_false_lesion_mean=statistics.fmean(nfl) if nfl else None)
+    goal = _n_vs_l(summary)
     sysi = sysinfo.collect()
-    machine = {"cpu": sysi.get("cpu") or sysi.get("processor"), "cores": sysi.get("cpu_count") or sysi.get("cores"),
-               "threads": lat.get("_meta", {}).get("threads"), "system": sysi}
+    machine = {"cpu": sysinfo.short(sysi), "threads": lat.get("_meta", {}).get("threads"),
+               "shared": "8 engineers' jobs and this study's own training ran alongside", "system": sysi}
     return {"command": cmd, "machine": machine, "study": asdict(st), "timing": lat.get("_meta"),
-            "rows": rows, "summary": list(summary.values()), "provenance": stamp(cmd, CODE_PATHS)}
+            "rows": rows, "summary": list(summary.values()), "n_vs_l": goal, "provenance": stamp(cmd, CODE_PATHS)}
+
+
+def _n_vs_l(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The issue's goal: does the distilled n reach the l student's lesion Dice within 0.01?"""
+    n, big = summary.get("simplified_unet|n|dual"), summary.get("simplified_unet|l|dual")
+    if not n or not big:
+        return None
+    gap = big["lesion_dice_mean"] - n["lesion_dice_mean"]
+    return {"n_dual": n["lesion_dice_mean"], "l_dual": big["lesion_dice_mean"], "gap": gap,
+            "within_0.01": gap <= 0.01, "l_none": (summary.get("simplified_unet|l|none") or {}).get("lesion_dice_mean")}
 
 
 def plot(doc: dict[str, Any], path: Path, backend: str = "openvino-int8") -> None:
