@@ -53,10 +53,10 @@ class Study:
     n: int = 240
     data_size: int = 128
     size: int = 64
-    epochs: int = 8
-    steps: int = 10
-    patience: int = 4
-    teacher_epochs: int = 8
+    epochs: int = 5
+    steps: int = 8
+    patience: int = 5
+    teacher_epochs: int = 6
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     scales: list[str] = field(default_factory=lambda: ["n", "l", "s", "m"])
     baselines: list[str] = field(default_factory=lambda: ["unext", "unet"])
@@ -69,18 +69,27 @@ def _job(name: str, cfg, role: str, kd: str | None, arch: str, scale: str | None
 
 
 def plan(st: Study) -> list[dict[str, Any]]:
-    """Teachers, then per seed: every scale (dual, none), then the baselines."""
+    """Teachers, then in start order (a study cut short keeps its key comparison whole): the
+    first two scales (n, l: the issue's goal) for every seed, dual and none, then the baselines
+    for every seed, then the other scales."""
     base = base_cfg(st.size, st.epochs, st.steps, st.patience)
     jobs = [_job(f"teacher-{k}", base.replace(seed=0, epochs=st.teacher_epochs, kd="none"), "teacher", None,
                  base.teacher_arch, None, 0, stage="teachers", kinds=[k]) for k in ("benign", "malignant")]
+
+    def scales(which: list[str]) -> None:
+        for seed in st.seeds:
+            for scale in which:
+                for kd in ("dual", "none"):
+                    cfg = base.replace(seed=seed, kd=kd, student_kwargs={"widths": SCALES["simplified_unet"][scale]})
+                    jobs.append(_job(f"student-{scale}-{kd}-s{seed}", cfg, "student", kd, "simplified_unet", scale,
+                                     seed))
+
+    scales(st.scales[:2])
     for seed in st.seeds:
-        for scale in st.scales:
-            for kd in ("dual", "none"):
-                cfg = base.replace(seed=seed, kd=kd, student_kwargs={"widths": SCALES["simplified_unet"][scale]})
-                jobs.append(_job(f"student-{scale}-{kd}-s{seed}", cfg, "student", kd, "simplified_unet", scale, seed))
         for arch in st.baselines:
             cfg = base.replace(seed=seed, kd="none", student_arch=arch, student_kwargs={"widths": BASELINES[arch]})
             jobs.append(_job(f"baseline-{arch}-s{seed}", cfg, "baseline", "none", arch, None, seed))
+    scales(st.scales[2:])
     return jobs
 
 
