@@ -132,7 +132,6 @@ def check_version(d: Mapping[str, Any], doc: str) -> None:
 
 def model_divisor(architecture: Any, kwargs: Mapping[str, Any]) -> int:
     """The model's total downsampling factor (:func:`btseg.contract.size_divisor`; 1 without widths)."""
-
     widths = kwargs.get("widths")
     if not widths and kwargs.get("scale") in SCALES.get(str(architecture), {}):
         widths = SCALES[str(architecture)][kwargs["scale"]]
