@@ -104,16 +104,21 @@ def check_modality(ds: Any, source: str, allow: Collection[str] | None = None) -
                         f"pass {flag} (API: allow_modalities=[{modality or '*'!r}]) to segment it anyway")
 
 
+def _named(table: dict, value: Any, default: Any) -> Any:
+    """``table[value]``, safe for a malformed (e.g. multi-valued, unhashable) attribute."""
+    return table.get(value, default) if isinstance(value, (int, str, type(None))) else default
+
+
 def _region(item: Any, index: int, rows: int, cols: int) -> Region | str:
     """One SequenceOfUltrasoundRegions item -> Region, or the reason it is not used."""
     fmt, dtype = getattr(item, "RegionSpatialFormat", None), getattr(item, "RegionDataType", None)
     if fmt != 1:
-        return f"spatial format {fmt} ({SPATIAL.get(fmt, 'unknown')}), not 2-D"
+        return f"spatial format {fmt} ({_named(SPATIAL, fmt, 'unknown')}), not 2-D"
     if dtype is not None and dtype != 1:
-        return f"data type {dtype} ({DATA_TYPES.get(dtype, 'unknown')}), not tissue"
+        return f"data type {dtype} ({_named(DATA_TYPES, dtype, 'unknown')}), not tissue"
     ux, uy = getattr(item, "PhysicalUnitsXDirection", None), getattr(item, "PhysicalUnitsYDirection", None)
     if ux != 3 or uy != 3:
-        return f"physical units x={UNITS.get(ux, ux)}, y={UNITS.get(uy, uy)}; expected cm (3) in both"
+        return f"physical units x={_named(UNITS, ux, ux)}, y={_named(UNITS, uy, uy)}; expected cm (3) in both"
     try:
         dx, dy = abs(float(item.PhysicalDeltaX)), abs(float(item.PhysicalDeltaY))
         x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)

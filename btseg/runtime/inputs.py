@@ -236,13 +236,16 @@ def iter_frames(source: str | os.PathLike | np.ndarray, allow_modalities: Collec
         yield Frame(read_image(path, limits), None, str(path))
         return
     if kind == "dicom":
-        from btseg.runtime.dicom_meta import read_dicom_info
+        from btseg.runtime.dicom_meta import HEADER_ERRORS, error_detail, read_dicom_info
         from btseg.runtime.dicom_pixels import frame_count
 
         info = read_dicom_info(path, allow_modalities)  # modality and regions, before decoding
         ds = open_dicom(path, limits)
-        declared, spacing = frame_count(ds, str(path)), dicom_spacing(ds)
-        info.pixels = _mapping_record(ds, str(path))
+        try:  # values of the wrong type or form (a multi-valued or non-numeric attribute)
+            declared, spacing = frame_count(ds, str(path)), dicom_spacing(ds)
+            info.pixels = _mapping_record(ds, str(path))
+        except HEADER_ERRORS as e:
+            raise DataError(f"{path}: malformed DICOM header ({error_detail(e)})") from e
         items = dicom_frames(ds, str(path))
     else:
         from btseg.runtime.video import VideoFrames

@@ -50,7 +50,7 @@ def test_every_header_cut_is_a_named_data_error(dicom_bytes, tmp_path):
     assert any(d.startswith("element") for d in details)  # the element that was cut is named
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(1, 400), st.binary(min_size=1, max_size=8))
 def test_a_cut_header_with_junk_appended_is_a_data_error(dicom_bytes, tmp_path_factory, cut, junk):
     path = tmp_path_factory.mktemp("j") / "j.dcm"
@@ -74,3 +74,20 @@ def test_predict_names_a_cut_dicom_and_segments_the_rest(dicom_bytes, tmp_path):
                              catch_exceptions=False)
     assert res.exit_code == 1 and "cut.dcm" in res.output and "truncated DICOM" in res.output, res.output
     assert "Traceback" not in res.output and (tmp_path / "out" / "good_mask.png").exists()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(132, 1100), st.integers(0, 255)), min_size=1, max_size=4))
+def test_corrupt_header_bytes_are_a_data_error(dicom_bytes, tmp_path_factory, flips):
+    """Multi-valued or non-numeric attributes (a flipped VR or value byte) are DataErrors too."""
+    data = bytearray(dicom_bytes)
+    for at, value in flips:
+        data[at] = value
+    path = tmp_path_factory.mktemp("f") / "f.dcm"
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            list(iter_frames(path))
+        except DataError as e:
+            assert str(e).startswith(str(path))
