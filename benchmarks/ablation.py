@@ -11,6 +11,10 @@ Resumable: each job writes ``WORK/results/<job>.json`` atomically when it is don
 re-run reuses it (a half-trained job resumes from its ``train/state.json``).  Jobs run
 ``--workers`` at a time in single-threaded processes, one progress bar each.
 
+The converged version of this study (early stopping, 5-fold CV on the hard-normal phantom,
+KD weights chosen on validation per fold) is :mod:`benchmarks.ablation_cv`, built on
+``btseg-distill cv``.
+
     PYTHONPATH=. python benchmarks/ablation.py --work ablation-out      # the study
     PYTHONPATH=. python benchmarks/ablation.py --work ablation-out --report-only
 """

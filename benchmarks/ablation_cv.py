@@ -145,11 +145,11 @@ def report(st: CVStudy, summary: dict[str, Any], facts: list[dict], presence: di
             f"Schedule: every model until its validation Dice stops improving for {st.patience} epochs "
             f"(at most {st.max_epochs} epochs of {st.steps_per_epoch} steps, batch {st.batch_size}); "
             f"{len(stopped)} of {len(facts)} models stopped on the plateau, the others ran the {st.max_epochs}-epoch "
-            f"bound. Teachers: attention_unet widths {st.teacher_widths}; students: the preset's student "
+            f"bound. Teachers: attention_unet widths {st.teacher_widths}; students: simplified_unet "
             f"widths {st.student_widths}. KD weights chosen per fold on validation among {st.kd_grid} "
-            f"(alpha:beta:T). Training CPU time over all models: {secs / 60:.1f} min (1 thread each, shared 2-core "
-            "machine).", ""] + ([code_note, ""] if code_note else [])
-    body = markdown(summary).split("\n", 2)[2]  # drop its title: ours says more
+            f"(alpha:beta:T). Sum of the models' training wall times: {secs / 60:.1f} min (1 thread each, "
+            "several at a time on a shared 2-core machine).", ""] + ([code_note, ""] if code_note else [])
+    body = "\n" + markdown(summary).split("\n", 2)[2]  # drop its title: ours says more
     if presence:
         body += ("\nWith the \"no lesion\" decision calibrated per fold on validation (target: 95% of validation "
                  "lesion images detected), applied to the held-out images:\n\n| variant | lesion images detected | "

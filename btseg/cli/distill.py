@@ -195,7 +195,7 @@ def all_(**kw) -> None:
 @click.option("--search", type=click.Choice(["kd"]), default=None,
               help="kd: train every --kd-grid point per KD variant and fold, keep the best on validation.")
 @click.option("--kd-grid", default=None, help="alpha:beta:T points for --search kd "
-              "(default 1:1:2,0.5:0.5:2,1:1:4,0.5:0.5:4).")
+              "(default 0.5:0.5:2,1:1:2,0.5:0.5:4,1:1:4).")
 @click.option("--only", default=None, help="Comma list of fold numbers to run now (the rest later, or by "
               "another process); the summary is written once every fold is done.")
 @click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True,

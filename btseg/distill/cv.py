@@ -43,9 +43,9 @@ from btseg.metrics import reduce
 from btseg.stats import paired_bootstrap
 
 PLAN_FILE, KFOLD_FILE, FOLD_FILE, SUMMARY_FILE = "cv-plan.json", "kfold.json", "fold.json", "cv.json"
-# --search kd: (alpha, beta, temperature) grid points, the preset's (1, 1, 2) first
-KD_GRID: tuple[tuple[float, float, float], ...] = ((1.0, 1.0, 2.0), (0.5, 0.5, 2.0), (1.0, 1.0, 4.0),
-                                                    (0.5, 0.5, 4.0))
+# --search kd: (alpha, beta, temperature) grid points, the default (0.5, 0.5, 2) first
+KD_GRID: tuple[tuple[float, float, float], ...] = ((0.5, 0.5, 2.0), (1.0, 1.0, 2.0), (0.5, 0.5, 4.0),
+                                                    (1.0, 1.0, 4.0))
 LESION = ("benign", "malignant")
 
 
