@@ -208,9 +208,9 @@ def cv(folds: int, variants: str, search: str | None, kd_grid: str | None, only:
     Always resumable: finished folds are skipped, an interrupted one continues."""
     from btseg.distill.cv import KD_GRID, parse_grid, parse_variants, run_cv
 
-    if teacher_dir is not None or name != "student" or kd is not None:
-        raise ConfigError("cv: --teacher-dir, --name and --kd do not apply (teachers are trained per fold; "
-                          "choose students with --variants)")
+    if teacher_dir is not None or name != "student" or kd is not None or kw.get("teacher_mode") is not None:
+        raise ConfigError("cv: --teacher-dir, --name, --kd and --teachers do not apply (teachers are trained per "
+                          "fold; choose students with --variants, e.g. dual,none,dual-mean)")
     vs = parse_variants(variants)
     grid = (parse_grid(kd_grid) if kd_grid else KD_GRID) if search == "kd" else None
     if kd_grid and search != "kd":

@@ -106,7 +106,9 @@ def test_killed_cv_resumes_and_skips_finished_folds(phantom_dir, tmp_path):
     (["--variants", "none-mean"], "variant 'none-mean'"),
     (["--search", "kd", "--kd-grid", "1:1"], "--kd-grid '1:1'"),
     (["--kd-grid", "1:1:2"], "--kd-grid needs --search kd"),
-    (["--kd", "none"], "--kd do not apply"),
+    (["--kd", "none"], "--teachers do not apply"),
+    (["--teachers", "mean"], "--teachers do not apply"),
+    (["--folds", "2"], "--folds"),
     (["--only", "x"], "--only 'x'"),
     (["--only", "7"], "--only [7]"),
 ])
