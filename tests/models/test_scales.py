@@ -94,3 +94,9 @@ def test_a_training_config_with_a_scale_is_checked_against_the_contract():
         get_preset("tiny").replace(image_size=72, student_kwargs={"scale": "n"})
     with pytest.raises(ConfigError, match="valid scales"):
         get_preset("tiny").replace(student_kwargs={"scale": "xl"})
+
+
+def test_the_readme_scale_table_holds(costs):
+    """README "Model scales" quotes these; a change to SCALES must update it."""
+    readme = {"n": (0.284, 0.474), "s": (0.501, 0.771), "m": (1.124, 1.732), "l": (1.994, 3.077)}
+    assert {s: (round(p / 1e6, 3), round(m / 1e9, 3)) for s, (p, m) in costs.items()} == readme
