@@ -66,58 +66,26 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _kofn(rate: float | None, n: int | None) -> str:
-    return "-" if rate is None or not n else f"{round(rate * n)} of {n}"
+def _kofn(k: int | None, n: int | None) -> str:
+    return "-" if k is None or not n else f"{k} of {n}"
 
 
 def demo_results(doc: dict[str, Any]) -> str:
-    """README's results table: every model of the demo run, its accuracy on the test split,
-    size, and p90 latency of its FP32 artifacts on ONNX Runtime and OpenVINO (one run)."""
-    head = ["model", "KD", "Dice", "lesion Dice", "normal false-lesion", "HD95 px", "params", "GMACs",
-            "p90 ms OpenVINO fp32", "p90 ms ONNX Runtime fp32"]
+    """README's results table: every model of the demo run, its accuracy on the test split
+    (after the package's presence decision), size, and p90 latency of its FP32 artifacts on
+    ONNX Runtime and OpenVINO (one run, one machine)."""
+    head = ["model", "KD", "Dice", "lesion Dice", "lesion images detected", "normal images flagged", "HD95 px",
+            "params", "GMACs", "p90 ms OpenVINO fp32", "p90 ms ONNX Runtime fp32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in doc["models"].items():
         p90 = doc["p90_fp32"].get(name, {})
         cells = [name, str(m.get("kd") or "-"), fmt(m.get("dice"), ".3f"), fmt(m.get("dice_lesion"), ".3f"),
-                 _kofn(m.get("normal_false_lesion_rate"), m.get("normal_n")), fmt(m.get("hd95"), ".1f"),
-                 f"{m['params'] / 1e6:.3f} M", fmt(m.get("gmacs"), ".3f"), fmt(p90.get("openvino"), ".2f"),
-                 fmt(p90.get("onnxruntime"), ".2f")]
+                 _kofn(m.get("lesion_detected"), m.get("lesion_n")), _kofn(m.get("normal_flagged"), m.get("normal_n")),
+                 fmt(m.get("hd95"), ".1f"), f"{m['params'] / 1e6:.3f} M", fmt(m.get("gmacs"), ".3f"),
+                 fmt(p90.get("openvino"), ".2f"), fmt(p90.get("onnxruntime"), ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Machine: {doc['machine']}. Command: `{doc['provenance']['command']}` "
-                 f"(commit {str(doc['provenance']['commit'])[:10]}).")
-    return "\n".join(lines) + "\n"
-
-
-def _pm(s: dict[str, Any] | None) -> str:
-    if not s:
-        return "-"
-    sd = f" ± {s['lesion_dice_sd']:.3f}" if s.get("lesion_dice_sd") is not None else ""
-    return f"{s['lesion_dice_mean']:.3f}{sd} (n={s['n_seeds']})"
-
-
-def scales_results(doc: dict[str, Any]) -> str:
-    """README's model-scales table (benchmarks/scales.py): per scale, size, p50 latency at 256 px
-    and lesion Dice (mean ± sd over seeds) with and without dual KD; baselines below."""
-    cols = [c for c in ("openvino-int8", "onnxruntime-fp32") if any(c in s["latency_ms"] for s in doc["summary"])]
-    head = ["model", "scale", "params", "GMACs @256", *[f"p50 ms {c}" for c in cols],
-            "lesion Dice, dual KD", "lesion Dice, no KD"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    by = {(s["arch"], s["scale"], s["kd"]): s for s in doc["summary"]}
-    keys = list(dict.fromkeys((s["arch"], s["scale"]) for s in doc["summary"]))
-    order = {"n": 0, "s": 1, "m": 2, "l": 3}
-    keys.sort(key=lambda k: (k[0] != "simplified_unet", order.get(k[1] or "", 9), k[0]))
-    for arch, scale in keys:
-        any_s = by.get((arch, scale, "dual")) or by[(arch, scale, "none")]
-        cells = ["Simplified U-Net" if arch == "simplified_unet" else f"{arch} (baseline)", scale or "-",
-                 f"{any_s['params'] / 1e6:.3f} M", f"{any_s['gmacs_256']:.3f}",
-                 *[fmt(any_s["latency_ms"].get(c), ".2f") for c in cols],
-                 _pm(by.get((arch, scale, "dual"))), _pm(by.get((arch, scale, "none")))]
-        lines.append("| " + " | ".join(cells) + " |")
-    m = doc["machine"]
-    lines.append("")
-    lines.append(f"Machine: {m.get('cpu')}, {m.get('threads')} inference threads, shared with training jobs "
-                 f"(latency rows timed round-robin in one run). Command: `{doc['command']}` "
                  f"(commit {str(doc['provenance']['commit'])[:10]}).")
     return "\n".join(lines) + "\n"
 
