@@ -74,14 +74,17 @@ def default_model(tmp: Path) -> Path:
         return demo_package(tmp / "demo")
 
 
-def run(segmenter: Segmenter, source: FrameSource, roi: object = None) -> dict:
-    """Segment the newest frames of ``source`` until it ends or stalls (it drops what we miss)."""
+def run(segmenter: Segmenter, source: FrameSource, roi: object = None, announce: str | None = None) -> dict:
+    """Segment the newest frames of ``source`` until it ends, stalls or Ctrl-C (it drops what we
+    miss); ``announce`` is printed to stderr once Ctrl-C is handled."""
     latencies, processing, no_roi = [], [], 0
     auto = isinstance(roi, str) and roi == "auto"
     # Ctrl-C ends the loop between two frames (a KeyboardInterrupt raised inside a decoder
     # or the reader's join would abort the process): the source stops and the stats print
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if announce:  # only now: a Ctrl-C from here on stops the loop and still reports
+        print(announce, file=sys.stderr, flush=True)
     try:
         with source:
             for frame in source:
@@ -141,9 +144,8 @@ def report(args: argparse.Namespace) -> None:
         fps = args.fps or (None if args.input else 30.0)
         source = FrameSource(spec, depth=args.queue, timeout=args.timeout, fps=fps, loop=args.loop)
         segmenter.segment(np.zeros((256, 256), np.uint8))  # warm-up outside the measurement
-        print(f"running on {spec if isinstance(spec, str) else 'synthetic frames'}"
-              + (" (Ctrl-C stops and reports)" if args.loop else ""), file=sys.stderr, flush=True)
-        r = run(segmenter, source, parse_roi(args.roi))
+        r = run(segmenter, source, parse_roi(args.roi),
+                announce=f"running on {spec if isinstance(spec, str) else 'synthetic frames'} (Ctrl-C stops and reports)")
     info = segmenter.info()
     print(f"{info['backend']} {info['target']}/{info['precision']} on {info['device']} "
           f"(runs {info['inference_precision']}, {info['threads']} threads)")
