@@ -255,7 +255,7 @@ def plot(doc: dict[str, Any], path: Path, backend: str = "openvino-int8") -> Non
         if s["arch"] != "simplified_unet" and s["latency_ms"].get(backend) is not None:
             ax.errorbar([s["latency_ms"][backend]], [s["lesion_dice_mean"]], yerr=[s["lesion_dice_sd"] or 0],
                         fmt="^", capsize=3, label=f"{s['arch']} baseline (no KD)")
-    ax.set_xlabel(f"p50 latency at 256 px, {backend} (ms, {doc['machine'].get('cpu')})")
+    ax.set_xlabel(f"p50 latency at 256 px, {backend}, {doc['machine'].get('threads')} threads (ms; machine in scales.json)")
     ax.set_ylabel("lesion Dice (test, mean ± sd over seeds)")
     ax.set_title("Scales: lesion Dice vs latency (hard-normal phantom)")
     ax.grid(alpha=0.3)
