@@ -90,6 +90,39 @@ def demo_results(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pm(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    sd = f" ± {s['lesion_dice_sd']:.3f}" if s.get("lesion_dice_sd") is not None else ""
+    return f"{s['lesion_dice_mean']:.3f}{sd} (n={s['n_seeds']})"
+
+
+def scales_results(doc: dict[str, Any]) -> str:
+    """README's model-scales table (benchmarks/scales.py): per scale, size, p50 latency at 256 px
+    and lesion Dice (mean ± sd over seeds) with and without dual KD; baselines below."""
+    cols = [c for c in ("openvino-int8", "onnxruntime-fp32") if any(c in s["latency_ms"] for s in doc["summary"])]
+    head = ["model", "scale", "params", "GMACs @256", *[f"p50 ms {c}" for c in cols],
+            "lesion Dice, dual KD", "lesion Dice, no KD"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    by = {(s["arch"], s["scale"], s["kd"]): s for s in doc["summary"]}
+    keys = list(dict.fromkeys((s["arch"], s["scale"]) for s in doc["summary"]))
+    order = {"n": 0, "s": 1, "m": 2, "l": 3}
+    keys.sort(key=lambda k: (k[0] != "simplified_unet", order.get(k[1] or "", 9), k[0]))
+    for arch, scale in keys:
+        any_s = by.get((arch, scale, "dual")) or by[(arch, scale, "none")]
+        cells = ["Simplified U-Net" if arch == "simplified_unet" else f"{arch} (baseline)", scale or "-",
+                 f"{any_s['params'] / 1e6:.3f} M", f"{any_s['gmacs_256']:.3f}",
+                 *[fmt(any_s["latency_ms"].get(c), ".2f") for c in cols],
+                 _pm(by.get((arch, scale, "dual"))), _pm(by.get((arch, scale, "none")))]
+        lines.append("| " + " | ".join(cells) + " |")
+    m = doc["machine"]
+    lines.append("")
+    lines.append(f"Machine: {m.get('cpu')}, {m.get('threads')} inference threads, shared with training jobs "
+                 f"(latency rows timed round-robin in one run). Command: `{doc['command']}` "
+                 f"(commit {str(doc['provenance']['commit'])[:10]}).")
+    return "\n".join(lines) + "\n"
+
+
 TABLES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "demo-results": ("demo.json", demo_results),
     "scales": ("scales.json", scales_results),
