@@ -92,15 +92,25 @@ def read_image(path: str | os.PathLike, limits: Limits | None = None) -> np.ndar
 
 
 def dicom_spacing(ds: object) -> tuple[float, float] | None:
-    """(row, col) mm per pixel from PixelSpacing, else the first ultrasound region (cm -> mm)."""
+    """(row, col) mm per pixel from PixelSpacing, else the first ultrasound region (cm -> mm).
+
+    A value that is not a number (a damaged header) is a DataError naming the attribute, never
+    a bare ValueError that would abort a batch."""
     ps = getattr(ds, "PixelSpacing", None)
-    if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
-        return float(ps[0]), float(ps[1])
+    try:
+        if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
+            return float(ps[0]), float(ps[1])
+    except (TypeError, ValueError) as e:
+        raise DataError(f"DICOM PixelSpacing {ps!r}: expected two positive numbers in mm ({e})") from None
     for region in getattr(ds, "SequenceOfUltrasoundRegions", None) or []:
         dx, dy = getattr(region, "PhysicalDeltaX", None), getattr(region, "PhysicalDeltaY", None)
         units = (getattr(region, "PhysicalUnitsXDirection", 3), getattr(region, "PhysicalUnitsYDirection", 3))
         if dx and dy and units == (3, 3):  # 3 = cm
-            return abs(float(dy)) * 10.0, abs(float(dx)) * 10.0
+            try:
+                return abs(float(dy)) * 10.0, abs(float(dx)) * 10.0
+            except (TypeError, ValueError) as e:
+                raise DataError(f"DICOM ultrasound region PhysicalDeltaX/Y {dx!r}/{dy!r}: expected numbers in cm "
+                                f"({e})") from None
     return None
 
 
