@@ -47,7 +47,17 @@ def collect(out: Path) -> dict:
         if r["status"] == "ok" and r["precision"] == "fp32" and r["target"] in ("onnx", "openvino") and \
                 (r["backend"], r["target"]) in (("onnxruntime", "onnx"), ("openvino", "openvino")):
             p90.setdefault(r["model"], {})[r["backend"]] = r["latency"]["infer"]["p90_ms"]
-    return {"models": models, "p90_fp32": p90, "machine": short(bench["system"]),
+    ok = [r for r in bench["rows"] if r["status"] == "ok" and r["model"] == "student" and r.get("latency")]
+    best = min(ok, key=lambda r: r["latency"]["infer"]["p90_ms"]) if ok else None
+    fastest = None if best is None else {
+        "artifact": f"{best['backend']} {best['target']}/{best['precision']}", "p90_ms": best["latency"]["infer"]["p90_ms"],
+        "dice_pct_fp32": best.get("dice_pct_fp32"), "ran_as": (best.get("runtime") or {}).get("inference_precision")}
+    # the ONNX artifacts export also ran on OpenVINO, with the result (issue 23: INT8 Q/DQ on OpenVINO)
+    manifest = read_json(out / "run" / "student" / "manifest.json")
+    also = {a["id"]: a.get("extra", {}).get("also_verified") for a in manifest.get("artifacts", [])
+            if a.get("extra", {}).get("also_verified")}
+    return {"models": models, "p90_fp32": p90, "fastest_student": fastest, "also_verified": also,
+            "machine": short(bench["system"]),
             "bench_config": bench["config"], "test_set": bench.get("test_set")}
 
 

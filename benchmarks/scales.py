@@ -132,13 +132,14 @@ def latency_packages(st: Study, work: Path, data: Path) -> dict[str, Path]:
 
     from btseg.export import run_export
     from btseg.models import create_model
+    from btseg.layout import manifest_path
     from btseg.package import ModelConfig, load_package, save_package
     from btseg.preprocess import PreprocessSpec
 
     out = {}
     for key, (arch, widths) in arch_kwargs(st).items():
         dst = work / "latency" / f"{arch}-{'-'.join(map(str, widths))}"
-        if not (dst / "manifest.json").exists() or len(load_package(dst).artifacts()) < len(BACKENDS):
+        if not manifest_path(dst).exists() or len(load_package(dst).artifacts()) < len(BACKENDS):
             shutil.rmtree(dst, ignore_errors=True)
             torch.manual_seed(0)
             save_package(dst, create_model(arch, widths=widths).eval(),

@@ -11,7 +11,8 @@ this script, never by hand (``make docs``)::
     <!-- /table -->
 
 ``n:FILE:PATH:FORMAT``: FILE under ``benchmarks/results/``, PATH dotted keys (list indices as
-numbers), FORMAT a Python format spec, or ``kofn`` for a ``[k, n]`` pair ("3 of 40").
+numbers; keys may contain spaces, not dots or colons), FORMAT a Python format spec, or ``kofn``
+for a ``[k, n]`` pair or ``{"k": .., "n": ..}`` ("3 of 40").
 ``table:NAME`` blocks come from the renderers in :data:`TABLES`.
 
 Every results file quoted must carry a ``provenance`` block (:mod:`btseg.provenance`) whose
@@ -40,7 +41,7 @@ from btseg.provenance import code_hash, stale  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ["README.md", "benchmarks/RESULTS.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
-INLINE = re.compile(r"<!-- n:([^:\s]+):([^:\s]+):([^\s]*?) -->(.*?)<!-- /n -->", re.S)
+INLINE = re.compile(r"<!-- n:([^:\s]+):([^:]+?):([^\s:]*?) -->(.*?)<!-- /n -->", re.S)
 BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
@@ -61,7 +62,7 @@ def fmt(value: Any, spec: str) -> str:
     if value is None:
         return "-"
     if spec == "kofn":
-        k, n = value
+        k, n = (value["k"], value["n"]) if isinstance(value, dict) else value
         return f"{k} of {n}"
     return format(value, spec)
 
