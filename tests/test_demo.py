@@ -31,6 +31,12 @@ def test_demo_tiny_end_to_end_then_reuses_everything(tmp_path):
     test = Splits.load(out / "run" / "splits.json").select(open_dataset(out / "data"), "test")
     for label in set(test.labels):
         assert re.search(rf"{label}/[^:]+: Dice \d\.\d{{3}} \({label}\); student on ", report), label
+    # a lesion case shows its ground truth in red (BGR 0,0,255) beside the green prediction
+    import cv2
+
+    lesion_case = next(p for p in (out / "overlays" / "cases").glob("*.png") if not p.name.startswith("normal"))
+    img = cv2.imread(str(lesion_case), cv2.IMREAD_COLOR)
+    assert ((img[..., 2] > 200) & (img[..., 1] < 60) & (img[..., 0] < 60)).any(), "no red ground-truth contour"
     seen = render(out / "report.html")
     assert seen["errors"] == [] and len(seen["images"]) >= 3 and all(i["loaded"] for i in seen["images"])
     weights = (out / "run" / "student" / "model.safetensors").stat().st_mtime_ns

@@ -98,7 +98,7 @@ def overlays(run: Path, data: Path, out: Path, per_class: int = 2) -> list[dict[
         cv2.drawContours(canvas, gt, -1, (0, 0, 255), max(1, min(canvas.shape[:2]) // 200))
         name = "".join(c if c.isalnum() else "_" for c in Path(sample.path).stem).strip("_")
         file = f"overlays/cases/{sample.label}_{name}.png"
-        write_png(out / file, canvas[..., ::-1])  # write_png takes RGB
+        write_png(out / file, canvas)  # BGR, as cv2 read it: ground truth red, prediction green
         d = dice(result.mask, sample.mask)
         cases.append({"file": file, "label": sample.label, "dice": d,
                       "caption": f"{sample.id}: Dice {d:.3f} ({sample.label}); {Path(run / 'student').name} on "
