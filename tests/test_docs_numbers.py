@@ -7,18 +7,16 @@ and acknowledged staleness are each checked on a private results folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from btseg.provenance import code_hash, stale, stamp
+from script_util import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("docs_numbers", ROOT / "tools" / "docs_numbers.py")
-docs_numbers = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(docs_numbers)
+docs_numbers = load_script("tools/docs_numbers.py")
 
 
 def test_the_repository_docs_match_their_results_files():
