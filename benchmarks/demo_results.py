@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from btseg.bench.sysinfo import short  # noqa: E402
 from btseg.io import read_json, write_json  # noqa: E402
+from btseg.layout import manifest_path  # noqa: E402
 from btseg.layout import config_path  # noqa: E402
 from btseg.provenance import stamp  # noqa: E402
 
@@ -53,7 +54,7 @@ def collect(out: Path) -> dict:
         "artifact": f"{best['backend']} {best['target']}/{best['precision']}", "p90_ms": best["latency"]["infer"]["p90_ms"],
         "dice_pct_fp32": best.get("dice_pct_fp32"), "ran_as": (best.get("runtime") or {}).get("inference_precision")}
     # the ONNX artifacts export also ran on OpenVINO, with the result (issue 23: INT8 Q/DQ on OpenVINO)
-    manifest = read_json(out / "run" / "student" / "manifest.json")
+    manifest = read_json(manifest_path(out / "run" / "student"))
     also = {a["id"]: a.get("extra", {}).get("also_verified") for a in manifest.get("artifacts", [])
             if a.get("extra", {}).get("also_verified")}
     return {"models": models, "p90_fp32": p90, "fastest_student": fastest, "also_verified": also,

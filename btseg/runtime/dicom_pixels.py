@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -230,7 +231,8 @@ def decode_frames(ds: Any, what: str) -> Iterator[tuple[int, np.ndarray | None, 
     for i in range(n):
         try:
             data = get_frame(ds.PixelData, i, number_of_frames=n)
-        except (ValueError, IndexError, KeyError, RuntimeError, StopIteration) as e:
+        except (ValueError, IndexError, KeyError, RuntimeError, StopIteration, EOFError, struct.error) as e:
+            # struct.error: a damaged Basic Offset Table length (hypothesis found it)
             yield i, None, f"frame {i} of {n}: missing from the encapsulated pixel data ({_line(e)})"
             continue
         bad = _check_codestream(data, uid)

@@ -91,7 +91,7 @@ def read_image(path: str | os.PathLike, limits: Limits | None = None) -> np.ndar
     return check_image(decode_image(path, limits), str(path))
 
 
-def dicom_spacing(ds: object) -> tuple[float, float] | None:
+def dicom_spacing(ds: object, what: str = "DICOM") -> tuple[float, float] | None:
     """(row, col) mm per pixel from PixelSpacing, else the first ultrasound region (cm -> mm).
 
     A value that is not a number (a damaged header) is a DataError naming the attribute, never
@@ -101,7 +101,7 @@ def dicom_spacing(ds: object) -> tuple[float, float] | None:
         if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
             return float(ps[0]), float(ps[1])
     except (TypeError, ValueError) as e:
-        raise DataError(f"DICOM PixelSpacing {ps!r}: expected two positive numbers in mm ({e})") from None
+        raise DataError(f"{what}: PixelSpacing {ps!r}: expected two positive numbers in mm ({e})") from None
     for region in getattr(ds, "SequenceOfUltrasoundRegions", None) or []:
         dx, dy = getattr(region, "PhysicalDeltaX", None), getattr(region, "PhysicalDeltaY", None)
         units = (getattr(region, "PhysicalUnitsXDirection", 3), getattr(region, "PhysicalUnitsYDirection", 3))
@@ -109,7 +109,7 @@ def dicom_spacing(ds: object) -> tuple[float, float] | None:
             try:
                 return abs(float(dy)) * 10.0, abs(float(dx)) * 10.0
             except (TypeError, ValueError) as e:
-                raise DataError(f"DICOM ultrasound region PhysicalDeltaX/Y {dx!r}/{dy!r}: expected numbers in cm "
+                raise DataError(f"{what}: ultrasound region PhysicalDeltaX/Y {dx!r}/{dy!r}: expected numbers in cm "
                                 f"({e})") from None
     return None
 
@@ -176,7 +176,7 @@ def read_dicom(path: str | os.PathLike, limits: Limits | None = None) -> tuple[n
         if err:
             raise DataError(f"{path}: {err}")
         frames.append(img)
-    return np.stack(frames), dicom_spacing(ds)
+    return np.stack(frames), dicom_spacing(ds, str(path))
 
 
 def _first_line(e: BaseException) -> str:
@@ -252,7 +252,7 @@ def iter_frames(source: str | os.PathLike | np.ndarray, allow_modalities: Collec
         info = read_dicom_info(path, allow_modalities)  # modality and regions, before decoding
         ds = open_dicom(path, limits)
         try:  # values of the wrong type or form (a multi-valued or non-numeric attribute)
-            declared, spacing = frame_count(ds, str(path)), dicom_spacing(ds)
+            declared, spacing = frame_count(ds, str(path)), dicom_spacing(ds, str(path))
             info.pixels = _mapping_record(ds, str(path))
         except HEADER_ERRORS as e:
             raise DataError(f"{path}: malformed DICOM header ({error_detail(e)})") from e
