@@ -75,3 +75,11 @@ def test_no_provenance_is_stale_and_code_hash_ignores_docs_and_comments(tmp_path
     assert code_hash(["a.py"], tmp_path) != h1
     (tmp_path / "a.py").write_text("x = 1  # comment only\n")
     assert code_hash(["a.py"], tmp_path) == h1
+
+
+def test_check_names_the_number_that_differs(results, tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("Dice <!-- n:r.json:a.dice:.3f -->0.800<!-- /n -->\n")
+    problems = docs_numbers.run(check=True, docs=["doc.md"], root=tmp_path)
+    assert problems == ["doc.md: r.json:a.dice: docs say '0.800', results say '0.912'"]
+    assert doc.read_text() == "Dice <!-- n:r.json:a.dice:.3f -->0.800<!-- /n -->\n"  # --check changes nothing

@@ -194,22 +194,21 @@ def render(text: str, where: str, cache: dict[str, Any], problems: list[str]) ->
     return BLOCK.sub(block, INLINE.sub(inline, text))
 
 
-def run(check: bool, docs: list[str] = DOCS) -> list[str]:
+def run(check: bool, docs: list[str] = DOCS, root: Path = ROOT) -> list[str]:
     """Re-render every doc; return the problems (stale files, unknown keys, and with ``check``
     every doc whose marked numbers differ from their results files)."""
     problems: list[str] = []
     cache: dict[str, Any] = {}
     for rel in docs:
-        path = ROOT / rel
+        path = root / rel
         text = path.read_text()
         new = render(text, rel, cache, problems)
         if new != text:
             if check:
-                old_vals = INLINE.findall(text) + BLOCK.findall(text)
-                new_vals = INLINE.findall(new) + BLOCK.findall(new)
-                diffs = [f"{o[0]}:{o[1]}: docs say {o[3]!r}, results say {n[3]!r}" if len(o) == 4
-                         else f"table {o[1]}: differs from its results file" for o, n in zip(old_vals, new_vals)
-                         if o != n]
+                diffs = [f"{o[0]}:{o[1]}: docs say {o[3]!r}, results say {n[3]!r}"
+                         for o, n in zip(INLINE.findall(text), INLINE.findall(new)) if o != n]
+                diffs += [f"table {o[1]}: differs from its results file"
+                          for o, n in zip(BLOCK.findall(text), BLOCK.findall(new)) if o != n]
                 problems += [f"{rel}: {d}" for d in diffs] or [f"{rel}: differs from its results files"]
             else:
                 path.write_text(new)
