@@ -54,6 +54,11 @@ def _train_options(fn):
         click.option("--alpha", type=float, default=None, help="Response-KD weight."),
         click.option("--beta", type=float, default=None, help="Feature-KD weight."),
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
+        click.option("--presence-weight", type=float, default=None, help="Weight of the image-level presence "
+                     "term of every model's supervised loss (0 = off; default: the preset's)."),
+        click.option("--presence-target", type=float, default=None, help="Share of validation lesion images "
+                     "the 'no lesion' decision must still detect, calibrated after training (0 = no decision; "
+                     "default 0.95)."),
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: the preset's: 1 for demo, 'one per core' for tiny and paper)."),
         click.option("--no-progress", is_flag=True, help="No progress bar (logs still written)."),
         _SKIP_BAD,
@@ -64,7 +69,8 @@ def _train_options(fn):
 
 
 def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta,
-            temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None, scale=None):
+            temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None, scale=None,
+            presence_weight=None, presence_target=None):
     """The TrainConfig the shared training options ask for (one replace: re-validated)."""
     from btseg.distill.config import get_preset
 
@@ -92,16 +98,18 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
     return base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
                         batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
                         threads=threads, progress=False if no_progress else None, student_arch=arch,
-                        student_kwargs=student_kwargs, patience=patience, min_delta=min_delta)
+                        student_kwargs=student_kwargs, patience=patience, min_delta=min_delta,
+                        presence_weight=presence_weight, presence_target=presence_target)
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
          teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
-         patience=None, min_delta=None, skip_bad: bool = False, scale=None) -> None:
+         patience=None, min_delta=None, skip_bad: bool = False, scale=None, presence_weight=None,
+         presence_target=None) -> None:
     from btseg.distill.pipeline import run
 
     cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
-                  threads, no_progress, batch_size, patience, min_delta, scale)
+                  threads, no_progress, batch_size, patience, min_delta, scale, presence_weight, presence_target)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress,

@@ -31,7 +31,7 @@ FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("w
                 ("min_lr_ratio", 0.0, False, 1.0), ("alpha", 0.0, False, 1e3), ("beta", 0.0, False, 1e3),
                 ("temperature", 0.0, True, 1e3), ("min_delta", 0.0, False, 1.0), ("val", 0.0, False, 0.9),
                 ("test", 0.0, False, 0.9), ("intensity_jitter", 0.0, False, 1.0),
-                ("presence_target", 0.0, False, 1.0))
+                ("presence_target", 0.0, False, 1.0), ("presence_weight", 0.0, False, 100.0))
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class TrainConfig:
         seed, device (``auto`` = cuda if available), num_workers, threshold, progress.
         postprocess: the package's clean-up steps (``largest_component``, ``fill_holes``);
             the metrics in ``model.json`` are measured with them, as the runtime applies them.
+        presence_weight: weight of the image-level presence term of the supervised loss
+            (:func:`btseg.distill.losses.presence_loss`; every model: teachers and
+            students); 0 = off.
         presence_target: the share of validation lesion images the "no lesion" decision
             must still detect; it is calibrated to it after training
             (:mod:`btseg.distill.calibrate`); 0 = no presence decision.
@@ -114,6 +117,7 @@ class TrainConfig:
     threads: int = 0
     threshold: float = DEFAULT_THRESHOLD
     postprocess: dict[str, bool] = field(default_factory=default_postprocess)
+    presence_weight: float = 0.0
     presence_target: float = 0.95
     progress: bool = True
 

@@ -2,7 +2,7 @@
 
 The student loss (LightBTSeg, dual-path joint KD)::
 
-    L = BCE + softDice                                   (supervised)
+    L = BCE + softDice + gamma * BCE(topk(s), y_img)     (supervised)
       + alpha * T^2 * KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T)))   (response KD, per pixel)
       + beta  * mean_stages || norm(A_k(s_k)) - norm(t_k) ||^2        (feature KD)
 
@@ -15,6 +15,14 @@ Choices the paper leaves open, fixed here:
   for Bernoulli outputs that is the normalised geometric mean of the two distributions,
   independent of the temperature, and it keeps the KD loss exactly zero for a student
   that reproduces the target;
+* the supervised term has an **image-level presence term** (``gamma``,
+  ``TrainConfig.presence_weight``): the mean of each image's top-k pixel logits (the k most
+  lesion-like pixels, k = :data:`PRESENCE_TOPK_FRAC` of the image) is one logit per image,
+  trained with BCE against "this image has a lesion".  Pixel BCE and soft Dice spend almost
+  nothing on a confident blob over 2% of a *normal* image, which is what the runtime's
+  "no lesion" decision (:mod:`btseg.runtime.presence`, a peak score) then cannot separate
+  from a lesion; this term puts a whole image's weight on it.  It reads the segmentation
+  output itself, so no new model output (and nothing new to export) is needed;
 * feature KD is **normalised MSE**: each map (student after its 1x1 adapter, and teacher)
   is standardised over (C, H, W) per sample before the MSE, so every stage contributes on
   the same scale whatever the teacher's activation magnitudes, and one ``beta`` serves all
@@ -32,6 +40,9 @@ import torch.nn.functional as F
 from btseg.errors import ConfigError
 
 LABEL_INDEX = {"benign": 0, "malignant": 1, "normal": 2}
+# share of an image's pixels pooled into its presence logit: about a fifth of the smallest
+# phantom lesion, so on a lesion image the pool lies inside the lesion
+PRESENCE_TOPK_FRAC = 0.002
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -43,9 +54,24 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
     return (1 - (2 * inter + smooth) / (p.sum(1) + t.sum(1) + smooth)).mean()
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The supervised term: BCE with logits + soft Dice."""
-    return F.binary_cross_entropy_with_logits(logits.float(), target.float()) + soft_dice_loss(logits, target)
+def presence_logits(logits: torch.Tensor, frac: float = PRESENCE_TOPK_FRAC) -> torch.Tensor:
+    """One logit per image: the mean of its ``frac`` (at least one) highest pixel logits."""
+    flat = logits.float().flatten(1)
+    k = max(1, min(flat.shape[1], round(frac * flat.shape[1])))
+    return flat.topk(k, dim=1).values.mean(1)
+
+
+def presence_loss(logits: torch.Tensor, target: torch.Tensor, frac: float = PRESENCE_TOPK_FRAC) -> torch.Tensor:
+    """BCE of :func:`presence_logits` against "the target mask is not empty", mean over images."""
+    has = (target.flatten(1) > 0).any(1).float()
+    return F.binary_cross_entropy_with_logits(presence_logits(logits, frac), has)
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, presence_weight: float = 0.0) -> torch.Tensor:
+    """The supervised term: BCE with logits + soft Dice (+ ``presence_weight`` x
+    :func:`presence_loss` when it is > 0)."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), target.float()) + soft_dice_loss(logits, target)
+    return loss + presence_weight * presence_loss(logits, target) if presence_weight > 0 else loss
 
 
 def response_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -148,14 +174,16 @@ def routed_targets(teachers: Sequence[nn.Module], x: torch.Tensor, weights: torc
             continue
         out, fs = teacher.forward_features(x[idx])
         wk = w[idx, k].view(-1, 1, 1, 1)
+        ones = bool((wk == 1).all())  # all-ones weights skip the multiply: single-teacher targets are exact
         if logits is None:
             logits = torch.zeros((x.shape[0], *out.shape[1:]), dtype=out.dtype, device=x.device)
             feats = [torch.zeros((x.shape[0], *f.shape[1:]), dtype=f.dtype, device=x.device) for f in fs]
-        # all-ones weights skip the multiply, so single-teacher targets are exact
-        logits.index_add_(0, idx, out if bool((wk == 1).all()) else out * wk)
+        # under autocast the teachers answer in float16/bfloat16: weight in that dtype, or the
+        # float32 weights promote the product and index_add_ refuses the mixed types
+        logits.index_add_(0, idx, out if ones else out * wk.to(out.dtype))
         if need_features:
             for acc, f in zip(feats, fs):
-                acc.index_add_(0, idx, f if bool((wk == 1).all()) else f * wk)
+                acc.index_add_(0, idx, f if ones else f * wk.to(f.dtype))
     if logits is None:
         raise ConfigError("routing: no teacher has a non-zero weight for this batch")
     return logits, feats if need_features else []
@@ -164,12 +192,13 @@ def routed_targets(teachers: Sequence[nn.Module], x: torch.Tensor, weights: torc
 class SupervisedObjective(nn.Module):
     """Teacher training (and the no-KD student): ``forward(x, y, labels) -> (loss, parts)``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, presence_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
+        self.presence_weight = presence_weight
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss = seg_loss(self.model(x), y)
+        loss = seg_loss(self.model(x), y, self.presence_weight)
         return loss, {"seg": loss.detach()}
 
 
@@ -182,9 +211,10 @@ class DistillObjective(nn.Module):
     """
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module], kd: str, teacher_mode: str,
-                 alpha: float, beta: float, temperature: float) -> None:
+                 alpha: float, beta: float, temperature: float, presence_weight: float = 0.0) -> None:
         super().__init__()
         self.model = student
+        self.presence_weight = presence_weight
         self.kd, self.teacher_mode = kd, teacher_mode
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
         self.use_response = kd in ("response", "dual") and alpha > 0
@@ -208,7 +238,7 @@ class DistillObjective(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
         logits, feats = self.model.forward_features(x)
-        seg = seg_loss(logits, y)
+        seg = seg_loss(logits, y, self.presence_weight)
         parts = {"seg": seg.detach()}
         loss = seg
         if self.use_response or self.use_feature:

@@ -162,8 +162,8 @@ def train_teacher(kind: str, dataset: Dataset, splits: Splits, cfg: TrainConfig,
         return done
     torch.manual_seed(cfg.seed)  # same init whatever ran before in this process
     model = create_model(cfg.teacher_arch, **cfg.teacher_kwargs)
-    result = fit(SupervisedObjective(model), _train_set(_part(dataset, splits, "train", labels), cfg),
-                 _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume,
+    result = fit(SupervisedObjective(model, cfg.presence_weight),
+                 _train_set(_part(dataset, splits, "train", labels), cfg), _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume,
                  name=f"teacher-{kind}", progress=progress)
     return _finish(model, cfg.teacher_arch, cfg.teacher_kwargs, f"teacher-{kind}", cfg, out, dataset, splits,
                    labels, result, extra, ctx)
@@ -201,7 +201,7 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
     torch.manual_seed(cfg.seed)
     student = create_model(cfg.student_arch, **cfg.student_kwargs)
     if cfg.kd == "none":
-        objective: torch.nn.Module = SupervisedObjective(student)
+        objective: torch.nn.Module = SupervisedObjective(student, cfg.presence_weight)
     else:
         tdir = Path(teacher_dir or out_dir)
         with ddp.collective(ctx, f"loading the teachers from {tdir}"):  # every rank, after rank 0 wrote them
@@ -209,7 +209,7 @@ def train_student(dataset: Dataset, splits: Splits, cfg: TrainConfig, out_dir: s
                 _shared(ctx, config_path(tdir / f"teacher-{kind}"))
             teachers = load_teachers(tdir, cfg)
         objective = DistillObjective(student, teachers, cfg.kd, cfg.teachers,
-                                     cfg.alpha, cfg.beta, cfg.temperature)
+                                     cfg.alpha, cfg.beta, cfg.temperature, cfg.presence_weight)
         extra["teacher_packages"] = [str(tdir / f"teacher-{k}") for k in TEACHERS]
     result = fit(objective, _train_set(_part(dataset, splits, "train", labels), cfg),
                  _part(dataset, splits, "val", labels), cfg, out / "train", ctx, resume=resume, name=name,
