@@ -56,6 +56,8 @@ def _train_options(fn):
         click.option("--temperature", type=float, default=None, help="Response-KD temperature."),
         click.option("--presence-weight", type=float, default=None, help="Weight of the image-level presence "
                      "term of every model's supervised loss (0 = off; default: the preset's)."),
+        click.option("--normal-repeat", type=int, default=None, help="Show every normal training image this "
+                     "many times per epoch (every model; default: the preset's)."),
         click.option("--presence-target", type=float, default=None, help="Share of validation lesion images "
                      "the 'no lesion' decision must still detect, calibrated after training (0 = no decision; "
                      "default 0.95)."),
@@ -70,7 +72,7 @@ def _train_options(fn):
 
 def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta,
             temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None, scale=None,
-            presence_weight=None, presence_target=None):
+            presence_weight=None, presence_target=None, normal_repeat=None):
     """The TrainConfig the shared training options ask for (one replace: re-validated)."""
     from btseg.distill.config import get_preset
 
@@ -99,17 +101,19 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
                         batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
                         threads=threads, progress=False if no_progress else None, student_arch=arch,
                         student_kwargs=student_kwargs, patience=patience, min_delta=min_delta,
-                        presence_weight=presence_weight, presence_target=presence_target)
+                        presence_weight=presence_weight, presence_target=presence_target,
+                        normal_repeat=normal_repeat)
 
 
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
          teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
          patience=None, min_delta=None, skip_bad: bool = False, scale=None, presence_weight=None,
-         presence_target=None) -> None:
+         presence_target=None, normal_repeat=None) -> None:
     from btseg.distill.pipeline import run
 
     cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
-                  threads, no_progress, batch_size, patience, min_delta, scale, presence_weight, presence_target)
+                  threads, no_progress, batch_size, patience, min_delta, scale, presence_weight, presence_target,
+                  normal_repeat)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress,

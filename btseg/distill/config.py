@@ -65,6 +65,8 @@ class TrainConfig:
     Data:
         val, test: split fractions (:func:`btseg.data.make_splits`).
         teachers_see_normal: train both teachers on normal images too (see docs/distill.md).
+        normal_repeat: show every normal training image this many times per epoch (each time
+            with its own augmentation draw), for every model; 1 = as often as the others.
         hflip, intensity_jitter: augmentation; jitter is the max relative gain change and
             the max offset in units of full scale.
     Runtime:
@@ -109,6 +111,7 @@ class TrainConfig:
     val: float = 0.15
     test: float = 0.15
     teachers_see_normal: bool = True
+    normal_repeat: int = 1
     hflip: bool = True
     intensity_jitter: float = 0.1
     seed: int = 0
@@ -128,7 +131,7 @@ class TrainConfig:
             raise ConfigError(f"teachers {self.teachers!r}: expected one of {', '.join(TEACHER_MODES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
-        for name in ("epochs", "batch_size", "image_size", "patience"):
+        for name in ("epochs", "batch_size", "image_size", "patience", "normal_repeat"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected >= 1")
         # every float field is finite and in range: NaN passes any `x <= 0` test, so name the range

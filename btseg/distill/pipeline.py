@@ -109,6 +109,9 @@ def _part(dataset: Dataset, splits: Splits, part: str, labels: tuple[str, ...]) 
 
 
 def _train_set(samples: Dataset, cfg: TrainConfig) -> SegDataset:
+    if cfg.normal_repeat > 1:  # each normal image shown normal_repeat times per epoch, own draws each
+        normal = [i for i, lab in zip(samples.ids, samples.labels) if lab == "normal"]
+        samples = samples.subset(list(samples.ids) + normal * (cfg.normal_repeat - 1))
     repeat = -(-cfg.min_epoch_samples // max(1, len(samples)))  # ceil
     return SegDataset(samples, cfg.spec, augment=True, hflip=cfg.hflip, jitter=cfg.intensity_jitter,
                       seed=cfg.seed, repeat=repeat)
