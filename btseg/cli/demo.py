@@ -3,6 +3,9 @@
 Steps (each skipped when its output already exists, unless ``--fresh``)::
 
     data      synthetic B-mode phantoms in the BUSI layout        OUT/data/
+              + held-out normal phantoms (another seed), only     OUT/normals/
+              for the false-lesion rate: 8 normal test images
+              measure it in steps of 12.5 points
     train     benign + malignant teachers, student with dual KD,  OUT/run/teacher-*/,
               student without KD, U-Net and UNeXt baselines        OUT/run/student*/, baseline-*/
     export    student -> ONNX fp32/int8, OpenVINO fp32/fp16/int8,  OUT/run/student/manifest.json
@@ -30,7 +33,7 @@ from rich.console import Console
 from btseg.cli.common import HELP, handle_errors, requires_extra
 from btseg.errors import BtsegError
 from btseg.cli.demo_report import overlays, write_report
-from btseg.cli.demo_training import MODELS, train, training_rows, training_table
+from btseg.cli.demo_training import MODELS, count_held_out_normals, train, training_rows, training_table
 from btseg.cli.tables import print_bench
 from btseg.io import write_json
 from btseg.layout import MANIFEST, is_package
@@ -45,21 +48,25 @@ def step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals: bool = False) -> Path:
-    """OUT/data: the phantom (reused when its phantom.json says it was made the same way)."""
-    from btseg.data.phantom import synthesize
+def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals: bool = False,
+              name: str = "data", fractions: tuple[float, float, float] | None = None) -> Path:
+    """OUT/<name>: the phantom (reused when its phantom.json says it was made the same way);
+    ``fractions`` (benign, malignant, normal) default to BUSI's."""
+    from btseg.data.phantom import BUSI_FRACTIONS, synthesize
     from btseg.io import read_json
 
-    data = out / "data"
+    data = out / name
+    fractions = tuple(fractions or BUSI_FRACTIONS)
     if (data / "phantom.json").exists() and not fresh:
         made = read_json(data / "phantom.json")
         if [made.get(k) for k in ("n", "size", "seed")] == [n, size, seed] and \
-                bool(made.get("hard_normals")) == hard_normals:
-            console.print(f"data: reusing {data}")
+                bool(made.get("hard_normals")) == hard_normals and \
+                tuple(made.get("fractions", BUSI_FRACTIONS)) == fractions:
+            console.print(f"{name}: reusing {data}")
             return data
     shutil.rmtree(data, ignore_errors=True)
-    summary = synthesize(data, n=n, size=size, seed=seed, hard_normals=hard_normals)
-    console.print(f"data: {summary['counts']} in {summary['seconds']:.1f} s -> {data}")
+    summary = synthesize(data, n=n, size=size, seed=seed, hard_normals=hard_normals, fractions=fractions)
+    console.print(f"{name}: {summary['counts']} in {summary['seconds']:.1f} s -> {data}")
     return data
 
 
@@ -112,13 +119,16 @@ def bench(run: Path, data: Path, out: Path, iters: int, memory: bool = True) -> 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--hard-normals/--plain-normals", default=True, show_default=True,
               help="Normal phantoms with lesion look-alikes (fat lobules, ducts, shadows), as real scans have.")
+@click.option("--normals", "n_normals", type=click.IntRange(0), default=100, show_default=True,
+              help="Held-out normal phantoms (another seed, in no split) on which every model's false-lesion "
+                   "rate is also counted; 0 = none.")
 @click.option("--iters", type=click.IntRange(5), default=100, show_default=True, help="Timed calls per bench row.")
 @click.option("--fresh", is_flag=True, help="Redo every step, even those whose outputs exist.")
 @click.option("--no-memory", is_flag=True, help="Skip the bench's per-row peak-memory subprocesses (faster).")
 @handle_errors
 @requires_extra("btseg-demo", "train")
-def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_normals: bool, iters: int,
-         fresh: bool, no_memory: bool) -> None:
+def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_normals: bool, n_normals: int,
+         iters: int, fresh: bool, no_memory: bool) -> None:
     """Run the whole toolkit end to end on synthetic data and write OUT/report.md."""
     from btseg.data import open_dataset
     from btseg.distill.config import get_preset
@@ -128,8 +138,12 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_norma
     run = out / "run"
     step("1/5 data")
     data = make_data(out, n_images, size, seed, fresh, hard_normals)
+    normals = make_data(out, n_normals, size, seed + 1, fresh, hard_normals, "normals", (0.0, 0.0, 1.0)) \
+        if n_normals else None
     step("2/5 teachers and students")
     models = train(data, run, preset, seed, fresh, only=MODELS)
+    if normals is not None:
+        count_held_out_normals(models, run, normals)
     table, train_md = training_table(models)
     out_console.print(table)
     write_json(out / "results.json", models)
@@ -142,7 +156,9 @@ def main(out: Path, preset: str, n_images: int, size: int, seed: int, hard_norma
     counts = ", ".join(f"{k}: {v}" for k, v in open_dataset(data).counts().items())
     seconds = time.perf_counter() - t0
     path = write_report(out, f"{n_images} synthetic phantoms at {size} px ({counts}), seed {seed}"
-                        f"{', hard normals' if hard_normals else ''}, in `{data}`.",
+                        f"{', hard normals' if hard_normals else ''}, in `{data}`"
+                        + (f"; {n_normals} held-out normal phantoms (seed {seed + 1}) in `{normals}`." if normals
+                           else "."),
                         train_md, result, cases, seconds, train_rows=training_rows(models))
     console.print(f"[bold green]demo done in {seconds / 60:.1f} min[/]: {path}")
 

@@ -135,12 +135,27 @@ def read_model(pkg_dir: Path) -> dict[str, Any]:
             "train_seconds": pkg.config.training.get("seconds")}
 
 
+def count_held_out_normals(models: dict[str, dict[str, Any]], run: Path, normals: Path) -> None:
+    """Add ``heldout_flagged`` / ``heldout_n`` to every model: the held-out normal phantoms
+    (``OUT/normals``, in no split) on which its package, presence decision included, draws a
+    lesion.  A test split holds few normal images (8 of 45 in the demo); this counts many."""
+    from btseg.data import open_dataset
+    from btseg.distill.evaluate import evaluate_package
+
+    samples = open_dataset(normals)
+    for name, m in models.items():
+        nor = evaluate_package(run / name, samples, distances=False)["presence"]["normal"]
+        m["heldout_flagged"], m["heldout_n"] = nor["flagged"], nor["n"]
+
+
 def training_rows(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the training table (terminal, Markdown and HTML)."""
     cols = ["model", "KD", "Dice", "lesion Dice", "lesion sensitivity", "normal false-lesion rate (k of n)",
+            "held-out normals flagged (k of n)",
             "Dice benign", "Dice malignant", "IoU", "HD95 px", "params", "GMACs", "train s"]
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     rows = [[name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"), _sensitivity(m), _flagged(m),
+             f"{m['heldout_flagged']} of {m['heldout_n']}" if m.get("heldout_n") else "-",
              f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
              f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
              f(m["train_seconds"], ".0f")] for name, m in models.items()]

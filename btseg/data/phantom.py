@@ -247,7 +247,7 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
             for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 results.append(r)
                 progress and progress(1)
-    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed,
+    summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "fractions": list(fractions),
                "hard_normals": hard_normals, "counts": counts,
                "multi_mask": sum(1 for _, k, _ in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
     if defects:
