@@ -49,3 +49,15 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000,
     means = per_image[idx].mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(per_image.mean()), float(lo), float(hi)
+
+
+def proportion_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate of ``k`` in ``n`` (scipy's ``binomtest``): what "2 of
+    24 normal images flagged" allows the true rate to be.  ValueError for n < 1 or k
+    outside [0, n]."""
+    from scipy.stats import binomtest
+
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"proportion_ci: {k} of {n}: expected n >= 1 and 0 <= k <= n")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)

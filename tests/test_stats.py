@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from btseg.stats import paired_bootstrap
+from btseg.stats import paired_bootstrap, proportion_ci
 
 
 def test_known_difference_excludes_zero():
@@ -66,3 +66,21 @@ def test_repeats_stay_together_and_bad_input_refused():
                  (np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))):
         with pytest.raises(ValueError):
             paired_bootstrap(x, y)
+
+
+def test_proportion_ci_is_wilson_and_refuses_impossible_counts():
+    lo, hi = proportion_ci(1, 8)
+    assert 0.02 < lo < 0.025 and 0.47 < hi < 0.48  # Wilson 95%: [0.022, 0.471]
+    lo, hi = proportion_ci(0, 100)
+    assert lo == 0.0 and 0.03 < hi < 0.04
+    for k, n in ((1, 0), (-1, 5), (6, 5)):
+        with pytest.raises(ValueError, match="expected n >= 1"):
+            proportion_ci(k, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 500), st.data())
+def test_proportion_ci_contains_the_observed_rate(n, data):
+    k = data.draw(st.integers(0, n))
+    lo, hi = proportion_ci(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0

@@ -61,6 +61,32 @@ def test_cv_three_folds_end_to_end_with_kd_search(phantom_dir, tmp_path):
     assert "3-fold CV" in r.output and "paired bootstrap" in r.output  # the terminal table
 
 
+
+def test_cv_skip_bad_holds_out_only_good_items_and_records_the_skipped(tmp_path):
+    """cv --skip-bad: every good item held out exactly once, every bad one named once and
+    recorded in each fold's splits.json and packages; without it, refused naming them all."""
+    from btseg.data.phantom import synthesize
+
+    s = synthesize(tmp_path / "messy", n=24, size=64, seed=0, workers=1, defects="all")
+    bad = {f for d in s["defects"] if d["bad"] for f in d["files"]}
+    out = tmp_path / "cv"
+    args = ["cv", "--data", str(tmp_path / "messy"), "--out", str(out), "--folds", "3", "--variants", "none",
+            "--resamples", "200", *TINY]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and all(f.split("/")[-1] in r.stderr for f in bad) and not out.exists()
+    r = CliRunner().invoke(main, [*args, "--skip-bad"])
+    assert r.exit_code == 0, r.output
+    assert all(r.stderr.count(f.split("/")[-1] + ":") == 1 for f in bad)  # named once, not once per fold
+    good = open_dataset(tmp_path / "messy", skip_bad=True, verify=True).ids  # decoded, as cv does
+    held = []
+    for k in range(3):
+        split = Splits.load(out / f"fold-{k}" / "splits.json")
+        assert {d["file"] for d in split.dataset["skipped"]} == bad
+        assert {d["file"] for d in load_package(out / f"fold-{k}" / "student-none").config.data["skipped"]} == bad
+        held += split.test
+    assert sorted(held) == sorted(good)
+    assert read_json(out / "cv.json")["n_images"] == len(good)
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != ddp.FAULT_ENV}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([ROOT, env.get("PYTHONPATH", "")]), **extra)
