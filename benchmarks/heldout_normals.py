@@ -1,0 +1,128 @@
+"""False lesions counted where they can be counted: packages on held-out normal phantoms.
+
+A demo test split holds 8 normal images, so it measures a false-lesion rate in 12.5-point
+steps.  This scores each package, with the presence decision in its ``model.json``, through
+the one accuracy path (:func:`btseg.distill.evaluate.evaluate_package`) on:
+
+* the validation and test splits of its run (lesion images detected, normal images flagged);
+* one or more sets of normal phantoms made apart from the run (``--normals``, e.g.
+  ``btseg-demo``'s ``OUT/normals``: another seed, in no split), each with a Wilson 95%
+  interval (:func:`btseg.stats.proportion_ci`);
+* the same held-out sets without the presence decision (the mask alone: flagged when not
+  empty), to show what the decision removes;
+* the image-level AUC of the package's own presence score, validation lesion images
+  against every held-out normal (how well the score separates them, whatever threshold).
+
+Usage (the numbers in benchmarks/RESULTS.md)::
+
+    python benchmarks/heldout_normals.py --data demo-out/data --splits demo-out/run/splits.json \\
+        --normals demo-out/normals,normals-seed2 --packages demo-out/run/student demo-out/run/student-nokd \\
+        --out benchmarks/results/heldout-normals
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from btseg.io import atomic_write, write_json  # noqa: E402
+from btseg.stats import proportion_ci  # noqa: E402
+
+
+def auc(pos: list[float], neg: list[float]) -> float | None:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney)."""
+    if not pos or not neg:
+        return None
+    p, n = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
+
+
+def score_package(pkg: Path, val: Any, test: Any, normal_sets: dict[str, Any]) -> dict[str, Any]:
+    from btseg.distill.evaluate import evaluate_package
+    from btseg.package import load_package
+    from btseg.runtime.postprocess import PostProcess
+
+    cfg = load_package(pkg).config
+    post = PostProcess.of(cfg)
+    ungated = PostProcess(post.threshold, {k: v for k, v in post.spec.items() if k != "presence"})
+    out: dict[str, Any] = {"package": str(pkg), "presence": {k: v for k, v in
+                                                             ((cfg.postprocess or {}).get("presence") or {}).items()
+                                                             if k != "calibration"}}
+    ev = {name: evaluate_package(pkg, samples, distances=False, per_image=True)
+          for name, samples in {"val": val, "test": test, **normal_sets}.items()}
+    for part in ("val", "test"):
+        p = ev[part]["presence"]
+        out[part] = {"lesion_detected": p["lesion"]["detected"], "lesion_n": p["lesion"]["n"],
+                     "normal_flagged": p["normal"]["flagged"], "normal_n": p["normal"]["n"]}
+    les = ev["test"]["per_class"]
+    n_les = sum(les[c]["dice"]["n"] for c in ("benign", "malignant") if c in les)
+    out["test"]["lesion_dice"] = sum(les[c]["dice"]["mean"] * les[c]["dice"]["n"]
+                                     for c in ("benign", "malignant") if c in les) / max(1, n_les)
+    held_scores = []
+    out["heldout"] = {}
+    for name in normal_sets:
+        p = ev[name]["presence"]["normal"]
+        raw = evaluate_package(pkg, normal_sets[name], distances=False, post=ungated)["presence"]["normal"]
+        out["heldout"][name] = {"flagged": p["flagged"], "n": p["n"], "ci95": proportion_ci(p["flagged"], p["n"]),
+                                "flagged_ungated": raw["flagged"]}
+        held_scores += [r["presence"] for r in ev[name]["per_image"]]
+    val_lesion = [r["presence"] for r in ev["val"]["per_image"] if r["label"] != "normal"]
+    out["auc_val_lesions_vs_heldout"] = auc(val_lesion, held_scores)
+    return out
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    sets = list(doc["normal_sets"])
+    head = ["package", "rule", "val lesions / normals", "test lesions / normals",
+            *[f"held-out `{s}` flagged [95% CI] (ungated)" for s in sets], "AUC", "test lesion Dice"]
+    lines = [f"# {doc['title']}", "", f"Command: `{doc['command']}`", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for r in doc["packages"]:
+        pr = r["presence"]
+        rule = f"{pr['score']} >= {pr['threshold']:.4f}" if pr else "ungated"
+        cells = [r["package"], rule,
+                 *[f"{r[p]['lesion_detected']} of {r[p]['lesion_n']} / {r[p]['normal_flagged']} of {r[p]['normal_n']}"
+                   for p in ("val", "test")],
+                 *[f"{h['flagged']} of {h['n']} [{h['ci95'][0]:.2f}, {h['ci95'][1]:.2f}] ({h['flagged_ungated']})"
+                   for h in (r["heldout"][s] for s in sets)],
+                 "-" if r["auc_val_lesions_vs_heldout"] is None else f"{r['auc_val_lesions_vs_heldout']:.4f}",
+                 f"{r['test']['lesion_dice']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="the run's data set")
+    ap.add_argument("--splits", type=Path, required=True, help="the run's splits.json")
+    ap.add_argument("--normals", required=True, help="comma list of held-out normal sets (directories)")
+    ap.add_argument("--packages", nargs="+", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "heldout-normals",
+                    help="prefix of the .json and .md written")
+    ap.add_argument("--title", default="False lesions on held-out hard-normal phantoms")
+    args = ap.parse_args(argv)
+    from btseg.data import Splits, open_dataset
+
+    data, splits = open_dataset(args.data), Splits.load(args.splits)
+    val, test = splits.select(data, "val"), splits.select(data, "test")
+    sets = {Path(p).name: open_dataset(p) for p in args.normals.split(",") if p}
+    doc = {"title": args.title, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+           "normal_sets": {k: str(v.root) for k, v in sets.items()},
+           "packages": [score_package(p, val, test, sets) for p in args.packages]}
+    write_json(args.out.with_suffix(".json"), doc)
+    with atomic_write(args.out.with_suffix(".md"), "w") as f:
+        f.write(markdown(doc))
+    print(markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
