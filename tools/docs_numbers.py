@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from btseg.io import write_json  # noqa: E402
 from btseg.provenance import code_hash, stale  # noqa: E402
+from btseg.stats import proportion_ci  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ["README.md", "benchmarks/RESULTS.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
@@ -67,13 +68,20 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _kofn(k: int | None, n: int | None) -> str:
-    return "-" if k is None or not n else f"{k} of {n}"
+def _kofn(k: int | None, n: int | None, ci: bool = False) -> str:
+    """``3 of 40``; with ``ci``, its Wilson 95% interval too: ``3 of 40 (3-20%)``."""
+    if k is None or not n:
+        return "-"
+    if not ci:
+        return f"{k} of {n}"
+    lo, hi = proportion_ci(k, n)
+    return f"{k} of {n} ({100 * lo:.0f}-{100 * hi:.0f}%)"
 
 
 def demo_results(doc: dict[str, Any]) -> str:
     """README's results table: every model of the demo run, its accuracy on the test split
-    (after the package's presence decision), size, and p90 latency of its FP32 artifacts on
+    (after the package's presence decision; normal images flagged with their Wilson 95%
+    interval), size, and p90 latency of its FP32 artifacts on
     ONNX Runtime and OpenVINO (one run, one machine)."""
     head = ["model", "KD", "Dice", "lesion Dice", "lesion images detected", "normal images flagged",
             "held-out normals flagged", "HD95 px",
@@ -82,8 +90,8 @@ def demo_results(doc: dict[str, Any]) -> str:
     for name, m in doc["models"].items():
         p90 = doc["p90_fp32"].get(name, {})
         cells = [name, str(m.get("kd") or "-"), fmt(m.get("dice"), ".3f"), fmt(m.get("dice_lesion"), ".3f"),
-                 _kofn(m.get("lesion_detected"), m.get("lesion_n")), _kofn(m.get("normal_flagged"), m.get("normal_n")),
-                 _kofn(m.get("heldout_flagged"), m.get("heldout_n")), fmt(m.get("hd95"), ".1f"), f"{m['params'] / 1e6:.3f} M", fmt(m.get("gmacs"), ".3f"),
+                 _kofn(m.get("lesion_detected"), m.get("lesion_n")), _kofn(m.get("normal_flagged"), m.get("normal_n"), ci=True),
+                 _kofn(m.get("heldout_flagged"), m.get("heldout_n"), ci=True), fmt(m.get("hd95"), ".1f"), f"{m['params'] / 1e6:.3f} M", fmt(m.get("gmacs"), ".3f"),
                  fmt(p90.get("openvino"), ".2f"), fmt(p90.get("onnxruntime"), ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
