@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from btseg.cli.demo_report import lesion_columns  # noqa: E402
 from btseg.io import atomic_write, write_json  # noqa: E402
 from btseg.stats import proportion_ci  # noqa: E402
 
@@ -62,10 +63,7 @@ def score_package(pkg: Path, val: Any, test: Any, normal_sets: dict[str, Any]) -
         p = ev[part]["presence"]
         out[part] = {"lesion_detected": p["lesion"]["detected"], "lesion_n": p["lesion"]["n"],
                      "normal_flagged": p["normal"]["flagged"], "normal_n": p["normal"]["n"]}
-    les = ev["test"]["per_class"]
-    n_les = sum(les[c]["dice"]["n"] for c in ("benign", "malignant") if c in les)
-    out["test"]["lesion_dice"] = sum(les[c]["dice"]["mean"] * les[c]["dice"]["n"]
-                                     for c in ("benign", "malignant") if c in les) / max(1, n_les)
+    out["test"]["lesion_dice"] = lesion_columns(ev["test"])[0]
     held_scores = []
     out["heldout"] = {}
     for name in normal_sets:

@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from btseg.cli.demo_report import lesion_columns  # noqa: E402
 from btseg.io import atomic_write, read_json, write_json  # noqa: E402
 from btseg.layout import config_path, is_package  # noqa: E402
 from btseg.stats import proportion_ci  # noqa: E402
@@ -58,10 +59,8 @@ def _row(pkg: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds": cfg["training"].get("seconds"), "epochs_run": cfg["training"].get("epochs_run")}
     for part in ("val", "test"):
         m = cfg["metrics"][part]
-        pc = m["per_class"]
-        les = [(pc[c]["dice"]["mean"], pc[c]["dice"]["n"]) for c in ("benign", "malignant") if c in pc]
-        out[part] = {"lesion_dice": sum(a * n for a, n in les) / max(1, sum(n for _, n in les)),
-                     "lesion": m["presence"]["lesion"], "normal": m["presence"]["normal"]}
+        out[part] = {"lesion_dice": lesion_columns(m)[0], "lesion": m["presence"]["lesion"],
+                     "normal": m["presence"]["normal"]}
     return out
 
 
@@ -82,7 +81,9 @@ def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    lines = [f"# {doc['title']}", "", f"Command: `{doc['command']}`", "", f"Machine: {doc['machine']}.", "",
+    ran = ([f"Ran as: {doc['ran_as']}", "", f"The same runs through this script: `{doc['command']}`"]
+           if doc.get("ran_as") else [f"Command: `{doc['command']}`"])
+    lines = [f"# {doc['title']}", "", *ran, "", f"Machine: {doc['machine']}.", "",
              "Pooled over seeds (each seed its own split); Wilson 95% intervals.", "",
              "| variant | options | val normals flagged | test normals flagged | test lesions detected "
              "| test lesion Dice (mean ± sd over seeds) |", "|---|---|---|---|---|---|"]

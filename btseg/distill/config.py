@@ -33,6 +33,8 @@ FLOAT_RANGES = (("lr", 0.0, True, 10.0), ("weight_decay", 0.0, False, 10.0), ("w
                 ("test", 0.0, False, 0.9), ("intensity_jitter", 0.0, False, 1.0),
                 ("presence_target", 0.0, False, 1.0), ("presence_weight", 0.0, False, 100.0))
 
+MAX_NORMAL_REPEAT = 100
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -134,6 +136,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size", "patience", "normal_repeat"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected >= 1")
+        if self.normal_repeat > MAX_NORMAL_REPEAT:  # it multiplies the epoch's sample list
+            raise ConfigError(f"normal_repeat={self.normal_repeat}: expected <= {MAX_NORMAL_REPEAT}")
         # every float field is finite and in range: NaN passes any `x <= 0` test, so name the range
         for name, low, low_open, high in FLOAT_RANGES:
             v = getattr(self, name)

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from btseg.errors import ConfigError
 
 LABEL_INDEX = {"benign": 0, "malignant": 1, "normal": 2}
-# share of an image's pixels pooled into its presence logit: about a fifth of the smallest
-# phantom lesion, so on a lesion image the pool lies inside the lesion
+# share of an image's pixels pooled into its presence logit: a fifth of 1% of the image
+# (about the smallest phantom lesion), so on a lesion image the pool lies inside the lesion
 PRESENCE_TOPK_FRAC = 0.002
 
 

@@ -22,3 +22,15 @@ def test_a_float_field_out_of_range_is_refused_by_name(field, value):
     else:
         with pytest.raises(ConfigError, match=f"^{field}="):
             TrainConfig(**{field: value})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(-5, 10_000))
+def test_normal_repeat_is_bounded_both_ways(value):
+    from btseg.distill.config import MAX_NORMAL_REPEAT
+
+    if 1 <= value <= MAX_NORMAL_REPEAT:
+        assert TrainConfig(normal_repeat=value).normal_repeat == value
+    else:
+        with pytest.raises(ConfigError, match="^normal_repeat="):
+            TrainConfig(normal_repeat=value)
