@@ -54,5 +54,9 @@ def test_counts_match_the_package_on_each_set(tmp_path):
     assert row["test"]["normal_flagged"] == recorded["normal"]["flagged"] and len(test) == recorded["lesion"]["n"] + \
         recorded["normal"]["n"]
     assert 0.0 <= row["auc_val_lesions_vs_heldout"] <= 1.0
+    op = row["at_95pct_of_val_test_lesions"]
+    if op is not None:  # the calibration's rule: at least 95% of val + test lesion images kept
+        assert op["lesions_detected"] >= 0.95 * op["lesions_n"] and op["heldout_n"] == 6
+        assert 0 <= op["heldout_flagged"] <= row["heldout"]["normals"]["flagged_ungated"]
     assert "held-out `normals` flagged" in out.with_suffix(".md").read_text()
     assert row["heldout"]["normals"]["flagged_ungated"] >= row["heldout"]["normals"]["flagged"]
