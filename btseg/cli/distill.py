@@ -6,6 +6,7 @@ Examples::
     btseg-distill student --data phantom/ --preset demo --out runs/demo --kd none --name student-nokd
     torchrun --nproc_per_node 2 --max-restarts 1 -m btseg.cli.distill all --data phantom/ --preset tiny --out runs/t
     btseg-distill eval runs/demo/student --data phantom/ --split test
+    btseg-distill calibrate runs/demo/student --data site-validation-scans/ --dry-run
     btseg-distill cv --data phantom/ --preset demo --out runs/cv --folds 5 --variants dual,none --search kd
 """
 
@@ -285,31 +286,88 @@ def _print_cv(summary: dict) -> None:
 def eval_(package: str, data: str, split: str, splits_file: str | None, no_distances: bool, device: str,
           skip_bad: bool) -> None:
     """Dice / IoU / HD95 of PACKAGE, overall and per class: a table on stderr, JSON on stdout."""
-    from btseg.data import Splits, open_dataset
-    from btseg.data.splits import find_splits, splits_path
     from btseg.distill.ddp import resolve_device
     from btseg.distill.evaluate import evaluate_package
-    from btseg.errors import ConfigError
     from btseg.package import load_package
 
     pkg = load_package(package)
-    if not Path(data).is_dir():
-        raise DataError(f"{data}: data directory not found")
-    dataset = open_dataset(data, include_normal=True, skip_bad=skip_bad, verify=True)
-    if split == "all":
-        samples = dataset
-    elif split in ("train", "val", "test"):
-        path = Path(splits_file) if splits_file else find_splits([Path(package).resolve()])
-        if path is None or not path.exists():
-            raise DataError(f"{path or splits_path(Path(package).resolve().parent)}: split file not found; "
-                            "pass --splits or --split all")
-        samples = Splits.load(path).select(dataset, split)
-    else:
-        raise ConfigError(f"split {split!r}: expected train, val, test or all")
+    samples = _samples(package, data, split, splits_file, skip_bad)
     summary = evaluate_package(pkg, samples, distances=not no_distances, device=resolve_device(device))
     summary["split"] = split
     _print_table(summary)
     click.echo(json.dumps(summary, indent=2))
+
+
+def _samples(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool):
+    """The images of ``data`` that ``split`` names (``all``, or a part of the package's split file)."""
+    from btseg.data import Splits, open_dataset
+    from btseg.data.splits import find_splits, splits_path
+
+    if not Path(data).is_dir():
+        raise DataError(f"{data}: data directory not found")
+    dataset = open_dataset(data, include_normal=True, skip_bad=skip_bad, verify=True)
+    if split == "all":
+        return dataset
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split {split!r}: expected train, val, test or all")
+    path = Path(splits_file) if splits_file else find_splits([Path(package).resolve()])
+    if path is None or not path.exists():
+        raise DataError(f"{path or splits_path(Path(package).resolve().parent)}: split file not found; "
+                        "pass --splits or --split all")
+    return Splits.load(path).select(dataset, split)
+
+
+@main.command(name="calibrate")
+@click.argument("package")
+@click.option("--data", required=True, help="Data set directory: images the package was NOT trained on.")
+@click.option("--split", default="all", show_default=True,
+              help="all (every image of --data: a site's own validation scans) | val | test (a part of "
+                   "--splits). Never train: a threshold set on training images is too high.")
+@click.option("--splits", "splits_file", default=None, help="splits.json (default: next to the package).")
+@click.option("--target", type=float, default=0.95, show_default=True,
+              help="Share of the lesion images the decision must still detect.")
+@click.option("--dry-run", is_flag=True, help="Show the new decision; leave model.json as it is.")
+@click.option("--device", default="cpu", show_default=True)
+@_SKIP_BAD
+@handle_errors
+def calibrate_(package: str, data: str, split: str, splits_file: str | None, target: float, dry_run: bool,
+               device: str, skip_bad: bool) -> None:
+    """Calibrate PACKAGE's "no lesion" decision again on other scans (e.g. a site's own), and write it
+    into model.json: the candidates on stderr, the new decision as JSON on stdout."""
+    from btseg.distill.calibrate import recalibrate_package
+    from btseg.distill.ddp import resolve_device
+
+    if split == "train":
+        raise ConfigError("--split train: the package learned those images; calibrate on images it has not seen")
+    if not 0 < target < 1:
+        raise ConfigError(f"--target {target!r}: expected a number in (0, 1)")
+    samples = _samples(package, data, split, splits_file, skip_bad)
+    done = recalibrate_package(package, samples, {"data": str(Path(data).resolve()), "split": split}, target,
+                               resolve_device(device), write=not dry_run)
+    _print_calibration(package, done)
+    click.echo(json.dumps(done, indent=2))
+
+
+def _print_calibration(package: str, done: dict) -> None:
+    from rich.table import Table
+
+    new, old = done["presence"], done["previous"]
+    table = Table(title=f"{package}: presence candidates on {new['calibration']['split']} "
+                        f"(target {new['target_sensitivity']:g} of lesion images)")
+    for col in ("score", "min area", "threshold", "lesions detected", "normals flagged"):
+        table.add_column(col, justify="right")
+    for r in new["calibration"]["candidates"]:
+        chosen = r["reached"] and (r["score"], r["min_area_frac"], r["threshold"]) == \
+            (new["score"], new["min_area_frac"], new["threshold"])
+        cells = [r["score"], f"{r['min_area_frac']:g}", "-" if r["threshold"] is None else f"{r['threshold']:.4f}",
+                 f"{r['detected']} of {r['n_lesion']}" if r["reached"] else "-",
+                 f"{r['flagged']} of {r['n_normal']}" if r["reached"] else "-"]
+        table.add_row(*cells, style="bold green" if chosen else None)
+    console.print(table)
+    before = "ungated" if old is None else f"{old['score']} >= {old['threshold']:.4f} (min area {old['min_area_frac']:g})"
+    verb = "would be" if not done["written"] else "is now"
+    console.print(f"decision was {before}; {verb} {new['score']} >= {new['threshold']:.4f} "
+                  f"(min area {new['min_area_frac']:g})" + ("" if done["written"] else " (--dry-run: not written)"))
 
 
 def _print_table(summary: dict) -> None:

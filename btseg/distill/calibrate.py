@@ -24,6 +24,8 @@ Example::
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -69,7 +71,7 @@ def evaluate_candidate(comps: Sequence[Components], has_lesion: Sequence[bool], 
 
 def calibrate(comps: Sequence[Components], has_lesion: Sequence[bool], target: float = 0.95,
               pixel_threshold: float = 0.5,
-              candidates: Sequence[tuple[str, float]] = CANDIDATES) -> dict[str, Any] | None:
+              candidates: Sequence[tuple[str, float]] = CANDIDATES, split: str = "val") -> dict[str, Any] | None:
     """The presence spec (``postprocess.presence`` dict) for these validation images, or
     None when there is no lesion image to calibrate on."""
     if not any(has_lesion):
@@ -90,13 +92,13 @@ def calibrate(comps: Sequence[Components], has_lesion: Sequence[bool], target: f
         chosen = {"score": "peak", "min_area_frac": 0.0, "threshold": float(pixel_threshold)}
     val = evaluate_candidate(comps, has_lesion, chosen["score"], chosen["min_area_frac"], chosen["threshold"])
     return {**chosen, "target_sensitivity": target,
-            "calibration": {"split": "val", "reached": bool(ok), "val": val, "rule": "largest threshold detecting "
+            "calibration": {"split": split, "reached": bool(ok), "val": val, "rule": "largest threshold detecting "
                             "the target share of val lesion images; fewest val normal images flagged",
                             "candidates": table}}
 
 
 def calibrate_model(model: Any, samples: Sequence[Any], spec: Any, post: PostProcess, target: float = 0.95,
-                    device: str = "cpu", batch_size: int = 16) -> dict[str, Any] | None:
+                    device: str = "cpu", batch_size: int = 16, split: str = "val") -> dict[str, Any] | None:
     """Run ``model`` (an ``nn.Module``) on the validation ``samples`` and :func:`calibrate`
     the presence decision that goes after ``post`` (the package's post-processing)."""
     from btseg.distill.evaluate import predict_probs
@@ -105,4 +107,56 @@ def calibrate_model(model: Any, samples: Sequence[Any], spec: Any, post: PostPro
     for s, prob in predict_probs(model, samples, spec, batch_size, device):
         comps.append(image_components(prob, post.threshold, post.spec))
         has.append(bool(np.asarray(s.mask).any()))
-    return calibrate(comps, has, target, post.threshold)
+    return calibrate(comps, has, target, post.threshold, split=split)
+
+
+def min_lesions(target: float) -> int:
+    """Lesion images a ``target`` needs before its threshold may miss even one of them
+    (ceil(1 / (1 - target)): 20 for 0.95); with fewer, the threshold is the single lowest
+    lesion score, and one odd image moves it anywhere."""
+    if not 0 < target < 1:
+        raise ConfigError(f"presence target {target!r}: expected a number in (0, 1) to recalibrate")
+    return math.ceil(1 / (1 - target) - 1e-9)
+
+
+def recalibrate_package(root: str | Path, samples: Sequence[Any], source: Mapping[str, Any], target: float = 0.95,
+                        device: str = "cpu", write: bool = True) -> dict[str, Any]:
+    """Calibrate the package's "no lesion" decision again, on ``samples`` (a site's own
+    validation scans, or more of them than training held out), and write it into
+    ``model.json`` (atomically, under :func:`btseg.package.package_lock`).
+
+    The same rule as at training time (:func:`calibrate`); ``source`` (e.g. ``{"data":
+    ..., "split": "val"}``) and the decision it replaces are recorded in
+    ``calibration``.  Refused (DataError, nothing written) with fewer than
+    :func:`min_lesions` lesion images, or when no candidate reaches ``target``.  The
+    artifacts need no change: every backend reads the decision from ``model.json``.
+    Returns ``{"previous": old spec or None, "presence": new spec, "written": bool}``.
+    """
+    from btseg.errors import DataError
+    from btseg.package import load_package, package_lock
+
+    need = min_lesions(target)
+    where = source.get("data", "samples")
+    n_lesion = sum(bool(np.asarray(s.mask).any()) for s in samples)
+    if n_lesion < need:
+        raise DataError(f"{where}: {n_lesion} lesion image(s) to calibrate on; a target of {target:g} needs at "
+                        f"least {need}, or its threshold is the single lowest lesion score")
+    with package_lock(root):
+        pkg = load_package(root)
+        cfg = pkg.config
+        post = PostProcess.of(cfg)
+        old = (cfg.postprocess or {}).get("presence")
+        spec = calibrate_model(pkg.build_model().to(device).eval(), samples, cfg.preprocess, post, target, device,
+                               split=str(source.get("split", "given")))
+        if spec is None or not spec["calibration"]["reached"]:
+            raise DataError(f"{where}: the target {target:g} cannot be reached (too many of its {n_lesion} lesion "
+                            f"images have no component at all); the decision in {root} is unchanged")
+        previous = None if old is None else {k: old.get(k) for k in ("score", "min_area_frac", "threshold",
+                                                                     "target_sensitivity")} | {
+            "calibrated_on": {k: (old.get("calibration") or {}).get(k) for k in ("split", "data", "val")}}
+        spec["calibration"].update({**{k: v for k, v in source.items() if k != "split"}, "previous": previous,
+                                    "recalibrated": True})
+        if write:
+            pkg.config = replace(cfg, postprocess={**(cfg.postprocess or {}), "presence": spec})
+            pkg.write_config()
+    return {"previous": old, "presence": spec, "written": write}
