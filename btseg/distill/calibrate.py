@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -39,6 +40,10 @@ from btseg.runtime.postprocess import PostProcess, finish
 CANDIDATES: tuple[tuple[str, float], ...] = (
     ("peak", 0.0), ("peak", 0.001), ("peak", 0.002), ("peak", 0.005), ("peak", 0.01),
     ("mean", 0.0), ("mean", 0.002), ("mass", 0.0), ("area", 0.0))
+
+
+class CalibrationWarning(UserWarning):
+    """The validation split holds too few lesion images for the target (see :func:`min_lesions`)."""
 
 
 def image_components(prob: np.ndarray, threshold: float, post: Mapping[str, Any]) -> Components:
@@ -91,10 +96,14 @@ def calibrate(comps: Sequence[Components], has_lesion: Sequence[bool], target: f
     else:
         chosen = {"score": "peak", "min_area_frac": 0.0, "threshold": float(pixel_threshold)}
     val = evaluate_candidate(comps, has_lesion, chosen["score"], chosen["min_area_frac"], chosen["threshold"])
-    return {**chosen, "target_sensitivity": target,
-            "calibration": {"split": split, "reached": bool(ok), "val": val, "rule": "largest threshold detecting "
-                            "the target share of val lesion images; fewest val normal images flagged",
-                            "candidates": table}}
+    cal = {"split": split, "reached": bool(ok), "val": val, "rule": "largest threshold detecting "
+           "the target share of val lesion images; fewest val normal images flagged", "candidates": table}
+    if target < 1 and val["n_lesion"] < min_lesions(target):
+        cal["warning"] = (f"{val['n_lesion']} {split} lesion image(s): a target of {target:g} needs at least "
+                          f"{min_lesions(target)} before it may miss one, so the threshold is the lowest lesion "
+                          "score; calibrate again on more scans (btseg-distill calibrate)")
+        warnings.warn(f"presence calibration: {cal['warning']}", CalibrationWarning, stacklevel=2)
+    return {**chosen, "target_sensitivity": target, "calibration": cal}
 
 
 def calibrate_model(model: Any, samples: Sequence[Any], spec: Any, post: PostProcess, target: float = 0.95,

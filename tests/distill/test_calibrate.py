@@ -89,3 +89,22 @@ def test_counting_agrees_with_the_runtime_decision(seed, t, a, score):
     present = [finish(p, 0.5, spec).lesion_present for p in probs]
     assert counted["detected"] == sum(p for p, g in zip(present, has) if g)
     assert counted["flagged"] == sum(p for p, g in zip(present, has) if not g)
+
+
+@pytest.mark.parametrize("n_lesion, warned", [(10, True), (19, True), (20, False), (40, False)])
+def test_too_few_validation_lesions_is_said_and_recorded(n_lesion, warned):
+    import warnings
+
+    from btseg.distill.calibrate import CalibrationWarning
+
+    probs = [_blob(0.80 + 0.005 * i, 20) for i in range(n_lesion)] + [_blob(0.7, 20)]
+    comps = [image_components(p, 0.5, {}) for p in probs]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        spec = calibrate(comps, [True] * n_lesion + [False], target=0.95)
+    ours = [w for w in seen if issubclass(w.category, CalibrationWarning)]
+    assert bool(ours) == warned and ("warning" in spec["calibration"]) == warned
+    if warned:
+        assert f"{n_lesion} val lesion image(s)" in str(ours[0].message) and "at least 20" in str(ours[0].message)
+        # with no miss allowed, the threshold is the lowest lesion score
+        assert spec["threshold"] == pytest.approx(min(c.image_score("peak", 0.0) for c in comps[:n_lesion]))
