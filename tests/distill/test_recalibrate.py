@@ -124,3 +124,16 @@ def test_a_split_part_needs_a_split_file(site, package):
 @pytest.mark.parametrize("target, need", [(0.95, 20), (0.9, 10), (0.5, 2), (0.99, 100)])
 def test_min_lesions(target, need):
     assert min_lesions(target) == need
+
+
+def test_dataset_b_layout_calibrates_on_lesions_alone(tmp_path, package):
+    """Dataset B (UDIAT) has no normal images: the target is still met on its lesions, and
+    the cost on normal images is recorded as 0 of 0, not invented."""
+    from btseg.data.phantom import write_datasetb
+
+    root = tmp_path / "DatasetB"
+    write_datasetb(root, n=24, seed=2, size=SIZE)
+    r, done = _calibrate(str(package), "--data", str(root), "--target", "0.9")
+    assert r.exit_code == 0, r.output
+    val = done["presence"]["calibration"]["val"]
+    assert val["n_lesion"] == 24 and val["detected"] >= 22 and (val["flagged"], val["n_normal"]) == (0, 0)
