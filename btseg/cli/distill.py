@@ -59,6 +59,9 @@ def _train_options(fn):
                      "term of every model's supervised loss (0 = off; default: the preset's)."),
         click.option("--normal-repeat", type=int, default=None, help="Show every normal training image this "
                      "many times per epoch (every model; default: the preset's)."),
+        click.option("--presence-head", is_flag=True, default=None, help="Give the student an image-level "
+                     "presence head on its bottleneck that gates its pixel logits (simplified_unet; measured, "
+                     "not adopted: docs/distill.md)."),
         click.option("--presence-target", type=float, default=None, help="Share of validation lesion images "
                      "the 'no lesion' decision must still detect, calibrated after training (0 = no decision; "
                      "default 0.95)."),
@@ -73,7 +76,7 @@ def _train_options(fn):
 
 def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta,
             temperature, threads, no_progress, batch_size=None, patience=None, min_delta=None, scale=None,
-            presence_weight=None, presence_target=None, normal_repeat=None):
+            presence_weight=None, presence_target=None, normal_repeat=None, presence_head=None):
     """The TrainConfig the shared training options ask for (one replace: re-validated)."""
     from btseg.distill.config import get_preset
 
@@ -97,6 +100,8 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
         if widths is not None:
             raise ConfigError(f"--scale {scale} and --widths {widths}: give one (a scale fixes the widths)")
         student_kwargs = {"widths": scale_widths(arch or base.student_arch, scale), "scale": scale}
+    if presence_head:
+        student_kwargs = {**(student_kwargs or base.student_kwargs), "presence_head": True}
     # one replace: the architecture and its widths are checked together against its contract
     return base.replace(kd=kd, teachers=teacher_mode, epochs=epochs, seed=seed, device=device,
                         batch_size=batch_size, alpha=alpha, beta=beta, temperature=temperature,
@@ -109,12 +114,12 @@ def _config(data: str, preset: str, kd, teacher_mode, epochs, seed, device, arch
 def _run(stage: str, data: str, preset: str, out: str, kd, teacher_mode, epochs, seed, device, resume,
          teacher_dir, name, arch, widths, alpha, beta, temperature, threads, no_progress, batch_size=None,
          patience=None, min_delta=None, skip_bad: bool = False, scale=None, presence_weight=None,
-         presence_target=None, normal_repeat=None) -> None:
+         presence_target=None, normal_repeat=None, presence_head=None) -> None:
     from btseg.distill.pipeline import run
 
     cfg = _config(data, preset, kd, teacher_mode, epochs, seed, device, arch, widths, alpha, beta, temperature,
                   threads, no_progress, batch_size, patience, min_delta, scale, presence_weight, presence_target,
-                  normal_repeat)
+                  normal_repeat, presence_head)
     progress = _RichProgress() if cfg.progress else None
     try:
         results = run(stage, data, out, cfg, resume=resume, teacher_dir=teacher_dir, name=name, progress=progress,

@@ -63,8 +63,14 @@ def presence_logits(logits: torch.Tensor, frac: float = PRESENCE_TOPK_FRAC) -> t
 
 def presence_loss(logits: torch.Tensor, target: torch.Tensor, frac: float = PRESENCE_TOPK_FRAC) -> torch.Tensor:
     """BCE of :func:`presence_logits` against "the target mask is not empty", mean over images."""
+    return head_loss(presence_logits(logits, frac), target)
+
+
+def head_loss(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE of one presence logit per image ``z`` ((N,) or (N, 1)) against "the target mask
+    is not empty", mean over images."""
     has = (target.flatten(1) > 0).any(1).float()
-    return F.binary_cross_entropy_with_logits(presence_logits(logits, frac), has)
+    return F.binary_cross_entropy_with_logits(z.float().flatten(), has)
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, presence_weight: float = 0.0) -> torch.Tensor:
@@ -72,6 +78,22 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, presence_weight: float 
     :func:`presence_loss` when it is > 0)."""
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float()) + soft_dice_loss(logits, target)
     return loss + presence_weight * presence_loss(logits, target) if presence_weight > 0 else loss
+
+
+def supervised(model: nn.Module, x: torch.Tensor, y: torch.Tensor, presence_weight: float, head_weight: float,
+               features: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``(loss, logits, features)``: :func:`seg_loss` of ``model`` on ``x``, plus
+    ``head_weight`` x :func:`head_loss` of its presence head's logit when it has one
+    (``forward_presence``, :class:`btseg.models.unet_base.UNetSkeleton`)."""
+    if getattr(model, "presence_head", False):
+        logits, feats, head = model.forward_presence(x)
+        loss = seg_loss(logits, y, presence_weight)
+        return (loss + head_weight * head_loss(head, y) if head_weight > 0 else loss), logits, feats
+    if features:
+        logits, feats = model.forward_features(x)
+    else:
+        logits, feats = model(x), []
+    return seg_loss(logits, y, presence_weight), logits, feats
 
 
 def response_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -192,13 +214,13 @@ def routed_targets(teachers: Sequence[nn.Module], x: torch.Tensor, weights: torc
 class SupervisedObjective(nn.Module):
     """Teacher training (and the no-KD student): ``forward(x, y, labels) -> (loss, parts)``."""
 
-    def __init__(self, model: nn.Module, presence_weight: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, presence_weight: float = 0.0, head_weight: float = 1.0) -> None:
         super().__init__()
         self.model = model
-        self.presence_weight = presence_weight
+        self.presence_weight, self.head_weight = presence_weight, head_weight
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss = seg_loss(self.model(x), y, self.presence_weight)
+        loss, _, _ = supervised(self.model, x, y, self.presence_weight, self.head_weight)
         return loss, {"seg": loss.detach()}
 
 
@@ -211,10 +233,11 @@ class DistillObjective(nn.Module):
     """
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module], kd: str, teacher_mode: str,
-                 alpha: float, beta: float, temperature: float, presence_weight: float = 0.0) -> None:
+                 alpha: float, beta: float, temperature: float, presence_weight: float = 0.0,
+                 head_weight: float = 1.0) -> None:
         super().__init__()
         self.model = student
-        self.presence_weight = presence_weight
+        self.presence_weight, self.head_weight = presence_weight, head_weight
         self.kd, self.teacher_mode = kd, teacher_mode
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
         self.use_response = kd in ("response", "dual") and alpha > 0
@@ -237,8 +260,7 @@ class DistillObjective(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        logits, feats = self.model.forward_features(x)
-        seg = seg_loss(logits, y, self.presence_weight)
+        seg, logits, feats = supervised(self.model, x, y, self.presence_weight, self.head_weight, features=True)
         parts = {"seg": seg.detach()}
         loss = seg
         if self.use_response or self.use_feature:

@@ -34,6 +34,8 @@ class SimplifiedUNet(UNetSkeleton):
         in_channels, out_channels: image and logit channels.
         scale: ``n | s | m | l`` picks the widths (:data:`btseg.contract.SCALES`; ``l`` is the
             paper student); with ``widths`` too, both must agree.
+        presence_head: add the image-level presence logit that gates the pixel logits
+            (:class:`~btseg.models.unet_base.UNetSkeleton`).
 
     Example::
 
@@ -44,10 +46,12 @@ class SimplifiedUNet(UNetSkeleton):
     """
 
     def __init__(self, widths: Sequence[int] | None = None, expansion: int = 2, up_kernel: int = 1,
-                 in_channels: int = 1, out_channels: int = 1, scale: str | None = None) -> None:
+                 in_channels: int = 1, out_channels: int = 1, scale: str | None = None,
+                 presence_head: bool = False) -> None:
         block = functools.partial(Bottleneck, expansion=expansion)
         widths = scale_widths("simplified_unet", scale, widths) or PAPER_WIDTHS
-        super().__init__(widths, block, in_channels, out_channels, attention=True, up_kernel=up_kernel)
+        super().__init__(widths, block, in_channels, out_channels, attention=True, up_kernel=up_kernel,
+                         presence_head=presence_head)
         self.scale = scale
 
     @classmethod

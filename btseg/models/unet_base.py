@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from btseg.models.blocks import AttentionGate, UpConv
 from btseg.contract import ModelContract, check_widths, size_divisor
@@ -27,10 +28,19 @@ class UNetSkeleton(nn.Module):
     ``forward(x)`` returns logits (N, out_channels, H, W); ``forward_features(x)`` also
     returns the bottleneck and every decoder stage's output, deep to shallow, which is
     what feature distillation matches.  H and W must be divisible by ``2**(len(widths)-1)``.
+
+    ``presence_head=True`` adds an image-level "is there a lesion" logit ``b``: one linear
+    layer on the global mean and max of the bottleneck and the first decoder stage (the
+    whole image's context: a lesion's posterior column, a look-alike's layer).  It gates the
+    pixel logits ``a`` in log space, ``a + log sigmoid(b)``, so the model keeps its one
+    output (export, every backend and the presence calibration are unchanged) and an image
+    the head calls normal has every pixel pushed down.  :meth:`forward_presence` returns
+    ``b`` too, for its image-level loss (:class:`btseg.distill.losses.SupervisedObjective`).
     """
 
     def __init__(self, widths: Sequence[int], block: BlockFactory, in_channels: int = 1,
-                 out_channels: int = 1, attention: bool = True, up_kernel: int = 3) -> None:
+                 out_channels: int = 1, attention: bool = True, up_kernel: int = 3,
+                 presence_head: bool = False) -> None:
         super().__init__()
         widths = check_widths(widths, type(self).__name__)
         self.widths = widths
@@ -49,6 +59,10 @@ class UNetSkeleton(nn.Module):
             self.decoders.append(block(2 * shallow, shallow))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
         self.attention = attention
+        self.presence_head = bool(presence_head)
+        if self.presence_head:
+            pooled = 2 * (widths[-1] + (widths[-2] if len(widths) > 1 else 0))
+            self.presence = nn.Linear(pooled, out_channels)
 
     @classmethod
     def contract(cls, widths: Sequence[int] | None = None, **_: object) -> ModelContract:
@@ -72,6 +86,12 @@ class UNetSkeleton(nn.Module):
         return [self.widths[-1], *reversed(self.widths[:-1])]
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        logits, feats, _ = self.forward_presence(x)
+        return logits, feats
+
+    def forward_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """``(logits, features, presence logit b (N, out_channels) or None)``; with a
+        presence head the logits are already gated by ``b`` (see the class docstring)."""
         skips = []
         for i, enc in enumerate(self.encoders):
             x = enc(x if i == 0 else self.pool(x))
@@ -82,7 +102,12 @@ class UNetSkeleton(nn.Module):
             s = gate(g, skip) if self.attention else skip
             x = dec(torch.cat([s, g], dim=1))
             feats.append(x)
-        return self.head(x), feats
+        logits = self.head(x)
+        if not self.presence_head:
+            return logits, feats, None
+        pooled = torch.cat([torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1) for f in feats[:2]], 1)
+        b = self.presence(pooled)
+        return logits + F.logsigmoid(b)[:, :, None, None], feats, b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]

@@ -85,3 +85,15 @@ def test_skip_bad_trains_and_records_the_skipped_items(tmp_path):
                 ["eval", str(out / "student"), "--data", str(tmp_path / "messy")]):
         r = CliRunner().invoke(main, sub)
         assert r.exit_code == 2 and all(f.split("/")[-1] in r.stderr for f in bad), (sub, r.output)
+
+
+def test_presence_head_trains_from_the_cli_and_is_recorded(phantom_dir, tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["student", "--data", str(phantom_dir), "--preset", "tiny", "--out", str(out),
+                                  "--kd", "none", "--presence-head", "--no-progress", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    pkg = load_package(out / "student")
+    assert pkg.config.kwargs["presence_head"] is True and pkg.build_model().presence_head
+    r = CliRunner().invoke(main, ["student", "--data", str(phantom_dir), "--preset", "tiny", "--out", str(out),
+                                  "--kd", "none", "--presence-head", "--arch", "unext", "--name", "x"])
+    assert r.exit_code == 2 and "presence_head" in r.stderr and r.stderr.count("\n") == 1
