@@ -303,8 +303,15 @@ def eval_(package: str, data: str, split: str, splits_file: str | None, no_dista
     click.echo(json.dumps(summary, indent=2))
 
 
-def _samples(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool):
-    """The images of ``data`` that ``split`` names (``all``, or a part of the package's split file)."""
+def _samples(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool,
+             with_skipped: bool = False):
+    """The images of ``data`` that ``split`` names (``all``, or a part of the package's split
+    file); with ``with_skipped``, also the bad items ``skip_bad`` left out ({file, reason})."""
+    samples, dataset = _select(package, data, split, splits_file, skip_bad)
+    return (samples, dataset.skipped_records()) if with_skipped else samples
+
+
+def _select(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool):
     from btseg.data import Splits, open_dataset
     from btseg.data.splits import find_splits, splits_path
 
@@ -312,14 +319,14 @@ def _samples(package: str, data: str, split: str, splits_file: str | None, skip_
         raise DataError(f"{data}: data directory not found")
     dataset = open_dataset(data, include_normal=True, skip_bad=skip_bad, verify=True)
     if split == "all":
-        return dataset
+        return dataset, dataset
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split {split!r}: expected train, val, test or all")
     path = Path(splits_file) if splits_file else find_splits([Path(package).resolve()])
     if path is None or not path.exists():
         raise DataError(f"{path or splits_path(Path(package).resolve().parent)}: split file not found; "
                         "pass --splits or --split all")
-    return Splits.load(path).select(dataset, split)
+    return Splits.load(path).select(dataset, split), dataset
 
 
 @main.command(name="calibrate")
@@ -346,9 +353,9 @@ def calibrate_(package: str, data: str, split: str, splits_file: str | None, tar
         raise ConfigError("--split train: the package learned those images; calibrate on images it has not seen")
     if not 0 < target < 1:
         raise ConfigError(f"--target {target!r}: expected a number in (0, 1)")
-    samples = _samples(package, data, split, splits_file, skip_bad)
-    done = recalibrate_package(package, samples, {"data": str(Path(data).resolve()), "split": split}, target,
-                               resolve_device(device), write=not dry_run)
+    samples, skipped = _samples(package, data, split, splits_file, skip_bad, with_skipped=True)
+    source = {"data": str(Path(data).resolve()), "split": split, "skipped": skipped}
+    done = recalibrate_package(package, samples, source, target, resolve_device(device), write=not dry_run)
     _print_calibration(package, done)
     click.echo(json.dumps(done, indent=2))
 

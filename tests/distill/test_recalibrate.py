@@ -137,3 +137,21 @@ def test_dataset_b_layout_calibrates_on_lesions_alone(tmp_path, package):
     assert r.exit_code == 0, r.output
     val = done["presence"]["calibration"]["val"]
     assert val["n_lesion"] == 24 and val["detected"] >= 22 and (val["flagged"], val["n_normal"]) == (0, 0)
+
+
+def test_a_messy_set_is_refused_naming_every_bad_item_or_skipped_and_recorded(tmp_path, package):
+    from btseg.data.phantom import synthesize
+
+    messy = tmp_path / "messy"
+    s = synthesize(messy, n=48, size=SIZE, seed=4, workers=1, defects="all")
+    bad = sorted({f for d in s["defects"] if d["bad"] for f in d["files"]})
+    assert bad
+    before = (package / CONFIG).read_bytes()
+    r, _ = _calibrate(str(package), "--data", str(messy))
+    assert r.exit_code == 2 and (package / CONFIG).read_bytes() == before
+    assert all(Path(f).name in r.stderr for f in bad), (bad, r.stderr)
+    r, done = _calibrate(str(package), "--data", str(messy), "--skip-bad", "--target", "0.9")
+    assert r.exit_code == 0, r.output
+    skipped = done["presence"]["calibration"]["skipped"]
+    assert skipped and all(k in item for item in skipped for k in ("file", "reason"))
+    assert load_package(package).config.postprocess["presence"]["calibration"]["skipped"] == skipped
