@@ -291,11 +291,13 @@ def _list(s: str, cast=str) -> list:
 @click.option("--iters", type=int, default=20, show_default=True, help="Timed calls per artifact.")
 @click.option("--threads", type=int, default=2, show_default=True, help="Inference threads.")
 @click.option("--report-only", is_flag=True)
+@click.option("--code-note", default="", help="With --report-only: a sentence on the code the models were trained "
+              "with (kept in scales.json), when it differs from this commit's.")
 @click.option("--export-only", is_flag=True, help="Only make the 256 px latency exports (can run beside training).")
 @handle_errors
 def main(work: Path, out: Path, reuse: Path | None, n: int, size: int, epochs: int, steps: int, seeds: str,
          scales: str, baselines: str, workers: int, iters: int, threads: int, report_only: bool,
-         export_only: bool) -> None:
+         export_only: bool, code_note: str = "") -> None:
     """Train, export and time every scale; write OUT/scales.json and OUT/scales.png."""
     st = Study(n=n, size=size, epochs=epochs, steps=steps, seeds=_list(seeds, int), scales=_list(scales),
                baselines=_list(baselines))
@@ -334,6 +336,8 @@ def main(work: Path, out: Path, reuse: Path | None, n: int, size: int, epochs: i
            + f" --n {n} --size {size} --epochs {epochs} --steps {steps} --seeds {seeds} --scales {scales}"
            f" --baselines {baselines} --workers {workers} --iters {iters} --threads {threads}")
     doc = document(st, jobs, work, lat, cmd)
+    if code_note:
+        doc["code_note"] = code_note
     write_json(out / "scales.json", doc)
     plot(doc, out / "scales.png")
     console.print(f"scales: wrote {out / 'scales.json'}, {out / 'scales.png'} ({len(doc['rows'])} rows)")
