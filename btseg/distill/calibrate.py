@@ -144,6 +144,7 @@ def recalibrate_package(root: str | Path, samples: Sequence[Any], source: Mappin
     from btseg.errors import DataError
     from btseg.package import load_package, package_lock
 
+    load_package(root)  # a missing or broken package is named before anything is locked or created
     need = min_lesions(target)
     where = source.get("data", "samples")
     n_lesion = sum(bool(np.asarray(s.mask).any()) for s in samples)

@@ -155,3 +155,10 @@ def test_a_messy_set_is_refused_naming_every_bad_item_or_skipped_and_recorded(tm
     skipped = done["presence"]["calibration"]["skipped"]
     assert skipped and all(k in item for item in skipped for k in ("file", "reason"))
     assert load_package(package).config.postprocess["presence"]["calibration"]["skipped"] == skipped
+
+
+def test_a_missing_package_is_named_and_not_created(site, tmp_path):
+    missing = tmp_path / "no-such-package"
+    r, _ = _calibrate(str(missing), "--data", str(site))
+    assert r.exit_code == 2 and str(missing) in r.stderr and r.stderr.count("\n") == 1
+    assert not missing.exists()  # the writer lock must not create what it was asked to change
