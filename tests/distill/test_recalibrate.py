@@ -162,3 +162,23 @@ def test_a_missing_package_is_named_and_not_created(site, tmp_path):
     r, _ = _calibrate(str(missing), "--data", str(site))
     assert r.exit_code == 2 and str(missing) in r.stderr and r.stderr.count("\n") == 1
     assert not missing.exists()  # the writer lock must not create what it was asked to change
+
+
+def test_a_model_that_finds_nothing_cannot_reach_the_target_and_nothing_changes(site, tmp_path):
+    from btseg.models import create_model
+    from btseg.package import ModelConfig, save_package
+    from btseg.preprocess import PreprocessSpec
+
+    torch.manual_seed(0)
+    kwargs = {"widths": [8, 16, 32], "presence_head": True}
+    model = create_model("simplified_unet", **kwargs).eval()
+    with torch.no_grad():  # its presence head calls every image normal: no pixel reaches 0.5
+        model.presence.weight.zero_()
+        model.presence.bias.fill_(-60.0)
+    root = tmp_path / "blind"
+    save_package(root, model, ModelConfig(architecture="simplified_unet", kwargs=kwargs, preset="test",
+                                          preprocess=PreprocessSpec(size=(SIZE, SIZE))))
+    before = (root / CONFIG).read_bytes()
+    r, _ = _calibrate(str(root), "--data", str(site))
+    assert r.exit_code == 2 and "cannot be reached" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert (root / CONFIG).read_bytes() == before
