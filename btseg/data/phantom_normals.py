@@ -24,6 +24,12 @@ import numpy as np
 from btseg.data.phantom_field import lesion_field
 
 KINDS = ("fat_lobule", "duct", "ligament_shadow", "rib")
+# backscatter inside a fat lobule: darker than the subcutaneous fat layer (0.3 plus its
+# ligaments), which makes lobules as dark as a benign lesion's core (0.03-0.2).  A real fat
+# lobule is fat, isoechoic to that layer; this phantom keeps them darker on purpose, so that
+# its normals are at least as hard as real ones.  benchmarks/lobule_echo.py measures what
+# this one choice costs (a lobule at 0.3-0.5 is far easier to tell from a lesion).
+LOBULE_ECHO: tuple[float, float] = (0.08, 0.3)
 
 
 def _oval(rng: np.random.Generator, cx: float, cz: float, a: float, b: float, rough: float) -> dict:
@@ -57,7 +63,7 @@ def add_lookalikes(rng: np.random.Generator, amp: np.ndarray, att: np.ndarray, f
                       a, a * rng.uniform(0.4, 0.7), 0.04)
             inside, rho, R = _inside(g, n, 0.04)
             capsule = np.exp(-((rho - R) / 0.06) ** 2) * rng.uniform(0.3, 0.9)
-            amp = amp * (1 + capsule) * (1 - inside) + rng.uniform(0.08, 0.3) * inside
+            amp = amp * (1 + capsule) * (1 - inside) + rng.uniform(*LOBULE_ECHO) * inside
             att = att * (1 - inside) + 1.5 * inside  # fat: the attenuation of the fat layer
         elif kind == "duct":  # long, thin, near-anechoic fluid: posterior enhancement
             a = rng.uniform(0.12, 0.3)
