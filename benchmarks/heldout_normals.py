@@ -128,19 +128,30 @@ def main(argv: list[str] | None = None) -> int:
                     help="prefix of the .json and .md written")
     ap.add_argument("--title", default="False lesions on held-out hard-normal phantoms")
     args = ap.parse_args(argv)
-    from btseg.data import Splits, open_dataset
-
-    data, splits = open_dataset(args.data), Splits.load(args.splits)
-    val, test = splits.select(data, "val"), splits.select(data, "test")
-    sets = {Path(p).name: open_dataset(p) for p in args.normals.split(",") if p}
-    doc = {"title": args.title, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-           "normal_sets": {k: str(v.root) for k, v in sets.items()},
-           "packages": [score_package(p, val, test, sets) for p in args.packages]}
-    write_json(args.out.with_suffix(".json"), doc)
-    with atomic_write(args.out.with_suffix(".md"), "w") as f:
-        f.write(markdown(doc))
+    doc = measure(args.data, args.splits, [Path(p) for p in args.normals.split(",") if p], args.packages,
+                  args.title, "python " + " ".join(shlex.quote(a) for a in sys.argv))
+    write(doc, args.out)
     print(markdown(doc))
     return 0
+
+
+def measure(data_dir: Path, splits_file: Path, normals: list[Path], packages: list[Path], title: str,
+            command: str) -> dict[str, Any]:
+    """The results document: every package scored on its run's val/test and on each normal set."""
+    from btseg.data import Splits, open_dataset
+
+    data, splits = open_dataset(data_dir), Splits.load(splits_file)
+    val, test = splits.select(data, "val"), splits.select(data, "test")
+    sets = {p.name: open_dataset(p) for p in normals}
+    return {"title": title, "command": command, "normal_sets": {k: str(v.root) for k, v in sets.items()},
+            "packages": [score_package(p, val, test, sets) for p in packages]}
+
+
+def write(doc: dict[str, Any], out: Path) -> None:
+    """``out``.json and ``out``.md, each written atomically."""
+    write_json(out.with_suffix(".json"), doc)
+    with atomic_write(out.with_suffix(".md"), "w") as f:
+        f.write(markdown(doc))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ package when it exists).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from btseg.io import atomic_write, write_json  # noqa: E402
+from btseg.io import read_json, write_json  # noqa: E402
 
 
 def _echo(text: str) -> tuple[float, float]:
@@ -53,7 +52,7 @@ def make(out: Path, echo: tuple[float, float], n: int, size: int, seed: int,
 
     done = out / "phantom.json"
     want = {"n": n, "size": size, "seed": seed, "lobule_echo": list(echo)}
-    if done.exists() and {k: json.loads(done.read_text()).get(k) for k in want} == want:
+    if done.exists() and {k: read_json(done).get(k) for k in want} == want:
         return out
     saved = phantom_normals.LOBULE_ECHO
     phantom_normals.LOBULE_ECHO = echo
@@ -94,24 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     for j in jobs:
         if j.wait():
             raise SystemExit(f"error: training student-nokd failed (exit {j.returncode})")
-    from heldout_normals import main as heldout
+    from heldout_normals import measure, write
 
     title = (f"Fat lobules isoechoic to fat (backscatter {args.echo[0]:g}-{args.echo[1]:g} instead of "
              f"0.08-0.3): the demo's students, {args.n} phantoms, seed {args.seed} split")
-    rc = heldout(["--data", str(data), "--splits", str(w / "run" / "splits.json"),
-                  "--normals", ",".join(map(str, sets)), "--packages", str(w / "run" / "student"),
-                  str(w / "run" / "student-nokd"), "--title", title, "--out", str(args.out)])
-    doc = json.loads(args.out.with_suffix(".json").read_text())
-    doc["command"] = "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(__file__).name}",
-                                                                     *(argv if argv is not None else sys.argv[1:])])
-    doc["lobule_echo"] = list(args.echo)
-    write_json(args.out.with_suffix(".json"), doc)
-    md = args.out.with_suffix(".md").read_text().split("\n")
-    md = [f"Command: `{doc['command']}`" if line.startswith("Command: ") else line for line in md]
-    with atomic_write(args.out.with_suffix(".md"), "w") as f:
-        f.write("\n".join(md))
-    return rc
-
+    command = "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(__file__).name}",
+                                                              *(argv if argv is not None else sys.argv[1:])])
+    doc = measure(data, w / "run" / "splits.json", sets, [w / "run" / "student", w / "run" / "student-nokd"],
+                  title, command)
+    write({**doc, "lobule_echo": list(args.echo)}, args.out)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

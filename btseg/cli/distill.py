@@ -296,22 +296,16 @@ def eval_(package: str, data: str, split: str, splits_file: str | None, no_dista
     from btseg.package import load_package
 
     pkg = load_package(package)
-    samples = _samples(package, data, split, splits_file, skip_bad)
+    samples, _ = _select(package, data, split, splits_file, skip_bad)
     summary = evaluate_package(pkg, samples, distances=not no_distances, device=resolve_device(device))
     summary["split"] = split
     _print_table(summary)
     click.echo(json.dumps(summary, indent=2))
 
 
-def _samples(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool,
-             with_skipped: bool = False):
-    """The images of ``data`` that ``split`` names (``all``, or a part of the package's split
-    file); with ``with_skipped``, also the bad items ``skip_bad`` left out ({file, reason})."""
-    samples, dataset = _select(package, data, split, splits_file, skip_bad)
-    return (samples, dataset.skipped_records()) if with_skipped else samples
-
-
 def _select(package: str, data: str, split: str, splits_file: str | None, skip_bad: bool):
+    """``(samples, dataset)``: the images of ``data`` that ``split`` names (``all``, or a part
+    of the package's split file), and the data set they came from (its skipped items)."""
     from btseg.data import Splits, open_dataset
     from btseg.data.splits import find_splits, splits_path
 
@@ -353,8 +347,8 @@ def calibrate_(package: str, data: str, split: str, splits_file: str | None, tar
         raise ConfigError("--split train: the package learned those images; calibrate on images it has not seen")
     if not 0 < target < 1:
         raise ConfigError(f"--target {target!r}: expected a number in (0, 1)")
-    samples, skipped = _samples(package, data, split, splits_file, skip_bad, with_skipped=True)
-    source = {"data": str(Path(data).resolve()), "split": split, "skipped": skipped}
+    samples, dataset = _select(package, data, split, splits_file, skip_bad)
+    source = {"data": str(Path(data).resolve()), "split": split, "skipped": dataset.skipped_records()}
     done = recalibrate_package(package, samples, source, target, resolve_device(device), write=not dry_run)
     _print_calibration(package, done)
     click.echo(json.dumps(done, indent=2))
