@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import importlib.util
 import math
+import signal
 import sys
 import warnings
 from typing import Any, Callable, Iterable, Iterator
@@ -63,6 +65,22 @@ def _skipped_as_warning_lines() -> Iterator[None]:
 # what the commands beyond the runtime need, and the extra that installs it
 EXTRAS: dict[str, tuple[str, ...]] = {"train": ("torch", "safetensors", "onnx", "onnxslim"),
                                       "dicom": ("highdicom", "pynetdicom")}
+
+
+def quiet_teardown() -> None:
+    """Ignore SIGTERM and SIGINT once the interpreter is exiting: the command's outcome (exit
+    code, files) is decided by then.  CPython's finalization resets every Python signal
+    handler to the default action, and OpenVINO's and torch's native teardown then runs for a
+    second or more; a SIGTERM in that window killed a finished ``btseg-export`` with -15 (seen
+    in CI, its package already whole).  The ``atexit`` hook runs before that reset (registered
+    last, it runs first).  SIGKILL still ends a teardown that hangs."""
+    atexit.unregister(_ignore_stop_signals)  # one hook however often a command runs in one process
+    atexit.register(_ignore_stop_signals)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def require_extra(command: str, extra: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from btseg.cli.common import HELP, handle_errors, requires_extra
+from btseg.cli.common import HELP, handle_errors, quiet_teardown, requires_extra
 from btseg.errors import BtsegError
 from btseg.export.targets import TARGETS
 from btseg.specs import CALIB_METHODS, PRECISIONS
@@ -100,8 +100,8 @@ def main(package_dir: Path, targets: tuple[str, ...], precisions: tuple[str, ...
     logging.getLogger("btseg").addHandler(_stderr_handler())
     from btseg.export import interrupt
 
-    for sig in (signal.SIGTERM, signal.SIGINT):  # stop at once, staging removed; never mid-install
-        signal.signal(sig, interrupt.on_signal)
+    interrupt.install()  # a signal stops at once, staging removed; never mid-install
+    quiet_teardown()  # ... and is ignored once the process is exiting
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ulimit -f: an EFBIG error line, not a killed process
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

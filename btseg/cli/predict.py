@@ -39,7 +39,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from btseg.cli.common import HELP, console, finite, handle_errors, require_extra
+from btseg.cli.common import HELP, console, finite, handle_errors, quiet_teardown, require_extra
 from btseg.cli.predict_inputs import InputItem, discover
 from btseg.cli.predict_journal import OutputRun
 from btseg.cli.predict_outputs import OutputPolicy
@@ -205,6 +205,7 @@ def main(inputs: tuple[Path, ...], model: Path, backend: str, target: str | None
     policy.check_out()  # before --out is created
     with OutputRun(out) as run:  # lock, recover an interrupted run, writable: all before the model
         run.stop_on_signals()
+        quiet_teardown()  # its outputs are committed by the time the process exits
         if run.recovered:
             console.print(f"removed {len(run.recovered)} unfinished output(s) of an interrupted run in {escape(str(out))}",
                           highlight=False, soft_wrap=True)

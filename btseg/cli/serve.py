@@ -23,7 +23,7 @@ from typing import Any, Callable
 import click
 import cv2
 
-from btseg.cli.common import HELP, handle_errors, require_extra
+from btseg.cli.common import HELP, handle_errors, quiet_teardown, require_extra
 from btseg.errors import BtsegError
 
 LOG = logging.getLogger("btseg.serve")
@@ -136,6 +136,7 @@ def dicom(host: str, port: int, aet: str, out: Path, forward: str | None, allow_
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        quiet_teardown()  # a second signal while the stopped node's process exits does not kill it
         node.start()
         while not stop.wait(0.5):
             pass

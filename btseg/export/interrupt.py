@@ -16,6 +16,9 @@ is held until the step has completed or rolled back, then acted on.  So the pack
 always either as before or as after one whole step.  A native worker thread still writing
 into a staging directory can leave files behind it.  Those are in a hidden
 ``.export-staging-*`` directory that nothing loads, and the next export removes it.
+
+Once the process is exiting, its outcome is decided: ``btseg-export`` also ignores the
+signals during the interpreter's teardown (:func:`btseg.cli.common.quiet_teardown`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +34,13 @@ from typing import Iterator
 _live: set[Path] = set()
 _depth = 0
 _pending: int | None = None
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install() -> None:
+    """Handle SIGTERM and SIGINT with :func:`on_signal` from now on."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, on_signal)
 
 
 @contextlib.contextmanager
