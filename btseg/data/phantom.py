@@ -40,6 +40,7 @@ from scipy.signal import hilbert
 from btseg.data.phantom_field import lesion_field as _lesion_field
 from btseg.errors import ConfigError, DataError
 from btseg.io import write_json, write_png
+from btseg.provenance import code_hash
 
 BUSI_FRACTIONS = (437 / 780, 210 / 780, 133 / 780)  # benign, malignant, normal
 MAX_INTERNAL = 256  # simulate at most this many pixels a side, then resize
@@ -182,8 +183,11 @@ def _busi_job(args: tuple) -> tuple[str, int, list[dict]]:
     return label, len(masks), []
 
 
-def _init_worker() -> None:
+def _init_worker(lobule_echo: tuple[float, float]) -> None:
+    from btseg.data import phantom_normals
+
     cv2.setNumThreads(1)  # processes already fill the cores
+    phantom_normals.LOBULE_ECHO = lobule_echo  # a spawned worker draws what the parent records
 
 
 def class_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
@@ -194,6 +198,20 @@ def class_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int
     nb, nm = round(n * fractions[0] / s), round(n * fractions[1] / s)
     nm = min(nm, n - nb)
     return {"benign": nb, "malignant": nm, "normal": n - nb - nm}
+
+
+# the code that draws a phantom image: a set made by other code is another data set
+GENERATOR_FILES = ["btseg/data/phantom.py", "btseg/data/phantom_field.py", "btseg/data/phantom_normals.py",
+                   "btseg/data/phantom_defects.py"]
+
+
+def generator_id() -> str:
+    """A hash of the phantom's drawing code (comments and docstrings excluded), recorded in
+    ``phantom.json`` as ``generator``: a caller that reuses a set it made earlier (the demo,
+    the CV study) compares it, so a changed phantom is never scored as the old one's images."""
+    from btseg.data import phantom_normals
+
+    return code_hash(GENERATOR_FILES)[:16] + "-lobule-%g-%g" % phantom_normals.LOBULE_ECHO
 
 
 def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,
@@ -242,13 +260,15 @@ def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0
     else:
         # spawn, not fork: a caller that already runs threads (OpenMP, ORT, OpenVINO, a test
         # runner) can hold a lock at fork time and the forked child then waits forever
-        with ProcessPoolExecutor(workers, initializer=_init_worker,
+        from btseg.data import phantom_normals
+
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(phantom_normals.LOBULE_ECHO,),
                                  mp_context=multiprocessing.get_context("spawn")) as ex:
             for r in ex.map(_busi_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 results.append(r)
                 progress and progress(1)
     summary = {"layout": "busi", "out": str(out), "n": n, "size": size, "seed": seed, "fractions": list(fractions),
-               "hard_normals": hard_normals, "counts": counts,
+               "hard_normals": hard_normals, "generator": generator_id(), "counts": counts,
                "multi_mask": sum(1 for _, k, _ in results if k > 1), "seconds": round(time.perf_counter() - t0, 3)}
     if defects:
         summary["defects"] = [d for _, _, recs in results for d in recs]

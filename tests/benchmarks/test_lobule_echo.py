@@ -21,9 +21,11 @@ def _normals(root):
 def test_the_echo_reaches_the_lobules_and_the_default_comes_back(tmp_path):
     mod = load_script("benchmarks/lobule_echo.py")
     default = phantom_normals.LOBULE_ECHO
-    dark = mod.make(tmp_path / "dark", default, 8, 64, 0, (0.0, 0.0, 1.0))
-    bright = mod.make(tmp_path / "bright", (0.3, 0.5), 8, 64, 0, (0.0, 0.0, 1.0))
+    dark = mod.make(tmp_path / "dark", (0.08, 0.3), 8, 64, 0, (0.0, 0.0, 1.0))
     assert phantom_normals.LOBULE_ECHO == default  # restored, whatever the override
+    bright = mod.make(tmp_path / "bright", (0.3, 0.5), 8, 64, 0, (0.0, 0.0, 1.0))
+    assert phantom_normals.LOBULE_ECHO == default
+    assert json.loads((dark / "phantom.json").read_text())["generator"].endswith("-lobule-0.08-0.3")
     a, b = _normals(dark), _normals(bright)
     assert len(a) == len(b) == 8
     differ = [not np.array_equal(x, y) for x, y in zip(a, b)]
@@ -48,7 +50,7 @@ def test_tiny_run_end_to_end(tmp_path):
     mod = load_script("benchmarks/lobule_echo.py")
     out = tmp_path / "res"
     rc = mod.main(["--work", str(tmp_path / "w"), "--preset", "tiny", "--n", "24", "--normals", "6", "--size", "64",
-                   "--out", str(out)])
+                   "--echo", "0.3,0.5", "--out", str(out)])
     assert rc == 0
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["lobule_echo"] == [0.3, 0.5] and doc["command"].startswith("python benchmarks/lobule_echo.py")
@@ -56,4 +58,4 @@ def test_tiny_run_end_to_end(tmp_path):
     assert names == ["student", "student-nokd"]
     for p in doc["packages"]:
         assert sum(h["n"] for h in p["heldout"].values()) == 12
-    assert "isoechoic" in out.with_suffix(".md").read_text()
+    assert "backscatter 0.3-0.5" in out.with_suffix(".md").read_text()
