@@ -106,9 +106,10 @@ class TrainConfig:
     kd: str = "dual"
     teachers: str = "routed"
     # chosen on validation: 5-fold CV on the hard-normal phantom, grid (1, 1, 2) / (0.5, 0.5, 2),
-    # dual KD picked (0.5, 0.5, 2) in 3 of 5 folds (benchmarks/results/ablation-cv.md)
-    alpha: float = 0.5
-    beta: float = 0.5
+    # dual KD picked (1, 1, 2) in 4 of 5 folds (benchmarks/results/ablation-cv.md; on the phantom
+    # with darker fat lobules it had picked (0.5, 0.5, 2) in 3 of 5: the two are close)
+    alpha: float = 1.0
+    beta: float = 1.0
     temperature: float = 2.0
     val: float = 0.15
     test: float = 0.15
