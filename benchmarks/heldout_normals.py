@@ -57,7 +57,7 @@ def score_package(pkg: Path, val: Any, test: Any, normal_sets: dict[str, Any]) -
 
     cfg = load_package(pkg).config
     post = PostProcess.of(cfg)
-    ungated = PostProcess(post.threshold, {k: v for k, v in post.spec.items() if k != "presence"})
+    ungated = post.ungated()
     out: dict[str, Any] = {"package": str(pkg), "presence": {k: v for k, v in
                                                              ((cfg.postprocess or {}).get("presence") or {}).items()
                                                              if k != "calibration"}}

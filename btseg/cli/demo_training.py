@@ -138,24 +138,29 @@ def read_model(pkg_dir: Path) -> dict[str, Any]:
 def count_held_out_normals(models: dict[str, dict[str, Any]], run: Path, normals: Path) -> None:
     """Add ``heldout_flagged`` / ``heldout_n`` to every model: the held-out normal phantoms
     (``OUT/normals``, in no split) on which its package, presence decision included, draws a
-    lesion.  A test split holds few normal images (8 of 45 in the demo); this counts many."""
+    lesion.  A test split holds few normal images (8 of 45 in the demo); this counts many.
+    ``heldout_flagged_ungated``: the same count without the decision, what it fixed."""
     from btseg.data import open_dataset
     from btseg.distill.evaluate import evaluate_package
+    from btseg.package import load_package
+    from btseg.runtime.postprocess import PostProcess
 
     samples = open_dataset(normals)
     for name, m in models.items():
         nor = evaluate_package(run / name, samples, distances=False)["presence"]["normal"]
-        m["heldout_flagged"], m["heldout_n"] = nor["flagged"], nor["n"]
+        raw = evaluate_package(run / name, samples, distances=False,
+                               post=PostProcess.of(load_package(run / name).config).ungated())["presence"]["normal"]
+        m["heldout_flagged"], m["heldout_n"], m["heldout_flagged_ungated"] = nor["flagged"], nor["n"], raw["flagged"]
 
 
 def training_rows(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the training table (terminal, Markdown and HTML)."""
     cols = ["model", "KD", "Dice", "lesion Dice", "lesion sensitivity", "normal false-lesion rate (k of n)",
-            "held-out normals flagged (k of n)",
+            "held-out normals flagged (k of n; without the decision)",
             "Dice benign", "Dice malignant", "IoU", "HD95 px", "params", "GMACs", "train s"]
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     rows = [[name, str(m["kd"]), f(m["dice"], ".4f"), f(m.get("dice_lesion"), ".4f"), _sensitivity(m), _flagged(m),
-             f"{m['heldout_flagged']} of {m['heldout_n']}" if m.get("heldout_n") else "-",
+             _held_out(m),
              f(m["dice_benign"], ".4f"), f(m["dice_malignant"], ".4f"),
              f(m["iou"], ".4f"), f(m["hd95"], ".2f"), f"{m['params'] / 1e6:.3f} M", f(m["gmacs"], ".3f"),
              f(m["train_seconds"], ".0f")] for name, m in models.items()]
@@ -167,6 +172,14 @@ def _sensitivity(m: dict[str, Any]) -> str:
     if m.get("lesion_sensitivity") is None:
         return "-"
     return f"{m['lesion_sensitivity']:.3f} ({m['lesion_detected']} of {m['lesion_n']})"
+
+
+def _held_out(m: dict[str, Any]) -> str:
+    """``1 of 100 (7)``: held-out normals flagged with the decision (without it)."""
+    if not m.get("heldout_n"):
+        return "-"
+    raw = m.get("heldout_flagged_ungated")
+    return f"{m['heldout_flagged']} of {m['heldout_n']}" + ("" if raw is None else f" ({raw})")
 
 
 def _flagged(m: dict[str, Any]) -> str:

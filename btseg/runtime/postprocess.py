@@ -220,6 +220,11 @@ class PostProcess:
         """From a :class:`btseg.package.ModelConfig` (its ``threshold`` and ``postprocess``)."""
         return cls(float(config.threshold), dict(config.postprocess or {}))
 
+    def ungated(self) -> "PostProcess":
+        """The same steps without the image-level "no lesion" decision: what the map alone
+        draws, so a report can show what the decision changed."""
+        return PostProcess(self.threshold, {k: v for k, v in self.spec.items() if k != "presence"})
+
     def __call__(self, logits: np.ndarray, image_size: tuple[int, int],
                  spacing_mm: float | tuple[float, float] | None = None) -> Segmentation:
         """:func:`postprocess` with this package's parameters."""
