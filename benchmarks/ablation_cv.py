@@ -197,7 +197,7 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
          steps_per_epoch: int, batch_size: int, teacher_widths: str, student_widths: str, variants: str,
          kd_grid: str, only: str | None, report_only: bool, code_note: str) -> None:
     """Run (or resume) the CV ablation; write the report once every fold is done."""
-    from btseg.data.phantom import generator_id, synthesize
+    from btseg.data.phantom import drawn_by, generator_id, synthesize
     from btseg.distill.cv import parse_grid, parse_variants, run_cv
 
     st = CVStudy(n=n, size=size, hard_normals=hard_normals, folds=folds, max_epochs=max_epochs, patience=patience,
@@ -213,7 +213,7 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
     data = work / "data"
     if not (data / "phantom.json").exists():
         synthesize(data, n=st.n, size=st.size, seed=st.data_seed, workers=1, hard_normals=st.hard_normals)
-    elif (made := read_json(data / "phantom.json").get("generator")) != generator_id():
+    elif (made := drawn_by(data)) != generator_id():
         raise ConfigError(f"{data}: drawn by another phantom generator ({made}, now {generator_id()}); its folds "
                           "would mix two data sets: use a new --work")
     t0 = time.perf_counter()

@@ -52,7 +52,7 @@ def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals
               name: str = "data", fractions: tuple[float, float, float] | None = None) -> Path:
     """OUT/<name>: the phantom (reused when its phantom.json says it was made the same way);
     ``fractions`` (benign, malignant, normal) default to BUSI's."""
-    from btseg.data.phantom import BUSI_FRACTIONS, generator_id, synthesize
+    from btseg.data.phantom import BUSI_FRACTIONS, drawn_by, generator_id, synthesize
     from btseg.io import read_json
 
     data = out / name
@@ -62,7 +62,7 @@ def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals
         if [made.get(k) for k in ("n", "size", "seed")] == [n, size, seed] and \
                 bool(made.get("hard_normals")) == hard_normals and \
                 tuple(made.get("fractions", BUSI_FRACTIONS)) == fractions and \
-                made.get("generator") == generator_id():  # a changed phantom draws a new set
+                drawn_by(data) == generator_id():  # a changed phantom draws a new set
             console.print(f"{name}: reusing {data}")
             return data
     shutil.rmtree(data, ignore_errors=True)

@@ -214,6 +214,16 @@ def generator_id() -> str:
     return code_hash(GENERATOR_FILES)[:16] + "-lobule-%g-%g" % phantom_normals.LOBULE_ECHO
 
 
+def drawn_by(data: str | Path) -> str | None:
+    """The generator recorded in ``data/phantom.json`` (None: no such set, or one drawn
+    before sets recorded it).  ``drawn_by(d) == generator_id()``: d's images are what
+    today's phantom draws."""
+    from btseg.io import read_json
+
+    path = Path(data) / "phantom.json"
+    return read_json(path).get("generator") if path.is_file() else None
+
+
 def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,
                fractions: tuple[float, float, float] = BUSI_FRACTIONS, workers: int | None = None,
                progress: Callable[[int], None] | None = None, hard_normals: bool = False,

@@ -113,3 +113,28 @@ def test_a_set_drawn_by_another_generator_is_redrawn_not_reused(tmp_path, monkey
     assert one["generator"] == made(data)
     for p in normals:  # one process and the pool drew the same images
         assert np.array_equal(cv2.imread(str(p), 0), cv2.imread(str(tmp_path / "one" / "normal" / p.name), 0))
+
+
+def test_studies_refuse_to_resume_on_a_set_of_another_generator(tmp_path, monkeypatch):
+    """The CV study and the scales sweep train runs in their work directory on its data: a set
+    drawn by another phantom (the darker lobules, or older code) is refused by name."""
+    import pytest
+    from script_util import load_script
+
+    from btseg.data import phantom_normals
+    from btseg.data.phantom import drawn_by, generator_id
+    from btseg.errors import ConfigError
+
+    monkeypatch.setattr(phantom_normals, "LOBULE_ECHO", (0.08, 0.3))
+    old = tmp_path / "work" / "data"
+    synthesize(old, n=6, size=32, seed=0, workers=1, hard_normals=True)
+    monkeypatch.undo()
+    assert drawn_by(old) != generator_id() and drawn_by(tmp_path / "nothing") is None
+    sweep = load_script("benchmarks/scales_sweep.py")
+    with pytest.raises(ConfigError, match="another phantom generator"):
+        sweep.prepare(tmp_path / "work", n=6, size=32)
+    assert not (tmp_path / "work" / "runs").exists()
+    study = load_script("benchmarks/ablation_cv.py")
+    r = __import__("click.testing", fromlist=["CliRunner"]).CliRunner().invoke(
+        study.main, ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "o"), "--n", "24", "--size", "32"])
+    assert r.exit_code == 2 and "another phantom generator" in r.output, r.output
