@@ -124,8 +124,8 @@ def write_report(out: Path, data_summary: str, train_md: str, bench_result: dict
              "Lesion sensitivity: lesion images the model says have a lesion; normal false-lesion rate: normal "
              "images it draws a lesion on (k of n), both after the package's presence decision, calibrated on the "
              "validation split to detect >= 95% of its lesion images (docs/distill.md). Held-out normals: "
-             "hard-normal phantoms of another seed, in no split, counted the same way (a few normal test "
-             "images measure the rate in coarse steps).", ""]
+             "hard-normal phantoms of another seed, in no split, counted the same way, and in brackets without "
+             "the decision: what it fixed (a few normal test images measure the rate in coarse steps).", ""]
     plot = out / "bench" / "bench.png"
     if bench_result is not None:
         parts += ["## Benchmark", "", report.markdown(bench_result), ""]
