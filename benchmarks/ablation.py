@@ -236,11 +236,10 @@ def _show_epoch(bars, task, log: Path) -> None:
 def prepare_data(st: Study, work: Path) -> None:
     """The phantom data set and the split, each made once."""
     from btseg.data import make_splits, open_dataset
-    from btseg.data.phantom import synthesize
+    from btseg.data.phantom import ensure
 
     data = work / "data"
-    if not (data / "phantom.json").exists():
-        s = synthesize(data, n=st.n, size=st.size, seed=st.data_seed)
+    if (s := ensure(data, st.n, st.size, st.data_seed, other="refuse")) is not None:
         console.print(f"data: {s['counts']} at {st.size} px in {s['seconds']:.1f} s -> {data}")
     split = splits_path(work / "runs")
     if not split.exists():

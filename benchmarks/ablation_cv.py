@@ -197,7 +197,7 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
          steps_per_epoch: int, batch_size: int, teacher_widths: str, student_widths: str, variants: str,
          kd_grid: str, only: str | None, report_only: bool, code_note: str) -> None:
     """Run (or resume) the CV ablation; write the report once every fold is done."""
-    from btseg.data.phantom import drawn_by, generator_id, synthesize
+    from btseg.data.phantom import ensure
     from btseg.distill.cv import parse_grid, parse_variants, run_cv
 
     st = CVStudy(n=n, size=size, hard_normals=hard_normals, folds=folds, max_epochs=max_epochs, patience=patience,
@@ -211,11 +211,7 @@ def main(work: Path, out: Path, n: int, size: int, hard_normals: bool, folds: in
     work.mkdir(parents=True, exist_ok=True)
     write_json(path, asdict(st))
     data = work / "data"
-    if not (data / "phantom.json").exists():
-        synthesize(data, n=st.n, size=st.size, seed=st.data_seed, workers=1, hard_normals=st.hard_normals)
-    elif (made := drawn_by(data)) != generator_id():
-        raise ConfigError(f"{data}: drawn by another phantom generator ({made}, now {generator_id()}); its folds "
-                          "would mix two data sets: use a new --work")
+    ensure(data, st.n, st.size, st.data_seed, workers=1, hard_normals=st.hard_normals, other="refuse")
     t0 = time.perf_counter()
     summary = run_cv(data, work / "cv", config(st), folds=st.folds, variants=parse_variants(st.variants),
                      grid=parse_grid(st.kd_grid), only=None if only is None else _ints(only))

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from btseg.data import phantom_normals  # noqa: E402
-from btseg.io import read_json, write_json  # noqa: E402
+from btseg.io import write_json  # noqa: E402
 
 
 def _echo(text: str) -> tuple[float, float]:
@@ -49,21 +49,18 @@ def _echo(text: str) -> tuple[float, float]:
 
 def make(out: Path, echo: tuple[float, float], n: int, size: int, seed: int,
          fractions: tuple[float, float, float] | None = None) -> Path:
-    """The hard-normal phantom with lobule backscatter ``echo`` (reused when it exists)."""
+    """The hard-normal phantom with lobule backscatter ``echo`` (reused when it was drawn so:
+    the generator recorded in its phantom.json holds the brightness)."""
     from btseg.data import phantom, phantom_normals
 
-    done = out / "phantom.json"
-    want = {"n": n, "size": size, "seed": seed, "lobule_echo": list(echo)}
-    if done.exists() and {k: read_json(done).get(k) for k in want} == want:
-        return out
     saved = phantom_normals.LOBULE_ECHO
     phantom_normals.LOBULE_ECHO = echo
-    try:  # one process: the override must reach the generator
-        kw = {"fractions": fractions} if fractions else {}
-        summary = phantom.synthesize(out, n=n, size=size, seed=seed, hard_normals=True, workers=1, **kw)
+    try:  # the override reaches spawned workers too (synthesize passes it on)
+        summary = phantom.ensure(out, n, size, seed, hard_normals=True, fractions=fractions or phantom.BUSI_FRACTIONS)
     finally:
         phantom_normals.LOBULE_ECHO = saved
-    write_json(done, {**summary, "lobule_echo": list(echo)})
+    if summary is not None:
+        write_json(out / "phantom.json", {**summary, "lobule_echo": list(echo)})
     return out
 
 

@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation import run_jobs  # noqa: E402
 
 from btseg.cli.common import console, handle_errors  # noqa: E402
-from btseg.errors import ConfigError  # noqa: E402
 from btseg.io import read_json, write_json  # noqa: E402
 
 PAPER = (32, 64, 128, 256, 512)
@@ -46,15 +45,11 @@ def base_cfg(size: int, epochs: int, steps: int, patience: int):
 def prepare(work: Path, n: int, size: int, seed: int = 0) -> Path:
     """WORK/data (the hard-normal phantom) and WORK/runs/splits.json, each made once."""
     from btseg.data import make_splits, open_dataset
-    from btseg.data.phantom import drawn_by, generator_id, synthesize
+    from btseg.data.phantom import ensure
 
     data = work / "data"
-    if not (data / "phantom.json").exists():
-        s = synthesize(data, n=n, size=size, seed=seed, hard_normals=True)
+    if (s := ensure(data, n, size, seed, hard_normals=True, other="refuse")) is not None:
         console.print(f"data: {s['counts']} at {size} px -> {data}")
-    elif (made := drawn_by(data)) != generator_id():
-        raise ConfigError(f"{data}: drawn by another phantom generator ({made}, now {generator_id()}); the runs "
-                          "in this work directory were trained on it: use a new --work")
     split = work / "runs" / "splits.json"
     if not split.exists():
         split.parent.mkdir(parents=True, exist_ok=True)

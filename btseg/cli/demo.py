@@ -50,24 +50,19 @@ def step(title: str) -> None:
 
 def make_data(out: Path, n: int, size: int, seed: int, fresh: bool, hard_normals: bool = False,
               name: str = "data", fractions: tuple[float, float, float] | None = None) -> Path:
-    """OUT/<name>: the phantom (reused when its phantom.json says it was made the same way);
-    ``fractions`` (benign, malignant, normal) default to BUSI's."""
-    from btseg.data.phantom import BUSI_FRACTIONS, drawn_by, generator_id, synthesize
-    from btseg.io import read_json
+    """OUT/<name>: the phantom (reused when its phantom.json says it was made the same way,
+    by today's generator: :func:`btseg.data.phantom.ensure`); ``fractions`` (benign,
+    malignant, normal) default to BUSI's."""
+    from btseg.data.phantom import BUSI_FRACTIONS, ensure
 
     data = out / name
-    fractions = tuple(fractions or BUSI_FRACTIONS)
-    if (data / "phantom.json").exists() and not fresh:
-        made = read_json(data / "phantom.json")
-        if [made.get(k) for k in ("n", "size", "seed")] == [n, size, seed] and \
-                bool(made.get("hard_normals")) == hard_normals and \
-                tuple(made.get("fractions", BUSI_FRACTIONS)) == fractions and \
-                drawn_by(data) == generator_id():  # a changed phantom draws a new set
-            console.print(f"{name}: reusing {data}")
-            return data
-    shutil.rmtree(data, ignore_errors=True)
-    summary = synthesize(data, n=n, size=size, seed=seed, hard_normals=hard_normals, fractions=fractions)
-    console.print(f"{name}: {summary['counts']} in {summary['seconds']:.1f} s -> {data}")
+    if fresh:
+        shutil.rmtree(data, ignore_errors=True)
+    summary = ensure(data, n, size, seed, hard_normals=hard_normals, fractions=tuple(fractions or BUSI_FRACTIONS))
+    if summary is None:
+        console.print(f"{name}: reusing {data}")
+    else:
+        console.print(f"{name}: {summary['counts']} in {summary['seconds']:.1f} s -> {data}")
     return data
 
 

@@ -206,22 +206,44 @@ GENERATOR_FILES = ["btseg/data/phantom.py", "btseg/data/phantom_field.py", "btse
 
 
 def generator_id() -> str:
-    """A hash of the phantom's drawing code (comments and docstrings excluded), recorded in
-    ``phantom.json`` as ``generator``: a caller that reuses a set it made earlier (the demo,
-    the CV study) compares it, so a changed phantom is never scored as the old one's images."""
+    """A hash of the phantom's drawing code (comments and docstrings excluded) and the lobule
+    brightness, recorded in ``phantom.json`` as ``generator``: :func:`ensure` compares it, so
+    a changed phantom is never scored as the old one's images."""
     from btseg.data import phantom_normals
 
     return code_hash(GENERATOR_FILES)[:16] + "-lobule-%g-%g" % phantom_normals.LOBULE_ECHO
 
 
-def drawn_by(data: str | Path) -> str | None:
-    """The generator recorded in ``data/phantom.json`` (None: no such set, or one drawn
-    before sets recorded it).  ``drawn_by(d) == generator_id()``: d's images are what
-    today's phantom draws."""
+def ensure(out_dir: str | Path, n: int, size: int, seed: int, *, hard_normals: bool = False,
+           fractions: tuple[float, float, float] = BUSI_FRACTIONS, workers: int | None = None,
+           other: str = "redraw") -> dict | None:
+    """The phantom set ``out_dir`` as these arguments and today's generator draw it: reused
+    when its ``phantom.json`` says it was made so (returns None), drawn otherwise (returns
+    :func:`synthesize`'s summary).  The one reuse rule of the demo and the studies.
+
+    A set made otherwise (other arguments, or another generator: :func:`generator_id`) is
+    removed and drawn again with ``other="redraw"``; with ``other="refuse"`` (a study whose
+    work directory holds runs trained on it) it is a :class:`ConfigError` naming what differs.
+    """
     from btseg.io import read_json
 
-    path = Path(data) / "phantom.json"
-    return read_json(path).get("generator") if path.is_file() else None
+    out = Path(out_dir)
+    want = {"n": n, "size": size, "seed": seed, "hard_normals": bool(hard_normals),
+            "fractions": [float(f) for f in fractions], "generator": generator_id()}
+    if (out / "phantom.json").is_file():
+        made = read_json(out / "phantom.json")
+        got = {k: made.get(k) for k in want}
+        got["hard_normals"] = bool(got["hard_normals"])
+        if got == want:
+            return None
+        diff = "; ".join(f"{k} {got[k]} (now {want[k]})" for k in want if got[k] != want[k])
+        if other == "refuse":
+            raise ConfigError(f"{out}: a phantom set made otherwise ({diff}); the runs beside it were trained on "
+                              "it: use a new work directory")
+        import shutil
+
+        shutil.rmtree(out)
+    return synthesize(out, n=n, size=size, seed=seed, fractions=fractions, workers=workers, hard_normals=hard_normals)
 
 
 def synthesize(out_dir: str | Path, n: int = 300, size: int = 256, seed: int = 0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from btseg.data import open_dataset
@@ -91,8 +93,6 @@ def test_a_set_drawn_by_another_generator_is_redrawn_not_reused(tmp_path, monkey
     """The demo reuses a phantom set only when the code that drew it is today's: a set drawn
     with darker fat lobules (the phantom before 2026-12) is another data set.  The lobule
     brightness also reaches spawned workers, so the set holds what phantom.json says."""
-    import json
-
     from btseg.cli.demo import make_data
     from btseg.data import phantom_normals
 
@@ -122,19 +122,25 @@ def test_studies_refuse_to_resume_on_a_set_of_another_generator(tmp_path, monkey
     from script_util import load_script
 
     from btseg.data import phantom_normals
-    from btseg.data.phantom import drawn_by, generator_id
+    from btseg.data.phantom import ensure, generator_id
     from btseg.errors import ConfigError
 
     monkeypatch.setattr(phantom_normals, "LOBULE_ECHO", (0.08, 0.3))
     old = tmp_path / "work" / "data"
     synthesize(old, n=6, size=32, seed=0, workers=1, hard_normals=True)
     monkeypatch.undo()
-    assert drawn_by(old) != generator_id() and drawn_by(tmp_path / "nothing") is None
+    assert json.loads((old / "phantom.json").read_text())["generator"] != generator_id()
     sweep = load_script("benchmarks/scales_sweep.py")
-    with pytest.raises(ConfigError, match="another phantom generator"):
+    with pytest.raises(ConfigError, match="phantom set made otherwise.*generator"):
         sweep.prepare(tmp_path / "work", n=6, size=32)
     assert not (tmp_path / "work" / "runs").exists()
     study = load_script("benchmarks/ablation_cv.py")
     r = __import__("click.testing", fromlist=["CliRunner"]).CliRunner().invoke(
         study.main, ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "o"), "--n", "24", "--size", "32"])
-    assert r.exit_code == 2 and "another phantom generator" in r.output, r.output
+    assert r.exit_code == 2 and "phantom set made otherwise" in r.output, r.output
+    assert json.loads((old / "phantom.json").read_text())["n"] == 6  # refused, not redrawn
+    # the same set under other arguments: named, and redrawn only when asked to
+    with pytest.raises(ConfigError, match=r"n 6 \(now 8\)"):
+        ensure(old, 8, 32, 0, hard_normals=True, other="refuse")
+    assert ensure(old, 8, 32, 0, hard_normals=True)["n"] == 8
+    assert ensure(old, 8, 32, 0, hard_normals=True) is None  # now it is today's: reused
