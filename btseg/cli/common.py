@@ -79,8 +79,9 @@ def quiet_teardown() -> None:
 
 
 def _ignore_stop_signals() -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def require_extra(command: str, extra: str) -> None:
