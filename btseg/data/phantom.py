@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,7 +40,7 @@ from scipy.signal import hilbert
 
 from btseg.data.phantom_field import lesion_field as _lesion_field
 from btseg.errors import ConfigError, DataError
-from btseg.io import write_json, write_png
+from btseg.io import read_json, write_json, write_png
 from btseg.provenance import code_hash
 
 BUSI_FRACTIONS = (437 / 780, 210 / 780, 133 / 780)  # benign, malignant, normal
@@ -225,8 +226,8 @@ def ensure(out_dir: str | Path, n: int, size: int, seed: int, *, hard_normals: b
     removed and drawn again with ``other="redraw"``; with ``other="refuse"`` (a study whose
     work directory holds runs trained on it) it is a :class:`ConfigError` naming what differs.
     """
-    from btseg.io import read_json
-
+    if other not in ("redraw", "refuse"):
+        raise ConfigError(f"other={other!r}: expected 'redraw' or 'refuse'")
     out = Path(out_dir)
     want = {"n": n, "size": size, "seed": seed, "hard_normals": bool(hard_normals),
             "fractions": [float(f) for f in fractions], "generator": generator_id()}
@@ -240,8 +241,6 @@ def ensure(out_dir: str | Path, n: int, size: int, seed: int, *, hard_normals: b
         if other == "refuse":
             raise ConfigError(f"{out}: a phantom set made otherwise ({diff}); the runs beside it were trained on "
                               "it: use a new work directory")
-        import shutil
-
         shutil.rmtree(out)
     return synthesize(out, n=n, size=size, seed=seed, fractions=fractions, workers=workers, hard_normals=hard_normals)
 
