@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from btseg.data import phantom_normals  # noqa: E402
-from btseg.io import write_json  # noqa: E402
 
 
 def _echo(text: str) -> tuple[float, float]:
@@ -56,11 +55,9 @@ def make(out: Path, echo: tuple[float, float], n: int, size: int, seed: int,
     saved = phantom_normals.LOBULE_ECHO
     phantom_normals.LOBULE_ECHO = echo
     try:  # the override reaches spawned workers too (synthesize passes it on)
-        summary = phantom.ensure(out, n, size, seed, hard_normals=True, fractions=fractions or phantom.BUSI_FRACTIONS)
+        phantom.ensure(out, n, size, seed, hard_normals=True, fractions=fractions or phantom.BUSI_FRACTIONS)
     finally:
         phantom_normals.LOBULE_ECHO = saved
-    if summary is not None:
-        write_json(out / "phantom.json", {**summary, "lobule_echo": list(echo)})
     return out
 
 
